@@ -1,0 +1,76 @@
+# ngx_http_postback_module: build, test and demo against Debian's nginx-dev.
+#
+#   make         build build/ngx_http_postback_module.so
+#   make test    unit tests, fuzz smoke run, prove t/*.t against real nginx
+#   make demo    nginx + sample checkout + receivers from conf.d/, a few
+#                checkouts, what the receivers got and the status page
+#
+# Each target installs the Debian packages it lacks (as root, with apt-get).
+
+NGX_SRC   ?= /usr/share/nginx/src
+BUILD     := $(CURDIR)/build
+MODULE    := $(BUILD)/ngx_http_postback_module.so
+FUZZ_SECONDS ?= 10
+
+# what the module, its tests and its demo need on Debian bookworm
+PACKAGES  := nginx nginx-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
+             zlib1g-dev libpcre2-dev gcc make clang libclang-rt-14-dev \
+             perl curl
+
+SOURCES   := config $(wildcard ngx_http_postback_module/*.[ch])
+
+CC_OPT    := -g -O2 -fPIC -fstack-protector-strong -Wformat \
+             -Werror=format-security -D_FORTIFY_SOURCE=2
+LD_OPT    := -Wl,-z,relro -Wl,-z,now -fPIC
+
+.PHONY: all deps test unit fuzz-smoke prove demo clean
+
+all: $(MODULE)
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "run as root, or install:$$missing" >&2; exit 1; \
+	    fi; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BUILD)/nginx/Makefile: config | deps
+	mkdir -p $(BUILD)
+	cd $(NGX_SRC) && bash -c '. ./conf_flags && ./configure \
+	    --with-cc-opt="$(CC_OPT)" --with-ld-opt="$(LD_OPT)" \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module="$(CURDIR)" \
+	    --builddir="$(BUILD)/nginx"' > $(BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+	$(MAKE) -s -f $(BUILD)/nginx/Makefile -C $(NGX_SRC) modules
+	cp $(BUILD)/nginx/ngx_http_postback_module.so $@
+
+test: deps $(MODULE) unit fuzz-smoke prove
+
+unit: deps
+	$(MAKE) -s -C t/unit
+
+fuzz-smoke: deps
+	$(MAKE) -s -C fuzz smoke SECONDS=$(FUZZ_SECONDS)
+
+prove: $(MODULE)
+	PB_MODULE=$(MODULE) prove -I t/lib t/
+
+demo: deps $(MODULE)
+	PB_MODULE=$(MODULE) perl -I t/lib demo/demo.pl
+
+clean:
+	rm -rf $(BUILD)
+	-$(MAKE) -s -C t/unit clean
+	-$(MAKE) -s -C fuzz clean

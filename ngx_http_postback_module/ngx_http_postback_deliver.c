@@ -1,0 +1,727 @@
+
+/*
+ * Copyright (C) The ngx_http_postback_module authors
+ *
+ * Delivery: one libcurl multi handle per worker, driven by nginx's event
+ * loop through curl's socket and timer callbacks.  Nothing here blocks:
+ * curl's sockets are wrapped in nginx connections with level-triggered
+ * events, and curl's timeout is an nginx timer.
+ */
+
+
+#include "ngx_http_postback_module.h"
+#include <curl/curl.h>
+
+
+typedef struct {
+    ngx_queue_t                     queue;  /* active, or the callback's
+                                               waiting list */
+    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_delivery_t   *d;
+    CURL                           *easy;
+    struct curl_slist              *headers;
+    uint64_t                        start;
+    size_t                          response_len;
+    u_char                          response[NGX_HTTP_POSTBACK_RESP_MAX];
+    char                            error[CURL_ERROR_SIZE];
+} ngx_http_postback_transfer_t;
+
+
+typedef struct {
+    CURLM                          *multi;
+    ngx_shm_zone_t                 *shm_zone;
+    ngx_log_t                      *log;
+    ngx_event_t                     timer;
+    ngx_connection_t                timer_conn;     /* for the timer's log */
+    ngx_queue_t                     active;
+    ngx_connection_t              **sockets;        /* by fd */
+    ngx_uint_t                      nsockets;
+} ngx_http_postback_deliverer_t;
+
+
+static ngx_int_t ngx_http_postback_start(ngx_http_postback_transfer_t *t);
+static ngx_int_t ngx_http_postback_set_request(ngx_http_postback_transfer_t *t);
+static ngx_int_t ngx_http_postback_add_header(ngx_http_postback_transfer_t *t,
+    u_char *line);
+static void ngx_http_postback_done(ngx_http_postback_transfer_t *t,
+    CURLcode rc);
+static void ngx_http_postback_check_done(void);
+static void ngx_http_postback_event_handler(ngx_event_t *ev);
+static void ngx_http_postback_timer_handler(ngx_event_t *ev);
+static int ngx_http_postback_socket_cb(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp);
+static int ngx_http_postback_timer_cb(CURLM *multi, long timeout_ms,
+    void *userp);
+static curl_socket_t ngx_http_postback_open_socket(void *clientp,
+    curlsocktype purpose, struct curl_sockaddr *address);
+static int ngx_http_postback_close_socket(void *clientp, curl_socket_t s);
+static ngx_connection_t *ngx_http_postback_wrap_socket(curl_socket_t s);
+static void ngx_http_postback_unwrap_socket(ngx_connection_t *c);
+static size_t ngx_http_postback_write_cb(char *ptr, size_t size,
+    size_t nmemb, void *userdata);
+
+
+static ngx_http_postback_deliverer_t  ngx_http_postback_deliverer;
+
+
+ngx_int_t
+ngx_http_postback_deliver_init(ngx_cycle_t *cycle)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_postback_module);
+    if (pmcf == NULL || pmcf->callbacks.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "postback: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    dl->multi = curl_multi_init();
+    if (dl->multi == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "postback: curl_multi_init() failed");
+        return NGX_ERROR;
+    }
+
+    dl->shm_zone = pmcf->shm_zone;
+    dl->log = cycle->log;
+    ngx_queue_init(&dl->active);
+
+    dl->timer_conn.fd = (ngx_socket_t) -1;
+    dl->timer.handler = ngx_http_postback_timer_handler;
+    dl->timer.data = &dl->timer_conn;
+    dl->timer.log = cycle->log;
+    /* pending transfers never hold a graceful shutdown */
+    dl->timer.cancelable = 1;
+
+    curl_multi_setopt(dl->multi, CURLMOPT_SOCKETFUNCTION,
+                      ngx_http_postback_socket_cb);
+    curl_multi_setopt(dl->multi, CURLMOPT_TIMERFUNCTION,
+                      ngx_http_postback_timer_cb);
+
+    /* curl's sockets count against worker_connections */
+    curl_multi_setopt(dl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      (long) ngx_max(cycle->connection_n / 4, 1));
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i;
+    ngx_queue_t                    *q;
+    ngx_http_postback_transfer_t   *t;
+    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_main_conf_t  *pmcf;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (dl->multi == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&dl->active)) {
+        q = ngx_queue_head(&dl->active);
+        t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
+        ngx_queue_remove(q);
+
+        curl_multi_remove_handle(dl->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        curl_slist_free_all(t->headers);
+
+        ngx_http_postback_zone_release(dl->shm_zone, t->d);
+        ngx_free(t);
+    }
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_postback_module);
+    cbp = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        while (!ngx_queue_empty(&cbp[i]->waiting)) {
+            q = ngx_queue_head(&cbp[i]->waiting);
+            t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
+            ngx_queue_remove(q);
+
+            ngx_http_postback_zone_release(dl->shm_zone, t->d);
+            ngx_free(t);
+        }
+    }
+
+    /* closes the cached connections through our close callback */
+    curl_multi_cleanup(dl->multi);
+    dl->multi = NULL;
+
+    if (dl->timer.timer_set) {
+        ngx_del_timer(&dl->timer);
+    }
+
+    if (dl->timer.posted) {
+        ngx_delete_posted_event(&dl->timer);
+    }
+
+    ngx_free(dl->sockets);
+    dl->sockets = NULL;
+    dl->nsockets = 0;
+
+    curl_global_cleanup();
+}
+
+
+void
+ngx_http_postback_deliver(ngx_http_postback_callback_t *cb,
+    ngx_http_postback_delivery_t *d, ngx_log_t *log)
+{
+    ngx_http_postback_transfer_t  *t;
+
+    t = ngx_calloc(sizeof(ngx_http_postback_transfer_t), log);
+    if (t == NULL) {
+        ngx_http_postback_zone_release(ngx_http_postback_deliverer.shm_zone,
+                                       d);
+        return;
+    }
+
+    t->cb = cb;
+    t->d = d;
+
+    if (cb->active >= cb->max_conns) {
+        ngx_queue_insert_tail(&cb->waiting, &t->queue);
+        return;
+    }
+
+    if (ngx_http_postback_start(t) != NGX_OK) {
+        ngx_http_postback_done(t, CURLE_OUT_OF_MEMORY);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_postback_start(ngx_http_postback_transfer_t *t)
+{
+    ngx_time_t                     *tp;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    t->cb->active++;
+    ngx_queue_insert_tail(&dl->active, &t->queue);
+
+    tp = ngx_timeofday();
+    t->start = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_postback_set_request(t) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (curl_multi_add_handle(dl->multi, t->easy) != CURLM_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
+{
+    u_char                        *p, *last, *line, *id, *buf;
+    size_t                         size;
+    CURL                          *easy;
+    ngx_int_t                      rc;
+    ngx_http_postback_request_t    req;
+    ngx_http_postback_callback_t  *cb;
+
+    easy = t->easy;
+    cb = t->cb;
+
+    ngx_http_postback_zone_request(t->d, &req, &id);
+
+    /* one buffer fits the url and every header line, NUL-terminated */
+    size = ngx_max(req.url.len, req.headers.len);
+    size = ngx_max(size, cb->authorization.len) + sizeof("Authorization: ");
+
+    buf = ngx_alloc(size, ngx_http_postback_deliverer.log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    ngx_sprintf(buf, "webhook-id: %*s%Z", NGX_HTTP_POSTBACK_ID_LEN, id);
+
+    if (ngx_http_postback_add_header(t, buf) != NGX_OK
+        /* curl would otherwise wait for "100 Continue" on bodies over 1k */
+        || ngx_http_postback_add_header(t, (u_char *) "Expect:") != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (req.method == NGX_HTTP_POSTBACK_POST_JSON
+        && ngx_http_postback_add_header(t,
+                           (u_char *) "Content-Type: application/json")
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (req.method == NGX_HTTP_POSTBACK_POST_FORM
+        && ngx_http_postback_add_header(t,
+                (u_char *) "Content-Type: application/x-www-form-urlencoded")
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (cb->authorization.len) {
+        ngx_sprintf(buf, "Authorization: %V%Z", &cb->authorization);
+
+        if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
+            goto done;
+        }
+    }
+
+    last = req.headers.data + req.headers.len;
+
+    for (line = req.headers.data; line < last; line = p + 1) {
+        p = ngx_strlchr(line, last, '\n');
+        if (p == NULL) {
+            break;
+        }
+
+        *ngx_cpymem(buf, line, p - line) = '\0';
+
+        if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
+            goto done;
+        }
+    }
+
+    /* curl copies the url */
+    *ngx_cpymem(buf, req.url.data, req.url.len) = '\0';
+    curl_easy_setopt(easy, CURLOPT_URL, (char *) buf);
+
+#if (LIBCURL_VERSION_NUM >= 0x075500)
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_http_postback_module");
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) cb->timeout);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ngx_http_postback_write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
+                     ngx_http_postback_open_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+                     ngx_http_postback_close_socket);
+
+    if (req.method == NGX_HTTP_POSTBACK_GET) {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+
+    } else {
+        /* the record stays in the zone until the transfer is done */
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) req.body.len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *) req.body.data);
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_free(buf);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_postback_add_header(ngx_http_postback_transfer_t *t, u_char *line)
+{
+    struct curl_slist  *list;
+
+    list = curl_slist_append(t->headers, (char *) line);
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->headers = list;
+
+    return NGX_OK;
+}
+
+
+static size_t
+ngx_http_postback_write_cb(char *ptr, size_t size, size_t nmemb,
+    void *userdata)
+{
+    size_t                         n;
+    ngx_http_postback_transfer_t  *t = userdata;
+
+    n = ngx_min(size * nmemb, NGX_HTTP_POSTBACK_RESP_MAX - t->response_len);
+    ngx_memcpy(t->response + t->response_len, ptr, n);
+    t->response_len += n;
+
+    return size * nmemb;
+}
+
+
+static void
+ngx_http_postback_check_done(void)
+{
+    int                             left;
+    CURLMsg                        *msg;
+    ngx_http_postback_transfer_t   *t;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    while ((msg = curl_multi_info_read(dl->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+        ngx_http_postback_done(t, msg->data.result);
+    }
+}
+
+
+static void
+ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
+{
+    long                            code;
+    ngx_time_t                     *tp;
+    ngx_queue_t                    *q;
+    ngx_http_postback_result_t      res;
+    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    cb = t->cb;
+    code = 0;
+
+    if (t->easy) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    }
+
+    tp = ngx_timeofday();
+
+    ngx_memzero(&res, sizeof(ngx_http_postback_result_t));
+    res.start = t->start;
+    res.duration = (ngx_msec_t) ((uint64_t) tp->sec * 1000 + tp->msec
+                                 - t->start);
+    res.status = code;
+    res.response.data = t->response;
+    res.response.len = t->response_len;
+
+    if (rc != CURLE_OK) {
+        res.error.data = (u_char *) (t->error[0] ? t->error
+                                                 : curl_easy_strerror(rc));
+        res.error.len = ngx_strlen(res.error.data);
+
+        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                      "postback: callback \"%V\" delivery %*s failed: %V",
+                      &cb->name, NGX_HTTP_POSTBACK_ID_LEN,
+                      ngx_http_postback_zone_id(t->d), &res.error);
+
+    } else if (code < 200 || code > 299) {
+        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                      "postback: callback \"%V\" delivery %*s answered %l",
+                      &cb->name, NGX_HTTP_POSTBACK_ID_LEN,
+                      ngx_http_postback_zone_id(t->d), code);
+    }
+
+    ngx_http_postback_zone_finish(dl->shm_zone, t->d, &res);
+
+    if (t->easy) {
+        curl_multi_remove_handle(dl->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+    }
+
+    curl_slist_free_all(t->headers);
+
+    ngx_queue_remove(&t->queue);
+    cb->active--;
+    ngx_free(t);
+
+    while (cb->active < cb->max_conns && !ngx_queue_empty(&cb->waiting)) {
+        q = ngx_queue_head(&cb->waiting);
+        ngx_queue_remove(q);
+        t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
+
+        if (ngx_http_postback_start(t) != NGX_OK) {
+            ngx_http_postback_done(t, CURLE_OUT_OF_MEMORY);
+        }
+    }
+}
+
+
+static void
+ngx_http_postback_event_handler(ngx_event_t *ev)
+{
+    int                             running;
+    ngx_connection_t               *c;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    c = ev->data;
+
+    if (c->close || dl->multi == NULL) {
+        /* worker_shutdown_timeout: exit_process aborts the transfers */
+        return;
+    }
+
+    curl_multi_socket_action(dl->multi, c->fd,
+                             ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN,
+                             &running);
+
+    ngx_http_postback_check_done();
+}
+
+
+static void
+ngx_http_postback_timer_handler(ngx_event_t *ev)
+{
+    int                             running;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (dl->multi == NULL) {
+        return;
+    }
+
+    curl_multi_socket_action(dl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+
+    ngx_http_postback_check_done();
+}
+
+
+static int
+ngx_http_postback_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    ngx_event_t  *ev = &ngx_http_postback_deliverer.timer;
+
+    /* ngx_add_timer() would keep an older deadline close to the new one */
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (timeout_ms < 0) {
+        return 0;
+    }
+
+    if (timeout_ms == 0) {
+        /* curl must not be re-entered from its own callback */
+        if (!ev->posted) {
+            ngx_post_event(ev, &ngx_posted_events);
+        }
+
+        return 0;
+    }
+
+    ngx_add_timer(ev, (ngx_msec_t) timeout_ms);
+
+    return 0;
+}
+
+
+static int
+ngx_http_postback_socket_cb(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp)
+{
+    ngx_connection_t               *c = socketp;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (c == NULL) {
+            return 0;
+        }
+
+        if (c->data == NULL) {
+            /* the resolver's socketpair: curl closes it right after */
+            curl_multi_assign(dl->multi, s, NULL);
+            ngx_http_postback_unwrap_socket(c);
+            return 0;
+        }
+
+        /* the socket may stay open, idle in curl's connection cache */
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        return 0;
+    }
+
+    if (c == NULL) {
+        if ((ngx_uint_t) s < dl->nsockets && dl->sockets[s]) {
+            c = dl->sockets[s];
+
+        } else {
+            /* not opened by us: the threaded resolver's socketpair */
+            c = ngx_http_postback_wrap_socket(s);
+            if (c == NULL) {
+                return -1;
+            }
+        }
+
+        curl_multi_assign(dl->multi, s, c);
+    }
+
+    /* curl expects level-triggered readiness: flags 0, not NGX_CLEAR_EVENT */
+
+    if ((what & CURL_POLL_IN) && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+
+    } else if (!(what & CURL_POLL_IN) && c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if ((what & CURL_POLL_OUT) && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+
+    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    return 0;
+}
+
+
+static curl_socket_t
+ngx_http_postback_open_socket(void *clientp, curlsocktype purpose,
+    struct curl_sockaddr *address)
+{
+    ngx_socket_t       s;
+    ngx_connection_t  *c;
+
+    s = ngx_socket(address->family, address->socktype, address->protocol);
+    if (s == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_postback_deliverer.log,
+                      ngx_socket_errno, "postback: socket() failed");
+        return CURL_SOCKET_BAD;
+    }
+
+    c = ngx_http_postback_wrap_socket(s);
+    if (c == NULL) {
+        ngx_close_socket(s);
+        return CURL_SOCKET_BAD;
+    }
+
+    /* ours to close, in ngx_http_postback_close_socket() */
+    c->data = &ngx_http_postback_deliverer;
+
+    return s;
+}
+
+
+static int
+ngx_http_postback_close_socket(void *clientp, curl_socket_t s)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if ((ngx_uint_t) s < dl->nsockets && dl->sockets[s]) {
+        ngx_http_postback_unwrap_socket(dl->sockets[s]);
+    }
+
+    return ngx_close_socket(s);
+}
+
+
+static ngx_connection_t *
+ngx_http_postback_wrap_socket(curl_socket_t s)
+{
+    ngx_uint_t                      n;
+    ngx_connection_t               *c, **sockets;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if ((ngx_uint_t) s >= dl->nsockets) {
+        n = ngx_max((ngx_uint_t) s + 1, dl->nsockets * 2);
+        n = ngx_max(n, 64);
+
+        sockets = ngx_calloc(n * sizeof(ngx_connection_t *), dl->log);
+        if (sockets == NULL) {
+            return NULL;
+        }
+
+        if (dl->sockets) {
+            ngx_memcpy(sockets, dl->sockets,
+                       dl->nsockets * sizeof(ngx_connection_t *));
+            ngx_free(dl->sockets);
+        }
+
+        dl->sockets = sockets;
+        dl->nsockets = n;
+    }
+
+    if (dl->sockets[s]) {
+        /* a wrapper left from an fd that curl closed behind our back */
+        ngx_http_postback_unwrap_socket(dl->sockets[s]);
+    }
+
+    c = ngx_get_connection(s, dl->log);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->data = NULL;
+    c->read->handler = ngx_http_postback_event_handler;
+    c->write->handler = ngx_http_postback_event_handler;
+    c->read->log = dl->log;
+    c->write->log = dl->log;
+
+    dl->sockets[s] = c;
+
+    return c;
+}
+
+
+static void
+ngx_http_postback_unwrap_socket(ngx_connection_t *c)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    dl->sockets[c->fd] = NULL;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->read->closed = 1;
+    c->write->closed = 1;
+    c->fd = (ngx_socket_t) -1;
+
+    ngx_free_connection(c);
+}

@@ -1,0 +1,888 @@
+
+/*
+ * Copyright (C) The ngx_http_postback_module authors
+ *
+ * Capture: the header filter decides whether a response is examined, the
+ * body filter copies its bytes (never holding or changing a buffer) and,
+ * on the last buffer, extracts the fields, decides the event, renders the
+ * requests of the matching callbacks and hands them to the zone.
+ */
+
+
+#include "ngx_http_postback_module.h"
+#include "pb_escape.h"
+#include "pb_inflate.h"
+#include "pb_payload.h"
+
+
+#define NGX_HTTP_POSTBACK_CAPTURE_CHUNK  (16 * 1024)
+
+
+typedef struct {
+    ngx_http_postback_main_conf_t  *pmcf;
+    size_t                          limit;
+
+    u_char                         *buf;
+    size_t                          len;
+    size_t                          cap;
+    pb_inflate_t                   *inflate;
+    int                             inflate_rc;
+
+    unsigned                        done:1;
+    unsigned                        skipped:1;
+    unsigned                        evaluated:1;
+
+    json_t                         *doc;
+    ngx_str_t                       data;   /* doc as compact JSON */
+    ngx_str_t                      *values; /* one per postback_field */
+} ngx_http_postback_ctx_t;
+
+
+static ngx_int_t ngx_http_postback_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_postback_is_json(ngx_str_t *type);
+static void ngx_http_postback_skip(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_counter_e reason);
+static void ngx_http_postback_copy(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, u_char *pos, size_t size);
+static void ngx_http_postback_finish(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_evaluate(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event);
+static ngx_int_t ngx_http_postback_enqueue(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_callback_t *cb,
+    ngx_str_t *event, pb_kv_t *fields);
+static ngx_int_t ngx_http_postback_render_headers(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *lines,
+    ngx_uint_t *sanitized);
+static void ngx_http_postback_log_dropped(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
+    ngx_uint_t nfields);
+static ngx_int_t ngx_http_postback_render_params(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, pb_kv_t **kv);
+static void ngx_http_postback_cleanup(void *data);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_postback_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_postback_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_postback_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_header_filter(ngx_http_request_t *r)
+{
+    ngx_str_t                      *encoding;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_postback_counter_e     reason;
+    ngx_http_postback_ctx_t        *ctx;
+    ngx_http_postback_loc_conf_t   *plcf;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+
+    if (!plcf->enable) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EXAMINED,
+                                 1);
+
+    if (r != r->main) {
+        reason = NGX_HTTP_POSTBACK_SKIP_SUBREQUEST;
+        goto skip;
+    }
+
+    if (r->method == NGX_HTTP_HEAD) {
+        reason = NGX_HTTP_POSTBACK_SKIP_HEAD;
+        goto skip;
+    }
+
+    if (r->headers_out.status == NGX_HTTP_NO_CONTENT
+        || r->headers_out.status == NGX_HTTP_NOT_MODIFIED
+        || r->headers_out.status < NGX_HTTP_OK)
+    {
+        reason = NGX_HTTP_POSTBACK_SKIP_NO_BODY;
+        goto skip;
+    }
+
+    if (!ngx_http_postback_is_json(&r->headers_out.content_type)) {
+        reason = NGX_HTTP_POSTBACK_SKIP_NOT_JSON;
+        goto skip;
+    }
+
+    encoding = (r->headers_out.content_encoding
+                && r->headers_out.content_encoding->value.len)
+               ? &r->headers_out.content_encoding->value : NULL;
+
+    if (encoding
+        && !(encoding->len == 4
+             && ngx_strncasecmp(encoding->data, (u_char *) "gzip", 4) == 0)
+        && !(encoding->len == 7
+             && ngx_strncasecmp(encoding->data, (u_char *) "deflate", 7)
+                == 0))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: response with Content-Encoding \"%V\" "
+                      "not examined", encoding);
+        reason = NGX_HTTP_POSTBACK_SKIP_ENCODING;
+        goto skip;
+    }
+
+    if (encoding == NULL
+        && r->headers_out.content_length_n > (off_t) plcf->buffer_size)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: response of %O bytes is over "
+                      "postback_buffer_size %uz, not examined",
+                      r->headers_out.content_length_n, plcf->buffer_size);
+        reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+        goto skip;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_postback_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->pmcf = pmcf;
+    ctx->limit = plcf->buffer_size;
+    ctx->inflate_rc = PB_INFLATE_OK;
+
+    if (encoding) {
+        ctx->inflate = pb_inflate_create();
+        if (ctx->inflate == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    cln->handler = ngx_http_postback_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
+
+    /* so that bodies spooled to temporary files reach us in memory */
+    r->filter_need_in_memory = 1;
+
+    return ngx_http_next_header_filter(r);
+
+skip:
+
+    ngx_http_postback_zone_count(pmcf->shm_zone, reason, 1);
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_postback_is_json(ngx_str_t *type)
+{
+    u_char  *p, *last;
+    size_t   len;
+
+    last = ngx_strlchr(type->data, type->data + type->len, ';');
+    if (last == NULL) {
+        last = type->data + type->len;
+    }
+
+    while (last > type->data && last[-1] == ' ') {
+        last--;
+    }
+
+    len = last - type->data;
+
+    /* application/json, text/json, application/problem+json, ... */
+
+    if (len >= 5) {
+        p = last - 5;
+
+        if ((*p == '/' || *p == '+')
+            && ngx_strncasecmp(p + 1, (u_char *) "json", 4) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_postback_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx == NULL || ctx->done) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!ctx->skipped) {
+            if (ngx_buf_in_memory(b)) {
+                ngx_http_postback_copy(r, ctx, b->pos, b->last - b->pos);
+
+            } else if (ngx_buf_size(b)) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "postback: response buffer not in memory, "
+                              "response not examined");
+                ngx_http_postback_skip(r, ctx,
+                                       NGX_HTTP_POSTBACK_SKIP_TRUNCATED);
+            }
+        }
+
+        if (b->last_buf) {
+            ngx_http_postback_finish(r, ctx);
+            break;
+        }
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
+static void
+ngx_http_postback_skip(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
+    ngx_http_postback_counter_e reason)
+{
+    ctx->skipped = 1;
+    ngx_http_postback_zone_count(ctx->pmcf->shm_zone, reason, 1);
+}
+
+
+static void
+ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
+    u_char *pos, size_t size)
+{
+    u_char  *buf;
+    size_t   cap;
+
+    if (size == 0) {
+        return;
+    }
+
+    if (ctx->inflate) {
+        if (ctx->buf == NULL) {
+            /* the decoded size is unknown: reserve the limit at once */
+            ctx->buf = ngx_pnalloc(r->pool, ctx->limit);
+            if (ctx->buf == NULL) {
+                ngx_http_postback_skip(r, ctx,
+                                       NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
+                return;
+            }
+
+            ctx->cap = ctx->limit;
+        }
+
+        if (ctx->inflate_rc == PB_INFLATE_DONE) {
+            return;
+        }
+
+        ctx->inflate_rc = pb_inflate_feed(ctx->inflate, pos, size, ctx->buf,
+                                          ctx->cap, &ctx->len);
+
+        if (ctx->inflate_rc == PB_INFLATE_FULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "postback: decoded response is over "
+                          "postback_buffer_size %uz, not examined",
+                          ctx->limit);
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
+
+        } else if (ctx->inflate_rc == PB_INFLATE_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "postback: response does not decode as gzip, "
+                          "not examined");
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+        }
+
+        return;
+    }
+
+    if (ctx->len + size > ctx->limit) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: response is over postback_buffer_size %uz, "
+                      "not examined", ctx->limit);
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
+        return;
+    }
+
+    if (ctx->len + size > ctx->cap) {
+        if (r->headers_out.content_length_n > 0) {
+            cap = (size_t) r->headers_out.content_length_n;
+
+        } else {
+            cap = ngx_max(ctx->cap * 2, NGX_HTTP_POSTBACK_CAPTURE_CHUNK);
+        }
+
+        cap = ngx_min(ngx_max(cap, ctx->len + size), ctx->limit);
+
+        buf = ngx_pnalloc(r->pool, cap);
+        if (buf == NULL) {
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
+            return;
+        }
+
+        if (ctx->len) {
+            ngx_memcpy(buf, ctx->buf, ctx->len);
+        }
+
+        if (ctx->buf) {
+            ngx_pfree(r->pool, ctx->buf);
+        }
+
+        ctx->buf = buf;
+        ctx->cap = cap;
+    }
+
+    ngx_memcpy(ctx->buf + ctx->len, pos, size);
+    ctx->len += size;
+}
+
+
+static void
+ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+{
+    u_char                         *p;
+    ngx_str_t                       event;
+    ngx_uint_t                      i, matched;
+    json_error_t                    err;
+    pb_kv_t                        *fields;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_loc_conf_t   *plcf;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    ctx->done = 1;
+
+    if (ctx->skipped) {
+        return;
+    }
+
+    if (ctx->inflate && ctx->inflate_rc != PB_INFLATE_DONE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: gzip response ends early, not examined");
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+        return;
+    }
+
+    ctx->doc = json_loadb((char *) ctx->buf, ctx->len, 0, &err);
+
+    if (ctx->doc == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: response is not valid JSON: %s "
+                      "(line %d, column %d)", err.text, err.line, err.column);
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+        return;
+    }
+
+    pmcf = ctx->pmcf;
+
+    if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
+        return;
+    }
+
+    if (pmcf->event == NULL
+        || ngx_http_complex_value(r, pmcf->event, &event) != NGX_OK
+        || event.len == 0)
+    {
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_EVENT);
+        return;
+    }
+
+    /* event names reach JSON bodies and logs: keep them printable */
+    for (p = event.data; p < event.data + event.len; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "postback: event name with control characters "
+                          "ignored");
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_EVENT);
+            return;
+        }
+    }
+
+    ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
+
+    fields = ngx_palloc(r->pool, (pmcf->fields.nelts + 1) * sizeof(pb_kv_t));
+    if (fields == NULL) {
+        return;
+    }
+
+    field = pmcf->fields.elts;
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        fields[i].name = (char *) field[i].name.data;
+        fields[i].name_len = field[i].name.len;
+        fields[i].value = (char *) ctx->values[i].data;
+        fields[i].value_len = ctx->values[i].len;
+    }
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+
+    matched = 0;
+
+    if (plcf->callbacks) {
+        cbp = plcf->callbacks->elts;
+
+        for (i = 0; i < plcf->callbacks->nelts; i++) {
+            if (ngx_http_postback_matches(r, cbp[i], &event)) {
+                matched++;
+                (void) ngx_http_postback_enqueue(r, ctx, cbp[i], &event,
+                                                 fields);
+            }
+        }
+    }
+
+    if (matched == 0) {
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_MATCH);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+{
+    char                       *text;
+    size_t                      len;
+    json_t                     *v;
+    ngx_uint_t                  i;
+    ngx_http_postback_field_t  *field;
+
+    field = ctx->pmcf->fields.elts;
+
+    ctx->values = ngx_pcalloc(r->pool, (ctx->pmcf->fields.nelts + 1)
+                                       * sizeof(ngx_str_t));
+    if (ctx->values == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* JSONPath fields first: complex values may refer to them */
+
+    for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
+        if (field[i].value) {
+            continue;
+        }
+
+        v = pb_path_eval(ctx->doc, field[i].steps, field[i].nsteps);
+        if (v == NULL) {
+            continue;
+        }
+
+        text = pb_json_value_text(v, &len);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->values[i].data = ngx_pnalloc(r->pool, len + 1);
+        if (ctx->values[i].data == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->values[i].data, text, len);
+        ctx->values[i].len = len;
+        free(text);
+    }
+
+    ctx->evaluated = 1;
+
+    for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
+        if (field[i].value
+            && ngx_http_complex_value(r, field[i].value, &ctx->values[i])
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_postback_field_value(ngx_http_request_t *r, ngx_uint_t index,
+    ngx_str_t *value)
+{
+    ngx_http_postback_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx == NULL || !ctx->evaluated) {
+        return NGX_DECLINED;
+    }
+
+    *value = ctx->values[index];
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_postback_data_value(ngx_http_request_t *r, ngx_str_t *value)
+{
+    char                     *text;
+    size_t                    len;
+    ngx_http_postback_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx == NULL || ctx->doc == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->data.data == NULL) {
+        text = pb_json_value_text(ctx->doc, &len);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->data.data = ngx_pnalloc(r->pool, len);
+        if (ctx->data.data == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->data.data, text, len);
+        ctx->data.len = len;
+        free(text);
+    }
+
+    *value = ctx->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_matches(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event)
+{
+    ngx_str_t   val, *e;
+    ngx_uint_t  i;
+
+    if (cb->events) {
+        e = cb->events->elts;
+
+        for (i = 0; i < cb->events->nelts; i++) {
+            if (e[i].len == event->len
+                && ngx_strncasecmp(e[i].data, event->data, event->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == cb->events->nelts) {
+            return 0;
+        }
+    }
+
+    if (cb->filter) {
+        if (ngx_http_complex_value(r, cb->filter, &val) != NGX_OK) {
+            return 0;
+        }
+
+        if (val.len == 0 || (val.len == 1 && val.data[0] == '0')) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields)
+{
+    u_char                         *p, *json;
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
+    u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
+    size_t                          len, nparams;
+    uint64_t                        now;
+    ngx_str_t                       target;
+    ngx_uint_t                      sanitized;
+    ngx_time_t                     *tp;
+    pb_kv_t                        *params;
+    pb_payload_t                    payload;
+    ngx_http_postback_request_t     req;
+    ngx_http_postback_delivery_t   *d;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ctx->pmcf;
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    ngx_http_postback_zone_new_id(pmcf->shm_zone, id);
+    *ngx_http_postback_time_text(created, now) = '\0';
+
+    ngx_memzero(&req, sizeof(ngx_http_postback_request_t));
+    req.event = *event;
+    req.method = cb->method;
+    req.created = now;
+    sanitized = 0;
+
+    if (ngx_http_postback_tpl_render(r, &cb->target, &target, &sanitized)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_postback_render_params(r, cb, &params) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    nparams = cb->params.nelts;
+
+    /* url: origin, target and, for GET, the parameters */
+
+    len = cb->origin.len + target.len;
+
+    if (cb->method == NGX_HTTP_POSTBACK_GET && nparams) {
+        len += 1 + pb_payload_form_len(params, nparams);
+    }
+
+    req.url.data = ngx_pnalloc(r->pool, len);
+    if (req.url.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(req.url.data, cb->origin.data, cb->origin.len);
+    p = ngx_cpymem(p, target.data, target.len);
+
+    if (cb->method == NGX_HTTP_POSTBACK_GET && nparams) {
+        *p++ = ngx_strlchr(target.data, target.data + target.len, '?')
+               ? '&' : '?';
+        p = pb_payload_form(p, params, nparams);
+    }
+
+    req.url.len = p - req.url.data;
+
+    /* header lines */
+
+    if (ngx_http_postback_render_headers(r, cb, &req.headers, &sanitized)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* body */
+
+    if (cb->body) {
+        if (ngx_http_postback_tpl_render(r, cb->body, &req.body, &sanitized)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (cb->method == NGX_HTTP_POSTBACK_POST_FORM) {
+        req.body.len = pb_payload_form_len(params, nparams);
+        req.body.data = ngx_pnalloc(r->pool, req.body.len + 1);
+        if (req.body.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        pb_payload_form(req.body.data, params, nparams);
+
+    } else if (cb->method == NGX_HTTP_POSTBACK_POST_JSON) {
+        payload.id = (char *) id;
+        payload.callback = (char *) cb->name.data;
+        payload.created_at = (char *) created;
+        payload.event = (char *) event->data;
+        payload.event_len = event->len;
+        payload.fields = fields;
+        payload.nfields = pmcf->fields.nelts;
+        payload.params = params;
+        payload.nparams = nparams;
+        payload.data = ctx->doc;
+
+        json = (u_char *) pb_payload_json(&payload, &req.body.len);
+        if (json == NULL) {
+            return NGX_ERROR;
+        }
+
+        req.body.data = ngx_pnalloc(r->pool, req.body.len);
+        if (req.body.data == NULL) {
+            free(json);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(req.body.data, json, req.body.len);
+        free(json);
+    }
+
+    if (sanitized) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: %ui control characters replaced by spaces "
+                      "in headers of callback \"%V\"", sanitized, &cb->name);
+        ngx_http_postback_zone_count(pmcf->shm_zone,
+                                     NGX_HTTP_POSTBACK_SANITIZED, sanitized);
+    }
+
+    d = ngx_http_postback_zone_add(pmcf->shm_zone, cb, id, &req,
+                                   r->connection->log);
+    if (d == NULL) {
+        ngx_http_postback_log_dropped(r, cb, event, fields,
+                                      pmcf->fields.nelts);
+        return NGX_ERROR;
+    }
+
+    ngx_http_postback_deliver(cb, d, r->connection->log);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_render_headers(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *lines,
+    ngx_uint_t *sanitized)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_str_t                 *values;
+    ngx_uint_t                 i;
+    ngx_http_postback_pair_t  *hdr;
+
+    hdr = cb->headers.elts;
+
+    values = ngx_palloc(r->pool, (cb->headers.nelts + 1) * sizeof(ngx_str_t));
+    if (values == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < cb->headers.nelts; i++) {
+        if (ngx_http_postback_tpl_render(r, &hdr[i].value, &values[i],
+                                         sanitized)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += hdr[i].name.len + sizeof(": ") - 1 + values[i].len + 1;
+    }
+
+    lines->data = ngx_pnalloc(r->pool, len + 1);
+    if (lines->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = lines->data;
+
+    for (i = 0; i < cb->headers.nelts; i++) {
+        p = ngx_cpymem(p, hdr[i].name.data, hdr[i].name.len);
+        *p++ = ':'; *p++ = ' ';
+        p = ngx_cpymem(p, values[i].data, values[i].len);
+        *p++ = '\n';
+    }
+
+    lines->len = p - lines->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_postback_log_dropped(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
+    ngx_uint_t nfields)
+{
+    u_char      *p, *last;
+    u_char       text[NGX_MAX_ERROR_STR / 2];
+    ngx_uint_t   i;
+
+    p = text;
+    last = text + sizeof(text);
+
+    for (i = 0; i < nfields && p < last; i++) {
+        p = ngx_slprintf(p, last, " %*s=\"%*s\"",
+                         fields[i].name_len, fields[i].name,
+                         fields[i].value_len, fields[i].value);
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "postback: delivery dropped, zone full: callback \"%V\", "
+                  "event \"%V\", fields:%*s", &cb->name, event, p - text, text);
+}
+
+
+static ngx_int_t
+ngx_http_postback_render_params(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, pb_kv_t **kv)
+{
+    ngx_str_t                  value;
+    ngx_uint_t                 i, sanitized;
+    ngx_http_postback_pair_t  *param;
+
+    *kv = ngx_palloc(r->pool, (cb->params.nelts + 1) * sizeof(pb_kv_t));
+    if (*kv == NULL) {
+        return NGX_ERROR;
+    }
+
+    param = cb->params.elts;
+    sanitized = 0;
+
+    for (i = 0; i < cb->params.nelts; i++) {
+        if (ngx_http_postback_tpl_render(r, &param[i].value, &value,
+                                         &sanitized)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        (*kv)[i].name = (char *) param[i].name.data;
+        (*kv)[i].name_len = param[i].name.len;
+        (*kv)[i].value = (char *) value.data;
+        (*kv)[i].value_len = value.len;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_postback_cleanup(void *data)
+{
+    ngx_http_postback_ctx_t  *ctx = data;
+
+    if (!ctx->done) {
+        /* no last buffer: the upstream or the client went away mid-body */
+        ngx_http_postback_zone_count(ctx->pmcf->shm_zone,
+                                     NGX_HTTP_POSTBACK_SKIP_TRUNCATED, 1);
+    }
+
+    if (ctx->inflate) {
+        pb_inflate_destroy(ctx->inflate);
+    }
+
+    if (ctx->doc) {
+        json_decref(ctx->doc);
+    }
+}

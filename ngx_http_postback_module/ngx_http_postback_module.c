@@ -1,0 +1,1211 @@
+
+/*
+ * Copyright (C) The ngx_http_postback_module authors
+ *
+ * Directives, configuration, variables and the module's glue.
+ */
+
+
+#include "ngx_http_postback_module.h"
+#include "pb_escape.h"
+#include "pb_template.h"
+
+
+#define NGX_HTTP_POSTBACK_TPL_MAX_PARTS  64
+
+
+static ngx_int_t ngx_http_postback_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_postback_init(ngx_conf_t *cf);
+static void *ngx_http_postback_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_postback_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_postback_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_postback_callback_param(ngx_conf_t *cf,
+    ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value);
+static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
+    ngx_http_postback_callback_t *cb, ngx_str_t *url);
+static char *ngx_http_postback_parse_auth(ngx_conf_t *cf,
+    ngx_http_postback_callback_t *cb, ngx_str_t *value);
+static char *ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
+    ngx_str_t *value, u_char sep, ngx_uint_t escape);
+static char *ngx_http_postback_tpl_compile(ngx_conf_t *cf,
+    ngx_http_postback_tpl_t *tpl, ngx_str_t *src, ngx_uint_t escape);
+static ngx_int_t ngx_http_postback_set_variable(ngx_http_variable_value_t *v,
+    ngx_int_t rc, ngx_str_t *value);
+static ngx_int_t ngx_http_postback_field_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_postback_event_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_postback_data_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_postback_init_process(ngx_cycle_t *cycle);
+static void ngx_http_postback_exit_process(ngx_cycle_t *cycle);
+
+
+static char *ngx_http_postback_check_buffer_size(ngx_conf_t *cf, void *post,
+    void *data);
+
+static ngx_conf_post_t  ngx_http_postback_buffer_size_post = {
+    ngx_http_postback_check_buffer_size
+};
+
+
+static ngx_command_t  ngx_http_postback_commands[] = {
+
+    { ngx_string("postback_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_postback_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("postback_field"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_postback_field,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("postback_event"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_postback_main_conf_t, event),
+      NULL },
+
+    { ngx_string("postback_callback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_postback_callback,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("postback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_postback_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("postback_buffer_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_postback_loc_conf_t, buffer_size),
+      &ngx_http_postback_buffer_size_post },
+
+    { ngx_string("postback_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_postback_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_postback_module_ctx = {
+    ngx_http_postback_add_variables,       /* preconfiguration */
+    ngx_http_postback_init,                /* postconfiguration */
+
+    ngx_http_postback_create_main_conf,    /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_postback_create_loc_conf,     /* create location configuration */
+    ngx_http_postback_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_postback_module = {
+    NGX_MODULE_V1,
+    &ngx_http_postback_module_ctx,         /* module context */
+    ngx_http_postback_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_postback_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_postback_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+#define ngx_http_postback_name_char(c)                                       \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z')                 \
+     || ((c) >= '0' && (c) <= '9') || (c) == '_')
+
+
+static ngx_str_t  ngx_http_postback_event_name = ngx_string("postback_event");
+static ngx_str_t  ngx_http_postback_data_name = ngx_string("postback_data");
+
+
+static ngx_int_t
+ngx_http_postback_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t            *var;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    var = ngx_http_add_variable(cf, &ngx_http_postback_event_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_postback_event_variable;
+
+    var = ngx_http_add_variable(cf, &ngx_http_postback_data_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_postback_data_variable;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+
+    pmcf->data_index = ngx_http_get_variable_index(cf,
+                                                &ngx_http_postback_data_name);
+    if (pmcf->data_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_init(ngx_conf_t *cf)
+{
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+
+    if (pmcf->callbacks.nelts && pmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"postback_callback\" requires \"postback_zone\"");
+        return NGX_ERROR;
+    }
+
+    return ngx_http_postback_filter_init(cf);
+}
+
+
+static void *
+ngx_http_postback_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_postback_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pmcf->shm_zone = NULL;
+     *     pmcf->event = NULL;
+     */
+
+    if (ngx_array_init(&pmcf->fields, cf->pool, 8,
+                       sizeof(ngx_http_postback_field_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&pmcf->callbacks, cf->pool, 4,
+                       sizeof(ngx_http_postback_callback_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    pmcf->data_index = NGX_ERROR;
+
+    return pmcf;
+}
+
+
+static void *
+ngx_http_postback_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_postback_loc_conf_t  *plcf;
+
+    plcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_postback_loc_conf_t));
+    if (plcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     plcf->callbacks = NULL;
+     */
+
+    plcf->enable = NGX_CONF_UNSET;
+    plcf->buffer_size = NGX_CONF_UNSET_SIZE;
+
+    return plcf;
+}
+
+
+static char *
+ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_postback_loc_conf_t *prev = parent;
+    ngx_http_postback_loc_conf_t *conf = child;
+
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size,
+                              64 * 1024);
+
+    /* as add_header: callbacks of this level replace inherited ones */
+    if (conf->callbacks == NULL) {
+        conf->callbacks = prev->callbacks;
+    }
+
+    if (conf->enable) {
+        pmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_postback_module);
+        if (pmcf->shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"postback on\" requires \"postback_zone\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_postback_check_buffer_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *sp = data;
+
+    if (*sp < 1 || *sp > 64 * 1024 * 1024) {
+        return "must be between 1 and 64m";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_postback_main_conf_t *pmcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, name, s;
+
+    if (pmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small, at least %uz needed",
+                           &value[1], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\": \"spool=\" is not "
+                           "implemented in this version", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_postback_module);
+    if (pmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (pmcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->shm_zone->init = ngx_http_postback_zone_init;
+    pmcf->shm_zone->data = pmcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_postback_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_postback_main_conf_t *pmcf = conf;
+
+    int                                 n;
+    u_char                             *p;
+    ngx_str_t                          *value, var_name;
+    ngx_uint_t                          i;
+    const char                         *err;
+    pb_path_step_t                      steps[PB_PATH_MAX_STEPS];
+    ngx_http_variable_t                *var;
+    ngx_http_postback_field_t          *field, *fields;
+    ngx_http_compile_complex_value_t    ccv;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!ngx_http_postback_name_char(value[1].data[i])) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid field name \"%V\": letters, digits "
+                               "and \"_\" only", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if ((value[1].len == 5 && ngx_strncmp(value[1].data, "event", 5) == 0)
+        || (value[1].len == 4 && ngx_strncmp(value[1].data, "data", 4) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid field name \"%V\": $postback_%V is "
+                           "reserved", &value[1], &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    fields = pmcf->fields.elts;
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        if (fields[i].name.len == value[1].len
+            && ngx_strncmp(fields[i].name.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate field \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    field = ngx_array_push(&pmcf->fields);
+    if (field == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(field, sizeof(ngx_http_postback_field_t));
+    field->name = value[1];
+
+    if (value[2].len >= 2
+        && value[2].data[0] == '$'
+        && (value[2].data[1] == '.' || value[2].data[1] == '['))
+    {
+        n = pb_path_parse((char *) value[2].data, value[2].len, steps,
+                          PB_PATH_MAX_STEPS, &err);
+        if (n < 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid JSONPath \"%V\" of field \"%V\": %s",
+                               &value[2], &value[1], err);
+            return NGX_CONF_ERROR;
+        }
+
+        field->nsteps = n;
+        field->steps = ngx_pnalloc(cf->pool, n * sizeof(pb_path_step_t) + 1);
+        if (field->steps == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(field->steps, steps, n * sizeof(pb_path_step_t));
+
+    } else {
+        field->value = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (field->value == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[2];
+        ccv.complex_value = field->value;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    var_name.len = sizeof("postback_") - 1 + value[1].len;
+    var_name.data = ngx_pnalloc(cf->pool, var_name.len);
+    if (var_name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(var_name.data, "postback_", sizeof("postback_") - 1);
+    ngx_memcpy(p, value[1].data, value[1].len);
+
+    var = ngx_http_add_variable(cf, &var_name, NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var->get_handler = ngx_http_postback_field_variable;
+    var->data = pmcf->fields.nelts - 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_postback_loc_conf_t *plcf = conf;
+
+    u_char                          *eq;
+    char                            *rv;
+    ngx_str_t                       *value, key, val;
+    ngx_uint_t                       i;
+    ngx_http_postback_callback_t    *cb, **cbp;
+    ngx_http_postback_main_conf_t   *pmcf;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > NGX_HTTP_POSTBACK_NAME_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid callback name \"%V\": 1 to %d "
+                           "characters", &value[1], NGX_HTTP_POSTBACK_NAME_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!ngx_http_postback_name_char(value[1].data[i])
+            && value[1].data[i] != '-' && value[1].data[i] != '.')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid callback name \"%V\": letters, "
+                               "digits, \"_\", \"-\" and \".\" only",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+
+    if (ngx_http_postback_find_callback(pmcf, &value[1])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate callback \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    cb = ngx_pcalloc(cf->pool, sizeof(ngx_http_postback_callback_t));
+    if (cb == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cb->name = value[1];
+    cb->method = NGX_HTTP_POSTBACK_POST_JSON;
+    cb->timeout = 10000;
+    cb->max_conns = 16;
+    ngx_queue_init(&cb->waiting);
+
+    if (ngx_array_init(&cb->params, cf->pool, 4,
+                       sizeof(ngx_http_postback_pair_t))
+        != NGX_OK
+        || ngx_array_init(&cb->headers, cf->pool, 4,
+                          sizeof(ngx_http_postback_pair_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        eq = (u_char *) ngx_strlchr(value[i].data,
+                                    value[i].data + value[i].len, '=');
+        if (eq == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of callback \"%V\", "
+                               "expected key=value", &value[i], &cb->name);
+            return NGX_CONF_ERROR;
+        }
+
+        key.data = value[i].data;
+        key.len = eq - value[i].data;
+        val.data = eq + 1;
+        val.len = value[i].data + value[i].len - val.data;
+
+        rv = ngx_http_postback_callback_param(cf, cb, &key, &val);
+        if (rv != NGX_CONF_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of callback \"%V\": "
+                               "%s", &value[i], &cb->name, rv);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (cb->origin.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "callback \"%V\" has no \"url=\"", &cb->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cb->body && cb->method == NGX_HTTP_POSTBACK_GET) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "callback \"%V\": \"body=\" needs method=post_form "
+                           "or method=post_json", &cb->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cb->body && cb->params.nelts) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "callback \"%V\": \"body=\" and \"param=\" "
+                           "exclude each other with a POST method",
+                           &cb->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cb->body) {
+        /* the body's escaping follows the method, known only now */
+        cb->body->escape = (cb->method == NGX_HTTP_POSTBACK_POST_JSON)
+                           ? NGX_HTTP_POSTBACK_ESCAPE_JSON
+                           : NGX_HTTP_POSTBACK_ESCAPE_URI;
+    }
+
+    cbp = ngx_array_push(&pmcf->callbacks);
+    if (cbp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *cbp = cb;
+
+    if (plcf->callbacks == NULL) {
+        plcf->callbacks = ngx_array_create(cf->pool, 4,
+                                       sizeof(ngx_http_postback_callback_t *));
+        if (plcf->callbacks == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cbp = ngx_array_push(plcf->callbacks);
+    if (cbp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *cbp = cb;
+
+    return NGX_CONF_OK;
+}
+
+
+#define ngx_http_postback_key_is(key, s)                                     \
+    ((key)->len == sizeof(s) - 1                                             \
+     && ngx_strncmp((key)->data, s, sizeof(s) - 1) == 0)
+
+
+static char *
+ngx_http_postback_callback_param(ngx_conf_t *cf,
+    ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value)
+{
+    u_char                            *p, *last, *start;
+    ngx_int_t                          n;
+    ngx_str_t                         *event;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (ngx_http_postback_key_is(key, "url")) {
+        return ngx_http_postback_parse_url(cf, cb, value);
+    }
+
+    if (ngx_http_postback_key_is(key, "events")) {
+        if (value->len == 1 && value->data[0] == '*') {
+            return NGX_CONF_OK;
+        }
+
+        cb->events = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (cb->events == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        last = value->data + value->len;
+
+        for (start = value->data; start <= last; start = p + 1) {
+            p = ngx_strlchr(start, last, ',');
+            if (p == NULL) {
+                p = last;
+            }
+
+            if (p == start) {
+                return "empty event name";
+            }
+
+            event = ngx_array_push(cb->events);
+            if (event == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            event->data = start;
+            event->len = p - start;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "if")) {
+        cb->filter = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (cb->filter == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = value;
+        ccv.complex_value = cb->filter;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return "invalid value";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "method")) {
+        if (ngx_http_postback_key_is(value, "get")) {
+            cb->method = NGX_HTTP_POSTBACK_GET;
+
+        } else if (ngx_http_postback_key_is(value, "post_form")) {
+            cb->method = NGX_HTTP_POSTBACK_POST_FORM;
+
+        } else if (ngx_http_postback_key_is(value, "post_json")) {
+            cb->method = NGX_HTTP_POSTBACK_POST_JSON;
+
+        } else {
+            return "method must be get, post_form or post_json";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "param")) {
+        /* rendered raw: the payload encodes them as the method wants */
+        return ngx_http_postback_parse_pair(cf, &cb->params, value, '=',
+                                            NGX_HTTP_POSTBACK_ESCAPE_NONE);
+    }
+
+    if (ngx_http_postback_key_is(key, "header")) {
+        return ngx_http_postback_parse_pair(cf, &cb->headers, value, ':',
+                                            NGX_HTTP_POSTBACK_ESCAPE_HEADER);
+    }
+
+    if (ngx_http_postback_key_is(key, "body")) {
+        cb->body = ngx_palloc(cf->pool, sizeof(ngx_http_postback_tpl_t));
+        if (cb->body == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        return ngx_http_postback_tpl_compile(cf, cb->body, value,
+                                             NGX_HTTP_POSTBACK_ESCAPE_JSON);
+    }
+
+    if (ngx_http_postback_key_is(key, "auth")) {
+        return ngx_http_postback_parse_auth(cf, cb, value);
+    }
+
+    if (ngx_http_postback_key_is(key, "timeout")) {
+        n = ngx_parse_time(value, 0);
+        if (n == NGX_ERROR || n == 0) {
+            return "invalid time";
+        }
+
+        cb->timeout = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "max_conns")) {
+        n = ngx_atoi(value->data, value->len);
+        if (n == NGX_ERROR || n == 0 || n > 65535) {
+            return "max_conns must be 1 to 65535";
+        }
+
+        cb->max_conns = n;
+        return NGX_CONF_OK;
+    }
+
+    return "unknown key";
+}
+
+
+static char *
+ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+    ngx_str_t *url)
+{
+    u_char     *p, *host, *last, *at;
+    size_t      scheme;
+    ngx_str_t   target, userinfo;
+
+    if (url->len > 7 && ngx_strncasecmp(url->data, (u_char *) "http://", 7)
+                        == 0)
+    {
+        scheme = 7;
+
+    } else if (url->len > 8
+               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+        scheme = 8;
+
+    } else {
+        return "url must start with http:// or https://";
+    }
+
+    host = url->data + scheme;
+    last = url->data + url->len;
+
+    for (p = host; p < last && *p != '/' && *p != '?'; p++) {
+        if (*p == '$') {
+            return "variables are not allowed in the url's host and port";
+        }
+    }
+
+    at = ngx_strlchr(host, p, '@');
+    if (at) {
+        /* user info becomes basic auth, so it is never stored or shown */
+        userinfo.data = host;
+        userinfo.len = at - host;
+        host = at + 1;
+
+        if (cb->authorization.len == 0) {
+            cb->authorization.len = sizeof("Basic ") - 1
+                                    + pb_base64_len(userinfo.len);
+            cb->authorization.data = ngx_pnalloc(cf->pool,
+                                                 cb->authorization.len);
+            if (cb->authorization.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            pb_base64(ngx_cpymem(cb->authorization.data, "Basic ",
+                                 sizeof("Basic ") - 1),
+                      userinfo.data, userinfo.len);
+        }
+    }
+
+    if (p == host) {
+        return "url has no host";
+    }
+
+    cb->origin.len = scheme + (p - host);
+    cb->origin.data = ngx_pnalloc(cf->pool, cb->origin.len);
+    if (cb->origin.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(cb->origin.data, url->data, scheme), host,
+               p - host);
+
+    if (p == last) {
+        ngx_str_set(&target, "/");
+
+    } else {
+        target.data = p;
+        target.len = last - p;
+    }
+
+    return ngx_http_postback_tpl_compile(cf, &cb->target, &target,
+                                         NGX_HTTP_POSTBACK_ESCAPE_URI);
+}
+
+
+static char *
+ngx_http_postback_parse_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+    ngx_str_t *value)
+{
+    u_char     *p;
+    ngx_str_t   cred;
+
+    if (value->len > 6 && ngx_strncmp(value->data, "basic:", 6) == 0) {
+        cred.data = value->data + 6;
+        cred.len = value->len - 6;
+
+        if (ngx_strlchr(cred.data, cred.data + cred.len, ':') == NULL) {
+            return "auth=basic: needs user:password";
+        }
+
+        cb->authorization.len = sizeof("Basic ") - 1
+                                + pb_base64_len(cred.len);
+        cb->authorization.data = ngx_pnalloc(cf->pool, cb->authorization.len);
+        if (cb->authorization.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(cb->authorization.data, "Basic ", sizeof("Basic ") - 1);
+        pb_base64(p, cred.data, cred.len);
+
+        return NGX_CONF_OK;
+    }
+
+    if (value->len > 7 && ngx_strncmp(value->data, "bearer:", 7) == 0) {
+        cb->authorization.len = sizeof("Bearer ") - 1 + value->len - 7;
+        cb->authorization.data = ngx_pnalloc(cf->pool, cb->authorization.len);
+        if (cb->authorization.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(cb->authorization.data, "Bearer ",
+                       sizeof("Bearer ") - 1);
+        ngx_memcpy(p, value->data + 7, value->len - 7);
+
+        if (pb_header_sanitize(cb->authorization.data,
+                               cb->authorization.len))
+        {
+            return "control characters in the token";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    return "auth must be basic:USER:PASSWORD or bearer:TOKEN";
+}
+
+
+static char *
+ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
+    ngx_str_t *value, u_char sep, ngx_uint_t escape)
+{
+    u_char                    *p, *last;
+    ngx_str_t                  val;
+    ngx_http_postback_pair_t  *pair;
+
+    last = value->data + value->len;
+
+    p = ngx_strlchr(value->data, last, sep);
+    if (p == NULL || p == value->data) {
+        return (sep == ':') ? "expected header=Name: value"
+                            : "expected param=name=value";
+    }
+
+    pair = ngx_array_push(pairs);
+    if (pair == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pair->name.data = value->data;
+    pair->name.len = p - value->data;
+
+    if (sep == ':') {
+        for (p = pair->name.data; p < pair->name.data + pair->name.len; p++) {
+            if (*p <= ' ' || *p >= 0x7f || ngx_strchr("()<>@,;:\\\"/[]?={}",
+                                                      *p))
+            {
+                return "invalid header name";
+            }
+        }
+
+        p = pair->name.data + pair->name.len + 1;
+
+        while (p < last && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+    } else {
+        p++;
+    }
+
+    val.data = p;
+    val.len = last - p;
+
+    return ngx_http_postback_tpl_compile(cf, &pair->value, &val, escape);
+}
+
+
+static char *
+ngx_http_postback_tpl_compile(ngx_conf_t *cf, ngx_http_postback_tpl_t *tpl,
+    ngx_str_t *src, ngx_uint_t escape)
+{
+    int                             i, n;
+    ngx_str_t                       name;
+    const char                     *err;
+    pb_tpl_part_t                   parts[NGX_HTTP_POSTBACK_TPL_MAX_PARTS];
+    ngx_http_postback_tpl_part_t   *part;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    n = pb_tpl_parse((char *) src->data, src->len, parts,
+                     NGX_HTTP_POSTBACK_TPL_MAX_PARTS, &err);
+    if (n < 0) {
+        return (char *) err;
+    }
+
+    if (ngx_array_init(&tpl->parts, cf->pool, n ? n : 1,
+                       sizeof(ngx_http_postback_tpl_part_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    tpl->escape = escape;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+
+    for (i = 0; i < n; i++) {
+        part = ngx_array_push(&tpl->parts);
+        if (part == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        part->raw_json = 0;
+
+        if (!parts[i].is_var) {
+            part->index = NGX_ERROR;
+            part->literal.data = (u_char *) parts[i].s;
+            part->literal.len = parts[i].len;
+            continue;
+        }
+
+        ngx_str_null(&part->literal);
+
+        name.data = (u_char *) parts[i].s;
+        name.len = parts[i].len;
+
+        if (name.len == ngx_http_postback_data_name.len
+            && ngx_strncmp(name.data, ngx_http_postback_data_name.data,
+                           name.len) == 0)
+        {
+            /* the document is JSON already: in a JSON body, keep it so */
+            part->raw_json = 1;
+            part->index = pmcf->data_index;
+            continue;
+        }
+
+        part->index = ngx_http_get_variable_index(cf, &name);
+        if (part->index == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_postback_tpl_render(ngx_http_request_t *r,
+    ngx_http_postback_tpl_t *tpl, ngx_str_t *out, ngx_uint_t *sanitized)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_variable_value_t    **vv;
+    ngx_http_postback_tpl_part_t  *part;
+
+    part = tpl->parts.elts;
+
+    vv = ngx_palloc(r->pool, tpl->parts.nelts * sizeof(void *) + 1);
+    if (vv == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < tpl->parts.nelts; i++) {
+        if (part[i].index == NGX_ERROR) {
+            len += part[i].literal.len;
+            continue;
+        }
+
+        vv[i] = ngx_http_get_indexed_variable(r, part[i].index);
+
+        if (vv[i] == NULL || vv[i]->not_found) {
+            vv[i] = NULL;
+            continue;
+        }
+
+        if (part[i].raw_json && tpl->escape == NGX_HTTP_POSTBACK_ESCAPE_JSON) {
+            len += vv[i]->len;
+            continue;
+        }
+
+        switch (tpl->escape) {
+
+        case NGX_HTTP_POSTBACK_ESCAPE_URI:
+            len += pb_escape_uri_len(vv[i]->data, vv[i]->len);
+            break;
+
+        case NGX_HTTP_POSTBACK_ESCAPE_JSON:
+            len += pb_escape_json_len(vv[i]->data, vv[i]->len);
+            break;
+
+        default: /* HEADER, NONE */
+            len += vv[i]->len;
+        }
+    }
+
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+
+    for (i = 0; i < tpl->parts.nelts; i++) {
+        if (part[i].index == NGX_ERROR) {
+            p = ngx_cpymem(p, part[i].literal.data, part[i].literal.len);
+            continue;
+        }
+
+        if (vv[i] == NULL) {
+            continue;
+        }
+
+        if (part[i].raw_json && tpl->escape == NGX_HTTP_POSTBACK_ESCAPE_JSON) {
+            p = ngx_cpymem(p, vv[i]->data, vv[i]->len);
+            continue;
+        }
+
+        switch (tpl->escape) {
+
+        case NGX_HTTP_POSTBACK_ESCAPE_URI:
+            p = pb_escape_uri(p, vv[i]->data, vv[i]->len);
+            break;
+
+        case NGX_HTTP_POSTBACK_ESCAPE_JSON:
+            p = pb_escape_json(p, vv[i]->data, vv[i]->len);
+            break;
+
+        default: /* HEADER, NONE */
+            p = ngx_cpymem(p, vv[i]->data, vv[i]->len);
+        }
+    }
+
+    out->len = p - out->data;
+
+    if (tpl->escape == NGX_HTTP_POSTBACK_ESCAPE_HEADER) {
+        *sanitized += pb_header_sanitize(out->data, out->len);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_postback_callback_t *
+ngx_http_postback_find_callback(ngx_http_postback_main_conf_t *pmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_postback_callback_t  **cbp;
+
+    cbp = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        if (cbp[i]->name.len == name->len
+            && ngx_strncmp(cbp[i]->name.data, name->data, name->len) == 0)
+        {
+            return cbp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_postback_set_variable(ngx_http_variable_value_t *v, ngx_int_t rc,
+    ngx_str_t *value)
+{
+    if (rc != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = value->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = value->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_field_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_int_t  rc;
+    ngx_str_t  value;
+
+    rc = ngx_http_postback_field_value(r, data, &value);
+
+    return ngx_http_postback_set_variable(v, rc, &value);
+}
+
+
+static ngx_int_t
+ngx_http_postback_event_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       value;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    rc = (pmcf->event == NULL) ? NGX_DECLINED
+                               : ngx_http_complex_value(r, pmcf->event, &value);
+
+    return ngx_http_postback_set_variable(v, rc, &value);
+}
+
+
+static ngx_int_t
+ngx_http_postback_data_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_int_t  rc;
+    ngx_str_t  value;
+
+    rc = ngx_http_postback_data_value(r, &value);
+
+    return ngx_http_postback_set_variable(v, rc, &value);
+}
+
+
+static ngx_int_t
+ngx_http_postback_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_postback_deliver_init(cycle);
+}
+
+
+static void
+ngx_http_postback_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_postback_deliver_exit(cycle);
+}

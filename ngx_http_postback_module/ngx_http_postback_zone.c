@@ -1,0 +1,731 @@
+
+/*
+ * Copyright (C) The ngx_http_postback_module authors
+ *
+ * The shared ledger: every delivery with its request and attempts, the
+ * per-callback counters and the capture counters, in one slab zone that
+ * all workers see and that survives a reload.
+ */
+
+
+#include "ngx_http_postback_module.h"
+#include "pb_escape.h"
+
+
+/* changes whenever the layout below changes: a reload keeps the zone */
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620001
+
+
+#define NGX_HTTP_POSTBACK_PENDING    0
+#define NGX_HTTP_POSTBACK_SENDING    1
+#define NGX_HTTP_POSTBACK_DELIVERED  2
+#define NGX_HTTP_POSTBACK_FAILED     3
+
+
+typedef struct {
+    ngx_rbtree_t                  rbtree;       /* deliveries by number */
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   deliveries;   /* oldest first */
+    ngx_queue_t                   callbacks;
+    ngx_uint_t                    magic;
+    uint64_t                      boot;         /* ms, the ids' prefix */
+    ngx_atomic_t                  seq;
+    ngx_uint_t                    records;
+    uint64_t                      evicted;
+    ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
+} ngx_http_postback_shctx_t;
+
+
+struct ngx_http_postback_cb_shm_s {
+    ngx_queue_t                   queue;
+    ngx_uint_t                    disabled;
+    uint64_t                      events;
+    uint64_t                      delivered;
+    uint64_t                      failed;
+    uint64_t                      pending;
+    uint64_t                      dropped;
+    uint64_t                      attempts;
+    uint64_t                      consecutive_failures;
+    uint64_t                      last_attempt;
+    ngx_int_t                     last_status;
+    ngx_msec_t                    last_latency;
+    size_t                        last_error_len;
+    u_char                        last_error[NGX_HTTP_POSTBACK_ERROR_MAX];
+    size_t                        name_len;
+    u_char                        name[NGX_HTTP_POSTBACK_NAME_MAX];
+};
+
+
+typedef struct ngx_http_postback_attempt_s  ngx_http_postback_attempt_t;
+
+struct ngx_http_postback_attempt_s {
+    ngx_http_postback_attempt_t  *next;
+    uint64_t                      start;
+    ngx_msec_t                    duration;
+    ngx_int_t                     status;
+    size_t                        error_len;
+    size_t                        response_len;
+    u_char                        data[1];      /* error, response */
+};
+
+
+struct ngx_http_postback_delivery_s {
+    ngx_rbtree_node_t             node;
+    ngx_queue_t                   queue;
+    ngx_http_postback_cb_shm_t   *cb;
+    ngx_http_postback_attempt_t  *attempts;
+    ngx_http_postback_attempt_t  *last_attempt;
+    uint64_t                      created;
+    ngx_uint_t                    nattempts;
+    ngx_pid_t                     owner;
+    unsigned                      state:2;
+    unsigned                      method:2;
+    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
+    size_t                        event_len;
+    size_t                        url_len;
+    size_t                        headers_len;
+    size_t                        body_len;
+    u_char                        data[1];  /* event, url, headers, body */
+};
+
+
+static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
+    ngx_shm_zone_t *shm_zone);
+static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, size_t size);
+static void ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_delivery_t *d);
+static ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_shctx_t *sh);
+static json_t *ngx_http_postback_json_str(u_char *data, size_t len);
+static json_t *ngx_http_postback_json_time(uint64_t ms);
+static json_t *ngx_http_postback_delivery_json(
+    ngx_http_postback_delivery_t *d);
+
+
+static const char  *ngx_http_postback_counter_names[] = {
+    "examined",
+    "events",
+    "header_values_sanitized",
+    "subrequest",
+    "head",
+    "no_body",
+    "not_json",
+    "encoding",
+    "too_large",
+    "truncated",
+    "malformed",
+    "no_event",
+    "no_match"
+};
+
+
+static const char  *ngx_http_postback_state_names[] = {
+    "pending",
+    "sending",
+    "delivered",
+    "failed"
+};
+
+
+static const char  *ngx_http_postback_method_names[] = {
+    "GET",
+    "POST",
+    "POST"
+};
+
+
+ngx_int_t
+ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_time_t                 *tp;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_postback_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+        /* a reload, with the zone's name and size unchanged */
+        sh = shpool->data;
+
+        if (sh->magic != NGX_HTTP_POSTBACK_ZONE_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "postback_zone \"%V\" was made by another version "
+                          "of the module: change its size or name to start "
+                          "a fresh one", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        return ngx_http_postback_zone_bind(shm_zone, sh);
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_postback_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_rbtree_insert_value);
+    ngx_queue_init(&sh->deliveries);
+    ngx_queue_init(&sh->callbacks);
+
+    sh->magic = NGX_HTTP_POSTBACK_ZONE_MAGIC;
+    tp = ngx_timeofday();
+    sh->boot = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool,
+                                     sizeof(" in postback_zone \"\"")
+                                     + shm_zone->shm.name.len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in postback_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is handled by evicting finished records */
+    shpool->log_nomem = 0;
+
+    return ngx_http_postback_zone_bind(shm_zone, sh);
+}
+
+
+/* gives each configured callback its counters, kept across reloads */
+
+static ngx_int_t
+ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_shctx_t *sh)
+{
+    ngx_uint_t                      i;
+    ngx_queue_t                    *q;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_postback_cb_shm_t     *cs;
+    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    pmcf = shm_zone->data;
+    cbp = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+
+        for (q = ngx_queue_head(&sh->callbacks);
+             q != ngx_queue_sentinel(&sh->callbacks);
+             q = ngx_queue_next(q))
+        {
+            cs = ngx_queue_data(q, ngx_http_postback_cb_shm_t, queue);
+
+            if (cs->name_len == cbp[i]->name.len
+                && ngx_strncmp(cs->name, cbp[i]->name.data, cs->name_len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&sh->callbacks)) {
+            cs = ngx_slab_calloc(shpool, sizeof(ngx_http_postback_cb_shm_t));
+            if (cs == NULL) {
+                ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                              "postback_zone \"%V\" has no room for "
+                              "callback \"%V\"", &shm_zone->shm.name,
+                              &cbp[i]->name);
+                return NGX_ERROR;
+            }
+
+            cs->name_len = cbp[i]->name.len;
+            ngx_memcpy(cs->name, cbp[i]->name.data, cs->name_len);
+            ngx_queue_insert_tail(&sh->callbacks, &cs->queue);
+        }
+
+        /* a reload switches a disabled callback on again */
+        cs->disabled = 0;
+        cbp[i]->shm = cs;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_postback_shctx_t *
+ngx_http_postback_zone_ctx(ngx_shm_zone_t *shm_zone)
+{
+    return ((ngx_slab_pool_t *) shm_zone->shm.addr)->data;
+}
+
+
+void
+ngx_http_postback_zone_count(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_counter_e counter, ngx_uint_t n)
+{
+    ngx_http_postback_shctx_t  *sh;
+
+    sh = ngx_http_postback_zone_ctx(shm_zone);
+
+    (void) ngx_atomic_fetch_add(&sh->counters[counter], n);
+}
+
+
+void
+ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id)
+{
+    ngx_atomic_uint_t           seq;
+    ngx_http_postback_shctx_t  *sh;
+
+    sh = ngx_http_postback_zone_ctx(shm_zone);
+
+    seq = ngx_atomic_fetch_add(&sh->seq, 1) + 1;
+
+    ngx_sprintf(id, "msg_%012xL%012xL%Z", sh->boot, (uint64_t) seq);
+}
+
+
+ngx_http_postback_delivery_t *
+ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_request_t *req, ngx_log_t *log)
+{
+    u_char                        *p;
+    size_t                         size;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_delivery_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    size = offsetof(ngx_http_postback_delivery_t, data)
+           + req->event.len + req->url.len + req->headers.len + req->body.len;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    cb->shm->events++;
+
+    d = ngx_http_postback_zone_alloc(shpool, sh, size);
+    if (d == NULL) {
+        cb->shm->dropped++;
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NULL;
+    }
+
+    ngx_memzero(d, offsetof(ngx_http_postback_delivery_t, data));
+
+    d->node.key = ngx_hextoi(id + 4 + 12, 12);
+    d->cb = cb->shm;
+    d->created = req->created;
+    d->state = NGX_HTTP_POSTBACK_SENDING;
+    d->owner = ngx_pid;
+    d->method = req->method;
+    ngx_memcpy(d->id, id, NGX_HTTP_POSTBACK_ID_LEN);
+
+    d->event_len = req->event.len;
+    d->url_len = req->url.len;
+    d->headers_len = req->headers.len;
+    d->body_len = req->body.len;
+
+    p = ngx_cpymem(d->data, req->event.data, req->event.len);
+    p = ngx_cpymem(p, req->url.data, req->url.len);
+    p = ngx_cpymem(p, req->headers.data, req->headers.len);
+    ngx_memcpy(p, req->body.data, req->body.len);
+
+    ngx_rbtree_insert(&sh->rbtree, &d->node);
+    ngx_queue_insert_tail(&sh->deliveries, &d->queue);
+    sh->records++;
+    cb->shm->pending++;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return d;
+}
+
+
+/* a record's request is immutable, so it is read without the lock */
+
+void
+ngx_http_postback_zone_request(ngx_http_postback_delivery_t *d,
+    ngx_http_postback_request_t *req, u_char **id)
+{
+    u_char  *p;
+
+    p = d->data;
+
+    req->event.data = p;
+    req->event.len = d->event_len;
+    p += d->event_len;
+
+    req->url.data = p;
+    req->url.len = d->url_len;
+    p += d->url_len;
+
+    req->headers.data = p;
+    req->headers.len = d->headers_len;
+    p += d->headers_len;
+
+    req->body.data = p;
+    req->body.len = d->body_len;
+
+    req->method = d->method;
+    req->created = d->created;
+
+    *id = d->id;
+}
+
+
+u_char *
+ngx_http_postback_zone_id(ngx_http_postback_delivery_t *d)
+{
+    return d->id;
+}
+
+
+void
+ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_delivery_t *d, ngx_http_postback_result_t *res)
+{
+    size_t                        len;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_postback_cb_shm_t   *cs;
+    ngx_http_postback_shctx_t    *sh;
+    ngx_http_postback_attempt_t  *a;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    cs = d->cb;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    a = ngx_http_postback_zone_alloc(shpool, sh,
+                                     offsetof(ngx_http_postback_attempt_t, data)
+                                     + res->error.len + res->response.len);
+    if (a) {
+        a->next = NULL;
+        a->start = res->start;
+        a->duration = res->duration;
+        a->status = res->status;
+        a->error_len = res->error.len;
+        a->response_len = res->response.len;
+        ngx_memcpy(ngx_cpymem(a->data, res->error.data, res->error.len),
+                   res->response.data, res->response.len);
+
+        if (d->last_attempt) {
+            d->last_attempt->next = a;
+
+        } else {
+            d->attempts = a;
+        }
+
+        d->last_attempt = a;
+    }
+
+    d->nattempts++;
+    d->owner = 0;
+    cs->pending--;
+    cs->attempts++;
+    cs->last_attempt = res->start;
+    cs->last_status = res->status;
+    cs->last_latency = res->duration;
+
+    len = ngx_min(res->error.len, NGX_HTTP_POSTBACK_ERROR_MAX);
+    ngx_memcpy(cs->last_error, res->error.data, len);
+    cs->last_error_len = len;
+
+    if (res->status >= 200 && res->status < 300) {
+        d->state = NGX_HTTP_POSTBACK_DELIVERED;
+        cs->delivered++;
+        cs->consecutive_failures = 0;
+
+    } else {
+        d->state = NGX_HTTP_POSTBACK_FAILED;
+        cs->failed++;
+        cs->consecutive_failures++;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* a worker going away hands its unfinished claims back */
+
+void
+ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_delivery_t *d)
+{
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    d->state = NGX_HTTP_POSTBACK_PENDING;
+    d->owner = 0;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* under the lock; makes room by evicting the oldest finished records */
+
+static void *
+ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, size_t size)
+{
+    void                          *p;
+    ngx_queue_t                   *q, *next;
+    ngx_http_postback_delivery_t  *d;
+
+    p = ngx_slab_alloc_locked(shpool, size);
+    if (p) {
+        return p;
+    }
+
+    for (q = ngx_queue_head(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+
+        if (d->state != NGX_HTTP_POSTBACK_DELIVERED
+            && d->state != NGX_HTTP_POSTBACK_FAILED)
+        {
+            continue;
+        }
+
+        ngx_http_postback_zone_free(shpool, sh, d);
+        sh->evicted++;
+
+        p = ngx_slab_alloc_locked(shpool, size);
+        if (p) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_delivery_t *d)
+{
+    ngx_http_postback_attempt_t  *a, *next;
+
+    for (a = d->attempts; a; a = next) {
+        next = a->next;
+        ngx_slab_free_locked(shpool, a);
+    }
+
+    ngx_rbtree_delete(&sh->rbtree, &d->node);
+    ngx_queue_remove(&d->queue);
+    sh->records--;
+
+    ngx_slab_free_locked(shpool, d);
+}
+
+
+u_char *
+ngx_http_postback_time_text(u_char *buf, uint64_t ms)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    return ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                       (int) (ms % 1000));
+}
+
+
+json_t *
+ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
+{
+    ngx_uint_t                      i, n;
+    ngx_queue_t                    *q;
+    json_t                         *root, *zone, *capture, *skipped;
+    json_t                         *callbacks, *deliveries, *o;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_postback_cb_shm_t     *cs;
+    ngx_http_postback_shctx_t      *sh;
+    ngx_http_postback_delivery_t   *d;
+    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    pmcf = shm_zone->data;
+
+    root = json_object();
+    if (root == NULL) {
+        return NULL;
+    }
+
+    zone = json_object();
+    capture = json_object();
+    skipped = json_object();
+    callbacks = json_array();
+    deliveries = json_array();
+
+    json_object_set_new(root, "zone", zone);
+    json_object_set_new(root, "capture", capture);
+    json_object_set_new(root, "callbacks", callbacks);
+    json_object_set_new(root, "deliveries", deliveries);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    json_object_set_new(zone, "name",
+                        json_stringn((char *) shm_zone->shm.name.data,
+                                     shm_zone->shm.name.len));
+    json_object_set_new(zone, "size", json_integer(shm_zone->shm.size));
+    json_object_set_new(zone, "used",
+                        json_integer(shm_zone->shm.size
+                                     - shpool->pfree * ngx_pagesize));
+    json_object_set_new(zone, "records", json_integer(sh->records));
+    json_object_set_new(zone, "evicted", json_integer(sh->evicted));
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
+        json_object_set_new(i < NGX_HTTP_POSTBACK_SKIP_SUBREQUEST
+                            ? capture : skipped,
+                            ngx_http_postback_counter_names[i],
+                            json_integer(sh->counters[i]));
+    }
+
+    json_object_set_new(capture, "skipped", skipped);
+
+    cbp = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        cs = cbp[i]->shm;
+
+        o = json_object();
+        json_array_append_new(callbacks, o);
+
+        json_object_set_new(o, "name",
+                            json_stringn((char *) cs->name, cs->name_len));
+        json_object_set_new(o, "state",
+                            json_string(cs->disabled ? "disabled"
+                                                     : "enabled"));
+        json_object_set_new(o, "url",
+                            json_stringn((char *) cbp[i]->origin.data,
+                                         cbp[i]->origin.len));
+        json_object_set_new(o, "events", json_integer(cs->events));
+        json_object_set_new(o, "delivered", json_integer(cs->delivered));
+        json_object_set_new(o, "failed", json_integer(cs->failed));
+        json_object_set_new(o, "pending", json_integer(cs->pending));
+        json_object_set_new(o, "dropped", json_integer(cs->dropped));
+        json_object_set_new(o, "attempts", json_integer(cs->attempts));
+        json_object_set_new(o, "consecutive_failures",
+                            json_integer(cs->consecutive_failures));
+        json_object_set_new(o, "last_attempt_at",
+                            cs->last_attempt
+                            ? ngx_http_postback_json_time(cs->last_attempt)
+                            : json_null());
+        json_object_set_new(o, "last_status", json_integer(cs->last_status));
+        json_object_set_new(o, "last_error",
+                            ngx_http_postback_json_str(cs->last_error,
+                                                       cs->last_error_len));
+        json_object_set_new(o, "last_latency_ms",
+                            json_integer(cs->last_latency));
+    }
+
+    n = 0;
+
+    for (q = ngx_queue_last(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries) && n < limit;
+         q = ngx_queue_prev(q), n++)
+    {
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+        json_array_append_new(deliveries,
+                              ngx_http_postback_delivery_json(d));
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return root;
+}
+
+
+static json_t *
+ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
+{
+    json_t                       *o, *attempts, *a;
+    ngx_http_postback_attempt_t  *at;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    attempts = json_array();
+
+    json_object_set_new(o, "id",
+                        json_stringn((char *) d->id, NGX_HTTP_POSTBACK_ID_LEN));
+    json_object_set_new(o, "callback",
+                        json_stringn((char *) d->cb->name, d->cb->name_len));
+    json_object_set_new(o, "event",
+                        ngx_http_postback_json_str(d->data, d->event_len));
+    json_object_set_new(o, "state",
+                        json_string(ngx_http_postback_state_names[d->state]));
+    json_object_set_new(o, "created_at",
+                        ngx_http_postback_json_time(d->created));
+    json_object_set_new(o, "method",
+                        json_string(ngx_http_postback_method_names[d->method]));
+    json_object_set_new(o, "url",
+                        ngx_http_postback_json_str(d->data + d->event_len,
+                                                   d->url_len));
+    json_object_set_new(o, "attempts", attempts);
+
+    for (at = d->attempts; at; at = at->next) {
+        a = json_object();
+        json_array_append_new(attempts, a);
+
+        json_object_set_new(a, "at", ngx_http_postback_json_time(at->start));
+        json_object_set_new(a, "duration_ms", json_integer(at->duration));
+        json_object_set_new(a, "status", json_integer(at->status));
+        json_object_set_new(a, "error",
+                            ngx_http_postback_json_str(at->data,
+                                                       at->error_len));
+        json_object_set_new(a, "response",
+                            ngx_http_postback_json_str(
+                                at->data + at->error_len, at->response_len));
+    }
+
+    return o;
+}
+
+
+/* JSON string of bytes from outside: invalid UTF-8 becomes U+FFFD */
+
+static json_t *
+ngx_http_postback_json_str(u_char *data, size_t len)
+{
+    u_char  *buf, *last;
+    json_t  *s;
+
+    s = json_stringn((char *) data, len);
+    if (s) {
+        return s;
+    }
+
+    buf = malloc(pb_utf8_sanitize_len(data, len) + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    last = pb_utf8_sanitize(buf, data, len);
+    s = json_stringn((char *) buf, last - buf);
+    free(buf);
+
+    return s;
+}
+
+
+static json_t *
+ngx_http_postback_json_time(uint64_t ms)
+{
+    u_char  buf[NGX_HTTP_POSTBACK_TIME_LEN];
+
+    return json_stringn((char *) buf,
+                        ngx_http_postback_time_text(buf, ms) - buf);
+}

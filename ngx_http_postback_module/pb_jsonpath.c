@@ -1,0 +1,248 @@
+/*
+ * JSONPath subset used by postback_field.
+ */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pb_jsonpath.h"
+
+
+/* Fewest significant digits tried when writing a real as text. */
+#define PB_REAL_MIN_PRECISION  15
+/* Digits that always reproduce a double exactly. */
+#define PB_REAL_MAX_PRECISION  17
+
+
+/* Parses "[N]" or "['key']" / "[\"key\"]" at src[*pos], just after '['. */
+static const char *
+pb_path_parse_bracket(const char *src, size_t len, size_t *pos,
+    pb_path_step_t *step)
+{
+    char         quote;
+    size_t       p, start, digit;
+    const char  *end;
+
+    p = *pos;
+
+    if (p == len) {
+        return "unterminated \"[\"";
+    }
+
+    if (src[p] == '\'' || src[p] == '"') {
+        quote = src[p++];
+        end = memchr(&src[p], quote, len - p);
+
+        if (end == NULL) {
+            return "unterminated quoted key";
+        }
+
+        step->key = &src[p];
+        step->key_len = end - &src[p];
+        step->index = 0;
+
+        p = end - src + 1;
+
+        if (p == len) {
+            return "unterminated \"[\"";
+        }
+
+        if (src[p] != ']') {
+            return "expected \"]\" after quoted key";
+        }
+
+        *pos = p + 1;
+        return NULL;
+    }
+
+    start = p;
+    step->key = NULL;
+    step->key_len = 0;
+    step->index = 0;
+
+    while (p < len && src[p] >= '0' && src[p] <= '9') {
+        digit = src[p] - '0';
+
+        if (step->index > (SIZE_MAX - digit) / 10) {
+            return "bad array index";
+        }
+
+        step->index = step->index * 10 + digit;
+        p++;
+    }
+
+    if (p == len) {
+        return "unterminated \"[\"";
+    }
+
+    if (p == start || src[p] != ']') {
+        return "bad array index";
+    }
+
+    *pos = p + 1;
+    return NULL;
+}
+
+
+int
+pb_path_parse(const char *src, size_t len, pb_path_step_t *steps,
+    size_t max_steps, const char **err)
+{
+    size_t  p, n, start;
+
+    if (len == 0 || src[0] != '$') {
+        *err = "JSONPath must start with \"$\"";
+        return -1;
+    }
+
+    p = 1;
+    n = 0;
+
+    while (p < len) {
+        if (n == max_steps) {
+            *err = "too many steps in JSONPath";
+            return -1;
+        }
+
+        if (src[p] == '.') {
+            start = ++p;
+
+            while (p < len && src[p] != '.' && src[p] != '[') {
+                p++;
+            }
+
+            if (p == start) {
+                *err = "empty name after \".\"";
+                return -1;
+            }
+
+            steps[n].key = &src[start];
+            steps[n].key_len = p - start;
+            steps[n].index = 0;
+
+        } else if (src[p] == '[') {
+            p++;
+            *err = pb_path_parse_bracket(src, len, &p, &steps[n]);
+
+            if (*err != NULL) {
+                return -1;
+            }
+
+        } else {
+            *err = "expected \".\" or \"[\"";
+            return -1;
+        }
+
+        n++;
+    }
+
+    return (int) n;
+}
+
+
+json_t *
+pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n)
+{
+    size_t   i;
+    json_t  *v;
+
+    v = root;
+
+    for (i = 0; i < n && v != NULL; i++) {
+        if (steps[i].key != NULL) {
+            v = json_is_object(v)
+                ? json_object_getn(v, steps[i].key, steps[i].key_len)
+                : NULL;
+
+        } else {
+            v = json_is_array(v) ? json_array_get(v, steps[i].index) : NULL;
+        }
+    }
+
+    return v;
+}
+
+
+static char *
+pb_text_copy(const char *s, size_t n, size_t *len)
+{
+    char  *text;
+
+    text = malloc(n + 1);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    memcpy(text, s, n);
+    text[n] = '\0';
+    *len = n;
+
+    return text;
+}
+
+
+/*
+ * jansson writes reals with 17 significant digits, so 19.99 would become
+ * "19.989999999999998" in a callback URL: use the fewest digits that
+ * still read back as the same double.
+ */
+static char *
+pb_real_text(json_t *value)
+{
+    int      precision;
+    char    *text;
+    json_t  *back;
+    size_t   flags;
+
+    for (precision = PB_REAL_MIN_PRECISION; ; precision++) {
+        flags = JSON_ENCODE_ANY | JSON_COMPACT
+                | JSON_REAL_PRECISION(precision);
+
+        text = json_dumps(value, flags);
+
+        if (text == NULL || precision == PB_REAL_MAX_PRECISION) {
+            return text;
+        }
+
+        back = json_loads(text, JSON_DECODE_ANY, NULL);
+
+        if (back != NULL
+            && json_real_value(back) == json_real_value(value))
+        {
+            json_decref(back);
+            return text;
+        }
+
+        json_decref(back);
+        free(text);
+    }
+}
+
+
+char *
+pb_json_value_text(json_t *value, size_t *len)
+{
+    char  *text;
+
+    if (json_is_string(value)) {
+        return pb_text_copy(json_string_value(value),
+                            json_string_length(value), len);
+    }
+
+    if (json_is_null(value)) {
+        return pb_text_copy("", 0, len);
+    }
+
+    text = json_is_real(value)
+           ? pb_real_text(value)
+           : json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+
+    if (text == NULL) {
+        return NULL;
+    }
+
+    *len = strlen(text);
+
+    return text;
+}

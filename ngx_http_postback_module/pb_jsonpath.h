@@ -1,0 +1,43 @@
+/*
+ * JSONPath subset used by postback_field: $.a.b, $.a[0], $['k'], $["k"],
+ * $[0] and any mix of them.  Pure C (jansson only), no nginx headers.
+ */
+
+#ifndef PB_JSONPATH_H
+#define PB_JSONPATH_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+
+#define PB_PATH_MAX_STEPS  32
+
+
+typedef struct {
+    const char  *key;       /* NULL for an array index step */
+    size_t       key_len;
+    size_t       index;
+} pb_path_step_t;
+
+
+/*
+ * Parses src (len bytes, need not be NUL-terminated) into steps.  Keys
+ * point into src, so src must outlive the steps.  Returns the number of
+ * steps (0 for "$"), or -1 with *err set to a static message.
+ */
+int pb_path_parse(const char *src, size_t len, pb_path_step_t *steps,
+    size_t max_steps, const char **err);
+
+/* Borrowed reference to the value at the path, or NULL. */
+json_t *pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n);
+
+/*
+ * Text of a value as a field: strings as they are (may contain NUL),
+ * integers as JSON writes them, reals with the fewest digits (15 to 17)
+ * that read back the same, true/false, null as "",
+ * objects and arrays as compact JSON.  Returns malloc'd memory (NUL
+ * terminated, *len without the NUL) that the caller frees, or NULL.
+ */
+char *pb_json_value_text(json_t *value, size_t *len);
+
+#endif /* PB_JSONPATH_H */

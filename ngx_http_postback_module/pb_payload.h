@@ -1,0 +1,47 @@
+/*
+ * Bodies of callback requests.  Pure C (jansson), no nginx headers.
+ */
+
+#ifndef PB_PAYLOAD_H
+#define PB_PAYLOAD_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+
+typedef struct {
+    const char  *name;
+    size_t       name_len;
+    const char  *value;     /* any bytes; made valid UTF-8 for JSON */
+    size_t       value_len;
+} pb_kv_t;
+
+
+typedef struct {
+    const char  *id;            /* NUL terminated */
+    const char  *callback;      /* NUL terminated */
+    const char  *created_at;    /* NUL terminated, RFC 3339 */
+    const char  *event;
+    size_t       event_len;
+    pb_kv_t     *fields;
+    size_t       nfields;
+    pb_kv_t     *params;        /* "params" member only when nparams > 0 */
+    size_t       nparams;
+    json_t      *data;          /* upstream document, or NULL for null */
+} pb_payload_t;
+
+
+/*
+ * The default post_json body, compact:
+ * {"id":..,"event":..,"callback":..,"created_at":..,
+ *  "fields":{name:value,..},["params":{..},]"data":<document>}
+ * Returns malloc'd NUL-terminated text (*len without the NUL), or NULL.
+ */
+char *pb_payload_json(const pb_payload_t *p, size_t *len);
+
+/* name=value&name=value, both sides percent-encoded (pb_escape_uri). */
+size_t pb_payload_form_len(const pb_kv_t *kv, size_t n);
+unsigned char *pb_payload_form(unsigned char *dst, const pb_kv_t *kv,
+    size_t n);
+
+#endif /* PB_PAYLOAD_H */

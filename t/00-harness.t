@@ -1,0 +1,158 @@
+# Tests of the test harness itself (t/lib/PBTest.pm), with plain nginx: no
+# module is loaded, so this runs before the module builds.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use Test::More;
+
+use PBTest;
+
+my $t = PBTest->new;
+
+# Several KB, so that chunked answers span many chunks.
+my $json = '{"id":42,"items":[' . join(',', map { qq({"n":$_,"s":"item $_"}) } 1 .. 300) . ']}';
+
+my %routes = (
+    '/plain'     => { body => $json },
+    '/chunked'   => { body => $json, chunked => 1, chunk_size => 700 },
+    '/gzip'      => { body => $json, gzip => 1 },
+    '/truncated' => { body => $json, close_after => 100 },
+);
+$t->upstream(app => sub {
+    my ($req) = @_;
+    my $route = $routes{ $req->{path} } or return { status => 404, body => 'no route' };
+    return { headers => [ 'Content-Type' => 'application/json' ], %$route };
+});
+$t->receiver('hook');
+$t->receiver(flaky => respond => sub {
+    my ($req, $n) = @_;
+    return { status => $n == 1 ? 503 : 200, body => "answer $n" };
+});
+$t->receiver(slow => delay => 0.3);
+
+my $common = $t->http_common;
+my $conf = <<"EOF";
+worker_processes 2;
+events {}
+http {
+$common
+    upstream app {
+        server 127.0.0.1:%%PORT_app%%;
+        keepalive 4;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_front%%;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+$t->nginx_conf($conf);
+$t->start;
+
+subtest 'bodies pass the proxy byte for byte' => sub {
+    my $r = $t->get('/plain');
+    is $r->{status}, 200, 'plain: status';
+    is $r->{headers}{'content-type'}, 'application/json', 'plain: upstream header';
+    ok $r->{body} eq $json, 'plain: body';
+
+    $r = $t->get('/chunked');
+    is $r->{headers}{'transfer-encoding'}, 'chunked', 'chunked: stays chunked';
+    ok $r->{body} eq $json, 'chunked: dechunked body';
+    like $r->{raw}, qr/\r\n\r\n[0-9a-f]+\r\n/, 'chunked: raw bytes kept';
+
+    $r = $t->get('/gzip');
+    is $r->{headers}{'content-encoding'}, 'gzip', 'gzip: encoding';
+    ok $r->{body} eq PBTest::gzip($json), 'gzip: body untouched';
+
+    $r = $t->get('/truncated');
+    is $r->{status}, 200, 'truncated: status';
+    like $r->{error}, qr/closed/, 'truncated: reported';
+    is $r->{body}, substr($json, 0, 100), 'truncated: the bytes sent';
+
+    my @paths = map { $_->{path} } @{ $t->received('app') };
+    is_deeply \@paths, [qw(/plain /chunked /gzip /truncated)], 'upstream records';
+};
+
+subtest 'receiver records requests' => sub {
+    my $r = $t->post('/cb/x?a=1&b=x%20y&b=2&c=a+b', '{"k":"v"}', port => 'hook',
+        headers => [ 'Content-Type' => 'application/json', 'X-Sig' => 'abc', 'X-Sig' => 'def' ]);
+    is $r->{status}, 200, 'status';
+    is $r->{body}, 'ok', 'default body';
+
+    my ($rec) = @{ $t->wait_received(hook => 1) };
+    is $rec->{method}, 'POST', 'method';
+    is $rec->{uri}, '/cb/x?a=1&b=x%20y&b=2&c=a+b', 'uri';
+    is $rec->{path}, '/cb/x', 'path';
+    is $rec->{query}, 'a=1&b=x%20y&b=2&c=a+b', 'query';
+    is_deeply $rec->{args}, { a => 1, b => 'x y', c => 'a b' }, 'args, first of repeated';
+    is $rec->{headers}{'content-type'}, 'application/json', 'header';
+    is $rec->{headers}{'x-sig'}, 'abc, def', 'repeated header';
+    is $rec->{body}, '{"k":"v"}', 'body';
+    is $rec->{status}, 200, 'status recorded';
+    ok $rec->{peer_port} > 0 && $rec->{time} > 0 && $rec->{conn} == 1, 'peer, time, connection';
+
+    my @answers = map { $t->get("/try$_", port => 'flaky') } 1 .. 2;
+    is_deeply [ map { "$_->{status} $_->{body}" } @answers ],
+        [ '503 answer 1', '200 answer 2' ], 'respond sub gets the request number';
+    is_deeply [ map { $_->{status} } @{ $t->received('flaky') } ], [ 503, 200 ], 'statuses recorded';
+
+    $r = $t->get('/slow', port => 'slow');
+    cmp_ok $r->{elapsed}, '>=', 0.3, 'delay';
+    is scalar @{ $t->received('slow') }, 1, 'recorded';
+};
+
+subtest 'keep-alive connection serial' => sub {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port('hook'))
+        or die "connect: $!";
+    my $reader = PBTest::HTTP->new($sock, timeout => 5);
+    syswrite $sock, "POST /ka/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst";
+    is $reader->read_response('POST')->{status}, 200, 'first answer';
+    syswrite $sock, "POST /ka/2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        . "3\r\nsec\r\n3;ext=1\r\nond\r\n0\r\n\r\n";
+    is $reader->read_response('POST')->{status}, 200, 'second answer';
+    close $sock;
+
+    my @ka = grep { $_->{path} =~ m{^/ka/} } @{ $t->wait_received(hook => 3) };
+    is_deeply [ map { $_->{body} } @ka ], [qw(first second)], 'bodies (length, chunked)';
+    is $ka[0]{conn}, $ka[1]{conn}, 'same connection serial';
+    is_deeply [ map { $_->{conn_req} } @ka ], [ 1, 2 ], 'index on the connection';
+    isnt $ka[0]{conn}, $t->received('hook')->[0]{conn}, 'new connection, new serial';
+};
+
+subtest 'reload' => sub {
+    my @before = $t->worker_pids;
+    is scalar @before, 2, 'two workers';
+    $t->reload;
+    my @after = $t->worker_pids;
+    is scalar @after, 2, 'two new workers';
+    my %old = map { $_ => 1 } @before;
+    ok !grep({ $old{$_} } @after), 'all replaced';
+    is $t->get('/plain')->{status}, 200, 'serves after reload';
+
+    $t->allow_log(qr/bogus_directive/);
+    $t->nginx_conf("bogus_directive on;\n$conf");
+    ok !eval { $t->reload; 1 }, 'refused config: reload dies';
+    like $@, qr/unknown directive "bogus_directive"/, 'with the message';
+    is_deeply [ $t->worker_pids ], \@after, 'old workers stay';
+};
+
+subtest 'stop' => sub {
+    my @workers = $t->worker_pids;
+    $t->stop;
+    is_deeply [ grep { kill 0, $_ } @workers ], [], 'workers gone';
+    is_deeply [ $t->worker_pids ], [], 'no workers listed';
+};
+
+subtest 'test_conf refuses a broken config' => sub {
+    my ($rc, $out) = $t->test_conf;    # still the bogus one
+    isnt $rc, 0, 'non-zero exit';
+    like $out, qr/unknown directive "bogus_directive"/, 'message';
+};
+
+done_testing;
