@@ -23,7 +23,9 @@ CC_OPT    := -g -O2 -fPIC -fstack-protector-strong -Wformat \
              -Werror=format-security -D_FORTIFY_SOURCE=2
 LD_OPT    := -Wl,-z,relro -Wl,-z,now -fPIC
 
-.PHONY: all deps test unit fuzz-smoke prove demo clean
+ASAN_BUILD := $(CURDIR)/build-asan
+
+.PHONY: all deps test unit fuzz-smoke prove demo test-asan clean
 
 all: $(MODULE)
 
@@ -67,10 +69,22 @@ fuzz-smoke: deps
 prove: $(MODULE)
 	PB_MODULE=$(MODULE) prove -I t/lib t/
 
+# the t/ suite against the module built with AddressSanitizer, loaded into
+# Debian's nginx with the ASan runtime preloaded
+test-asan: deps
+	$(MAKE) BUILD=$(ASAN_BUILD) \
+	    CC_OPT="$(CC_OPT) -fsanitize=address -fno-omit-frame-pointer" \
+	    LD_OPT="$(LD_OPT) -fsanitize=address" $(ASAN_BUILD)/ngx_http_postback_module.so
+	printf '#!/bin/sh\nLD_PRELOAD=%s ASAN_OPTIONS=detect_leaks=0 exec /usr/sbin/nginx "$$@"\n' \
+	    "$$(gcc -print-file-name=libasan.so)" > $(ASAN_BUILD)/nginx.sh
+	chmod +x $(ASAN_BUILD)/nginx.sh
+	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
+	    PB_NGINX=$(ASAN_BUILD)/nginx.sh prove -I t/lib t/
+
 demo: deps $(MODULE)
 	PB_MODULE=$(MODULE) perl -I t/lib demo/demo.pl
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)
 	-$(MAKE) -s -C t/unit clean
 	-$(MAKE) -s -C fuzz clean

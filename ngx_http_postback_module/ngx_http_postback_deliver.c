@@ -252,9 +252,11 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 
     ngx_http_postback_zone_request(t->d, &req, &id);
 
-    /* one buffer fits the url and every header line, NUL-terminated */
+    /* one buffer fits the url and every line we make, NUL-terminated */
     size = ngx_max(req.url.len, req.headers.len);
-    size = ngx_max(size, cb->authorization.len) + sizeof("Authorization: ");
+    size = ngx_max(size, cb->authorization.len + sizeof("Authorization: "));
+    size = ngx_max(size, sizeof("webhook-id: ") + NGX_HTTP_POSTBACK_ID_LEN);
+    size++;
 
     buf = ngx_alloc(size, ngx_http_postback_deliverer.log);
     if (buf == NULL) {

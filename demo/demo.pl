@@ -1,0 +1,88 @@
+#!/usr/bin/perl
+# `make demo`: nginx with the module in front of the sample checkout, with
+# conf.d/postback.conf as it is (only its ports moved to free ones), a
+# members area and an affiliate tracker as receivers.  Sends a handful of
+# checkouts, prints what each receiver got and the status page, and stops
+# everything it started.
+
+use strict;
+use warnings;
+use JSON::PP;
+use Test::More ();
+use PBTest;
+use PBSample;
+
+# the harness reports through Test::More: keep its TAP out of the demo
+my $tb = Test::More->builder;
+$tb->output(\my $tap);
+$tb->failure_output(\my $tap_failures);
+$tb->no_ending(1);
+
+my $t = PBTest->new;
+my $json = JSON::PP->new->canonical->pretty;
+
+$t->upstream(checkout => \&PBSample::checkout);
+$t->receiver('members');
+$t->receiver('tracker');
+
+my $conf_d = $t->conf_d_text('postback.conf', {
+    '127.0.0.1:8080' => '127.0.0.1:' . $t->port('front'),
+    '127.0.0.1:8081' => '127.0.0.1:' . $t->port('checkout'),
+    '127.0.0.1:8091' => '127.0.0.1:' . $t->port('members'),
+    '127.0.0.1:8092' => '127.0.0.1:' . $t->port('tracker'),
+});
+
+$t->nginx_conf("load_module %%MODULE%%;\nworker_processes 2;\nevents {}\n"
+               . "http {\n" . $t->http_common . "\n$conf_d\n}\n");
+$t->start;
+
+print "nginx with ngx_http_postback_module in front of a sample checkout\n",
+      "config: conf.d/postback.conf\n\n";
+
+my @checkouts = (
+    [ 'product 1234 approved, from an affiliate click',
+      '/api/checkout/buy?product=1234&status=APPROVED&click_id=clk-777' ],
+    [ 'product 1234 refunded',
+      '/api/checkout/refund?product=1234&status=REFUNDED' ],
+    [ 'product 999 approved (not a members-area product)',
+      '/api/checkout/buy?product=999&status=APPROVED&click_id=clk-888' ],
+    [ 'product 1234, billet printed (no callback wants it)',
+      '/api/checkout/buy?product=1234&status=BILLET_PRINTED' ],
+    [ 'product 1234 chargeback',
+      '/api/checkout/chargeback?product=1234&status=CHARGEBACK' ],
+);
+
+for my $c (@checkouts) {
+    my ($what, $path) = @$c;
+    my $r = $t->get($path);
+    printf "checkout: %-52s -> client got %d in %.1f ms\n",
+           $what, $r->{status}, $r->{elapsed} * 1000;
+}
+
+my $members = $t->wait_received(members => 3, 5);
+my $tracker = $t->wait_received(tracker => 2, 5);
+
+print "\n== members area (POST JSON) received ", scalar @$members,
+      " callbacks\n";
+for my $req (@$members) {
+    print "\n$req->{method} $req->{uri}\n";
+    for my $h (qw(webhook-id content-type authorization x-members-product)) {
+        my $v = $req->{headers}{$h} // next;
+        # credentials are a secret, also in a demo's output
+        $v =~ s/^(Bearer|Basic) .*/$1 (redacted)/ if $h eq 'authorization';
+        print "  $h: $v\n";
+    }
+    print $json->encode(JSON::PP->new->decode($req->{body}));
+}
+
+print "\n== affiliate tracker (GET postback) received ", scalar @$tracker,
+      " callbacks\n";
+print "$_->{method} $_->{uri}\n" for @$tracker;
+
+print "\n== status page: GET /postback/?limit=3\n";
+print $t->get('/postback/?limit=3')->{body};
+
+$t->stop;
+print "\nerror log: ", ($tb->is_passing ? 'clean' : "NOT clean:\n$tap_failures"),
+      "\n";
+exit($tb->is_passing ? 0 : 1);
