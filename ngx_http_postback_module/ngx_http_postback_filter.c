@@ -391,7 +391,7 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
         return;
     }
 
-    ctx->doc = json_loadb((char *) ctx->buf, ctx->len, 0, &err);
+    ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
 
     if (ctx->doc == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

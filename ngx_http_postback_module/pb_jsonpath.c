@@ -246,3 +246,21 @@ pb_json_value_text(json_t *value, size_t *len)
 
     return text;
 }
+
+
+json_t *
+pb_json_parse(const char *buf, size_t len, json_error_t *err)
+{
+    json_t  *doc;
+
+    /* json_loadb() refuses a NULL buffer even when len is 0 */
+    doc = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, err);
+
+    if (doc == NULL && json_error_code(err) == json_error_numeric_overflow) {
+        /* jansson has no big integers: keep the event, lose the digits */
+        doc = json_loadb(buf, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
+                         err);
+    }
+
+    return doc;
+}

@@ -28,6 +28,14 @@ typedef struct {
 int pb_path_parse(const char *src, size_t len, pb_path_step_t *steps,
     size_t max_steps, const char **err);
 
+/*
+ * Parses an upstream body as an object or an array.  Strings may contain
+ * \u0000; a document with an integer too big for 64 bits is read again
+ * with every integer as a real, so that its event is not lost.  NULL with
+ * *err set when the body is not JSON.
+ */
+json_t *pb_json_parse(const char *buf, size_t len, json_error_t *err);
+
 /* Borrowed reference to the value at the path, or NULL. */
 json_t *pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n);
 

@@ -439,6 +439,39 @@ test_text_missing(void)
 }
 
 
+static void
+test_json_parse(void)
+{
+    json_t        *doc;
+    json_error_t   err;
+
+    /* strings with NUL are kept whole */
+    doc = pb_json_parse(S("{\"s\":\"a\\u0000b\"}"), &err);
+    CHECK(doc != NULL);
+    CHECK(doc && json_string_length(json_object_get(doc, "s")) == 3);
+    json_decref(doc);
+
+    /* an integer over 64 bits: the document is still read */
+    doc = pb_json_parse(S("{\"n\":123456789012345678901234,\"e\":\"A\"}"),
+                        &err);
+    CHECK(doc != NULL);
+    CHECK(doc && json_is_real(json_object_get(doc, "n")));
+    CHECK(doc && strcmp(json_string_value(json_object_get(doc, "e")), "A")
+                 == 0);
+    json_decref(doc);
+
+    /* small integers stay integers */
+    doc = pb_json_parse(S("[1234]"), &err);
+    CHECK(doc && json_is_integer(json_array_get(doc, 0)));
+    json_decref(doc);
+
+    CHECK(pb_json_parse(NULL, 0, &err) == NULL);
+    CHECK(pb_json_parse(S("\"just a string\""), &err) == NULL);
+    CHECK(pb_json_parse(S("{\"a\":"), &err) == NULL);
+    CHECK(pb_json_parse(S("{\"a\":1}{"), &err) == NULL);
+}
+
+
 const unit_test_t  jsonpath_tests[] = {
     UNIT_TEST(test_parse_root),
     UNIT_TEST(test_parse_dot_names),
@@ -456,6 +489,7 @@ const unit_test_t  jsonpath_tests[] = {
     UNIT_TEST(test_text_literals),
     UNIT_TEST(test_text_containers),
     UNIT_TEST(test_text_missing),
+    UNIT_TEST(test_json_parse),
 };
 
 const size_t  jsonpath_ntests =
