@@ -18,23 +18,14 @@ $tb->output(\my $tap);
 $tb->failure_output(\my $tap_failures);
 $tb->no_ending(1);
 
+# interrupted (Ctrl-C, a closed pipe): exit through END, which stops nginx
+# and the servers
+$SIG{$_} = sub { exit 1 } for qw(INT TERM PIPE);
+
 my $t = PBTest->new;
 my $json = JSON::PP->new->canonical->pretty;
 
-$t->upstream(checkout => \&PBSample::checkout);
-$t->receiver('members');
-$t->receiver('tracker');
-
-my $conf_d = $t->conf_d_text('postback.conf', {
-    '127.0.0.1:8080' => '127.0.0.1:' . $t->port('front'),
-    '127.0.0.1:8081' => '127.0.0.1:' . $t->port('checkout'),
-    '127.0.0.1:8091' => '127.0.0.1:' . $t->port('members'),
-    '127.0.0.1:8092' => '127.0.0.1:' . $t->port('tracker'),
-});
-
-$t->nginx_conf("load_module %%MODULE%%;\nworker_processes 2;\nevents {}\n"
-               . "http {\n" . $t->http_common . "\n$conf_d\n}\n");
-$t->start;
+PBSample::start_example($t);
 
 print "nginx with ngx_http_postback_module in front of a sample checkout\n",
       "config: conf.d/postback.conf\n\n";

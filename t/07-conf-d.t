@@ -12,21 +12,7 @@ use PBSample;
 
 my $t = PBTest->new;
 
-$t->upstream(checkout => \&PBSample::checkout);
-$t->receiver('members');
-$t->receiver('tracker');
-
-my $conf_d = $t->conf_d_text('postback.conf', {
-    '127.0.0.1:8080' => '127.0.0.1:' . $t->port('front'),
-    '127.0.0.1:8081' => '127.0.0.1:' . $t->port('checkout'),
-    '127.0.0.1:8091' => '127.0.0.1:' . $t->port('members'),
-    '127.0.0.1:8092' => '127.0.0.1:' . $t->port('tracker'),
-});
-unlike $conf_d, qr/127\.0\.0\.1:80[89]\d\b/, 'every port of the example moved';
-
-$t->nginx_conf("load_module %%MODULE%%;\nworker_processes 2;\nevents {}\n"
-               . "http {\n" . $t->http_common . "\n$conf_d\n}\n");
-$t->start;
+PBSample::start_example($t);
 
 my %sent = (
     A => '/api/checkout/buy?product=1234&status=APPROVED&click_id=clk-1&transaction=A',
