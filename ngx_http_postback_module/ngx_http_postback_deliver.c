@@ -41,12 +41,15 @@ typedef struct {
 
 static ngx_int_t ngx_http_postback_start(ngx_http_postback_transfer_t *t);
 static ngx_int_t ngx_http_postback_set_request(ngx_http_postback_transfer_t *t);
+static ngx_int_t ngx_http_postback_has_header(ngx_str_t *lines,
+    const char *name);
 static ngx_int_t ngx_http_postback_add_header(ngx_http_postback_transfer_t *t,
     u_char *line);
 static void ngx_http_postback_done(ngx_http_postback_transfer_t *t,
     CURLcode rc);
 static void ngx_http_postback_check_done(void);
 static void ngx_http_postback_event_handler(ngx_event_t *ev);
+static void ngx_http_postback_run(curl_socket_t s, int action);
 static void ngx_http_postback_timer_handler(ngx_event_t *ev);
 static int ngx_http_postback_socket_cb(CURL *easy, curl_socket_t s, int what,
     void *userp, void *socketp);
@@ -240,9 +243,10 @@ ngx_http_postback_start(ngx_http_postback_transfer_t *t)
 static ngx_int_t
 ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 {
-    u_char                        *p, *last, *line, *id, *buf;
+    u_char                        *p, *last, *line, *id, *buf, *end;
     size_t                         size;
     CURL                          *easy;
+    const char                    *type;
     ngx_int_t                      rc;
     ngx_http_postback_request_t    req;
     ngx_http_postback_callback_t  *cb;
@@ -274,19 +278,16 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         goto done;
     }
 
-    if (req.method == NGX_HTTP_POSTBACK_POST_JSON
-        && ngx_http_postback_add_header(t,
-                           (u_char *) "Content-Type: application/json")
-           != NGX_OK)
-    {
-        goto done;
-    }
+    /* a header= Content-Type replaces the method's */
+    type = ngx_http_postback_has_header(&req.headers, "content-type:")
+           ? NULL
+           : (req.method == NGX_HTTP_POSTBACK_POST_JSON)
+             ? "Content-Type: application/json"
+             : (req.method == NGX_HTTP_POSTBACK_POST_FORM)
+               ? "Content-Type: application/x-www-form-urlencoded"
+               : NULL;
 
-    if (req.method == NGX_HTTP_POSTBACK_POST_FORM
-        && ngx_http_postback_add_header(t,
-                (u_char *) "Content-Type: application/x-www-form-urlencoded")
-           != NGX_OK)
-    {
+    if (type && ngx_http_postback_add_header(t, (u_char *) type) != NGX_OK) {
         goto done;
     }
 
@@ -306,7 +307,18 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
             break;
         }
 
-        *ngx_cpymem(buf, line, p - line) = '\0';
+        end = ngx_cpymem(buf, line, p - line);
+
+        while (end > buf && end[-1] == ' ') {
+            end--;
+        }
+
+        /* "Name:" would tell curl to drop the header: "Name;" sends it empty */
+        if (end[-1] == ':') {
+            end[-1] = ';';
+        }
+
+        *end = '\0';
 
         if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
             goto done;
@@ -351,6 +363,28 @@ done:
     ngx_free(buf);
 
     return rc;
+}
+
+
+static ngx_int_t
+ngx_http_postback_has_header(ngx_str_t *lines, const char *name)
+{
+    u_char  *p, *last;
+    size_t   len;
+
+    len = ngx_strlen(name);
+    last = lines->data + lines->len;
+
+    for (p = lines->data; p < last; p++) {
+        if ((p == lines->data || p[-1] == '\n')
+            && (size_t) (last - p) >= len
+            && ngx_strncasecmp(p, (u_char *) name, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -476,7 +510,6 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
 static void
 ngx_http_postback_event_handler(ngx_event_t *ev)
 {
-    int                             running;
     ngx_connection_t               *c;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
@@ -487,27 +520,42 @@ ngx_http_postback_event_handler(ngx_event_t *ev)
         return;
     }
 
-    curl_multi_socket_action(dl->multi, c->fd,
-                             ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN,
-                             &running);
+    ngx_http_postback_run(c->fd,
+                          ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN);
+}
+
+
+/*
+ * curl and nginx share the thread's OpenSSL error queue: what a failed
+ * transfer leaves there would be blamed on nginx's next TLS connection
+ */
+
+static void
+ngx_http_postback_run(curl_socket_t s, int action)
+{
+    int                             running;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    curl_multi_socket_action(dl->multi, s, action, &running);
 
     ngx_http_postback_check_done();
+
+#if (NGX_OPENSSL)
+    ERR_clear_error();
+#endif
 }
 
 
 static void
 ngx_http_postback_timer_handler(ngx_event_t *ev)
 {
-    int                             running;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
     if (dl->multi == NULL) {
         return;
     }
 
-    curl_multi_socket_action(dl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-
-    ngx_http_postback_check_done();
+    ngx_http_postback_run(CURL_SOCKET_TIMEOUT, 0);
 }
 
 

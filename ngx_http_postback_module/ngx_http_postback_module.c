@@ -770,7 +770,7 @@ static char *
 ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
     ngx_str_t *url)
 {
-    u_char     *p, *host, *last, *at;
+    u_char     *p, *host, *last, *at, *start;
     size_t      scheme;
     ngx_str_t   target, userinfo;
 
@@ -800,8 +800,15 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
     at = ngx_strlchr(host, p, '@');
     if (at) {
         /* user info becomes basic auth, so it is never stored or shown */
-        userinfo.data = host;
-        userinfo.len = at - host;
+        userinfo.data = ngx_pnalloc(cf->pool, at - host);
+        if (userinfo.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* percent-encoded in a url (RFC 3986), plain in the header */
+        start = userinfo.data;
+        ngx_unescape_uri(&start, &host, at - host, 0);
+        userinfo.len = start - userinfo.data;
         host = at + 1;
 
         if (cb->authorization.len == 0) {

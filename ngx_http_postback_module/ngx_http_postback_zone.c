@@ -430,7 +430,8 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     ngx_memcpy(cs->last_error, res->error.data, len);
     cs->last_error_len = len;
 
-    if (res->status >= 200 && res->status < 300) {
+    /* a 2xx whose body then timed out or broke is no success */
+    if (res->error.len == 0 && res->status >= 200 && res->status < 300) {
         d->state = NGX_HTTP_POSTBACK_DELIVERED;
         cs->delivered++;
         cs->consecutive_failures = 0;

@@ -2,7 +2,7 @@
 #
 # - GET: params appended to the url (with '&' when the url has a query
 #   already, '?' otherwise), hostile values from the upstream JSON (+ & @ =
-#   % space, non-ASCII, quotes, newlines) arriving intact; variables in the
+#   % space, non-ASCII, quotes, newlines, NUL) arriving intact; variables in the
 #   url's path percent-encoded, so a value with '/' or '?' cannot change the
 #   path or the query.
 # - post_form: Content-Type and the urlencoded body, same values intact.
@@ -12,8 +12,10 @@
 #   newlines and invalid UTF-8 (from a request header) in the values.
 # - body= templates: post_json (a hostile value stays inside its JSON
 #   string, $postback_data is raw JSON) and post_form (percent-encoded).
-# - header=: values from fields; CR LF in a value becomes spaces (no header
-#   injection), counted in capture.header_values_sanitized.
+# - header=: values from fields; CR LF (or NUL) in a value becomes spaces
+#   (no header injection), counted in capture.header_values_sanitized; an
+#   empty value still sends the header; header=Content-Type replaces the
+#   module's own.
 # - auth=basic, auth=bearer, user:pass@ in the url; no secret on the status
 #   page.
 # - webhook-id and User-Agent on every request, unique per delivery.
@@ -48,6 +50,7 @@ my %V = (
     nl    => "line1\nline2\r\n\ttab \x01",
     brace => '"}, "x": {"y": "',
     crlf  => "a\r\nX-Injected: 1",
+    nul   => "a\x00b",    # \u0000 in the JSON: C strings must not cut it
 );
 my @VNAMES = sort keys %V;
 
@@ -111,7 +114,7 @@ $fields
         location /get/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
             postback_callback get_q method=get $params
-                url=http://127.0.0.1:%%PORT_get%%/cb/\$postback_path/end?fixed=1;
+                url=http://127.0.0.1:%%PORT_get%%/cb/\$postback_path/end?fixed=1&u=\$postback_amp;
             postback_callback get_plain method=get param=plus=\$postback_plus
                 url=http://127.0.0.1:%%PORT_get%%/plain;
         }
@@ -126,7 +129,7 @@ $fields
             proxy_pass http://127.0.0.1:%%PORT_app%%;
             postback_callback json_plain url=http://127.0.0.1:%%PORT_json%%/plain;
             postback_callback json_params url=http://127.0.0.1:%%PORT_json%%/params
-                param=a=\$postback_plus param=b=literal;
+                param=a=\$postback_plus param=b=literal param=c=\$postback_raw;
         }
 
         location /tpl/ {
@@ -145,7 +148,12 @@ $fields
                 "header=X-Mixed: at=\$postback_at; q=\$postback_quote"
                 "header=X-Utf8: \$postback_utf8"
                 "header=X-Crlf: \$postback_crlf"
+                "header=X-Nul: \$postback_nul"
+                "header=X-Missing: \$postback_missing"
                 "header=X-Static: fixed value";
+            # a header the module sets itself, given again by the config
+            postback_callback hdr_type url=http://127.0.0.1:%%PORT_hdr%%/type
+                "header=Content-Type: application/vnd.shop+json";
         }
 
         location /auth/ {
@@ -231,9 +239,10 @@ subtest 'GET: params and url variables' => sub {
     is PBTest::HTTP::url_decode($q->{path}), "/cb/$V{path}/end", 'path variable decodes back';
     ok !exists $q->{args}{evil}, "'?' in the path value starts no query";
 
-    # The url had "?fixed=1": params follow with '&'.
-    like $q->{query}, qr/^fixed=1&/, "params after the url's query, with '&'";
+    # The url had "?fixed=1&u=$postback_amp": params follow with '&'.
+    like $q->{query}, qr/^fixed=1&u=[^&]*&/, "params after the url's query, with '&'";
     is $q->{args}{fixed}, 1, 'url query kept';
+    is $q->{args}{u}, $V{amp}, 'variable in the url query percent-encoded';
     for my $name (@VNAMES) {
         is $q->{args}{$name}, bytes($V{$name}), "param $name intact";
     }
@@ -241,7 +250,7 @@ subtest 'GET: params and url variables' => sub {
     ok exists $q->{args}{none} && $q->{args}{none} eq '', 'missing field: empty param';
     # No stray pairs: each '&' of the values was encoded.
     my @pairs = split /&/, $q->{query};
-    is scalar @pairs, 1 + @VNAMES + 2, 'as many pairs as params (+ fixed)';
+    is scalar @pairs, 2 + @VNAMES + 2, "as many pairs as params and the url's own";
 
     my $plain = by_path($recs, '/plain');
     is $plain->{query}, 'plus=a%2Bb%2Bc', "url without query: '?' then the params"
@@ -281,6 +290,7 @@ subtest 'post_json: default body' => sub {
     for my $rec ($plain, $with) {
         is $rec->{method}, 'POST', "$rec->{path}: method";
         is $rec->{headers}{'content-type'}, 'application/json', "$rec->{path}: Content-Type";
+        ok !exists $rec->{headers}{expect}, "$rec->{path}: no Expect: 100-continue";
     }
 
     my ($body, $err) = decode_strict($plain->{body});
@@ -312,7 +322,8 @@ subtest 'post_json: default body' => sub {
     ($body, $err) = decode_strict($with->{body});
     ok $body, 'with param=: valid JSON' or diag $err;
     $body //= {};
-    is_deeply $body->{params}, { a => 'a+b+c', b => 'literal' }, 'params object';
+    is_deeply $body->{params}, { a => 'a+b+c', b => 'literal', c => $RAW_JSON },
+        'params object (invalid UTF-8 replaced)';
     is $body->{callback}, 'json_params', 'callback';
     is $body->{id}, $with->{headers}{'webhook-id'}, 'id is the webhook-id header';
     isnt $with->{headers}{'webhook-id'}, $plain->{headers}{'webhook-id'},
@@ -353,23 +364,33 @@ subtest 'body= templates' => sub {
 
 # ---------------------------------------------------------------- header=
 
-subtest 'custom headers, CR LF neutralised' => sub {
+subtest 'custom headers' => sub {
     my $sanitized = status()->{capture}{header_values_sanitized};
     checkout('/hdr/1');
-    my ($rec) = @{ $t->wait_received(hdr => 1) };
-    my $h = $rec->{headers};
+    my $recs = $t->wait_received(hdr => 2);
+    my $rec = by_path($recs, '/hdr');
+    my $h = $rec->{headers} // {};
     is $h->{'x-kind'}, 'PAID', 'value from a field';
     is $h->{'x-mixed'}, "at=$V{at}; q=$V{quote}", 'template with two fields';
     is $h->{'x-utf8'}, bytes($V{utf8}), 'non-ASCII bytes as they are';
     is $h->{'x-static'}, 'fixed value', 'literal value';
     is $h->{'x-crlf'}, 'a  X-Injected: 1', 'CR LF became spaces';
     ok !exists $h->{'x-injected'}, 'no injected header';
+    is $h->{'x-nul'}, 'a b', 'NUL became a space';
+    # An empty value is still a header (curl drops "Name:" lines with
+    # nothing after the colon unless told otherwise).
+    is $h->{'x-missing'}, '', 'a field the document lacks: empty header';
     is $rec->{method}, 'POST', 'the delivery arrived as a whole';
 
     my $st = wait_finished(1, 'hdr');
     cmp_ok $st->{capture}{header_values_sanitized}, '>', $sanitized,
         'capture.header_values_sanitized went up';
     is callback_status($st, 'hdr')->{delivered}, 1, 'delivered';
+
+    # Content-Type is a single-value field: the configured one replaces the
+    # module's, rather than both being sent.
+    is by_path($recs, '/type')->{headers}{'content-type'}, 'application/vnd.shop+json',
+        'header=Content-Type replaces application/json';
 };
 
 # ---------------------------------------------------------------- auth
@@ -399,16 +420,16 @@ subtest 'authentication' => sub {
         'status page: delivery url without user:pass';
     my $page = $t->get('/status?limit=1000')->{body};
     for my $secret (qw(hunter2 sesame tok_123 p%3Ass)) {
-        unlike $page, qr/\Q$secret/, "status page never shows '$secret'";
+        ok index($page, $secret) < 0, "status page never shows '$secret'";
     }
-    unlike $t->error_log, qr/hunter2/, 'nor does the error log';
+    ok index($t->error_log, 'hunter2') < 0, 'nor does the error log';
 };
 
 # ---------------------------------------------------------------- every request
 
 subtest 'webhook-id and User-Agent on every request' => sub {
     my @recs = map { @{ $t->received($_) } } qw(get form json tpl hdr auth);
-    is scalar @recs, 12, 'all requests of this test';
+    is scalar @recs, 13, 'all requests of this test';
     my %ids;
     for my $rec (@recs) {
         my $id = $rec->{headers}{'webhook-id'} // '';
