@@ -56,7 +56,8 @@ $(BUILD)/nginx/Makefile: config | deps
 
 $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 	$(MAKE) -s -f $(BUILD)/nginx/Makefile -C $(NGX_SRC) modules
-	cp $(BUILD)/nginx/ngx_http_postback_module.so $@
+	# a new file, not a rewrite: running nginx processes map the old one
+	cp $(BUILD)/nginx/ngx_http_postback_module.so $@.tmp && mv $@.tmp $@
 
 test: deps $(MODULE) unit fuzz-smoke prove
 

@@ -244,6 +244,7 @@ static ngx_int_t
 ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 {
     u_char                        *p, *last, *line, *id, *buf, *end;
+    u_char                        *colon, *value;
     size_t                         size;
     CURL                          *easy;
     const char                    *type;
@@ -308,17 +309,19 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         }
 
         end = ngx_cpymem(buf, line, p - line);
-
-        while (end > buf && end[-1] == ' ') {
-            end--;
-        }
+        *end = '\0';
 
         /* "Name:" would tell curl to drop the header: "Name;" sends it empty */
-        if (end[-1] == ':') {
-            end[-1] = ';';
+        colon = (u_char *) ngx_strchr(buf, ':');
+
+        for (value = colon + 1; value < end && *value == ' '; value++) {
+            /* void */
         }
 
-        *end = '\0';
+        if (value == end) {
+            colon[0] = ';';
+            colon[1] = '\0';
+        }
 
         if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
             goto done;
