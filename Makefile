@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 10
 # what the module, its tests and its demo need on Debian bookworm
 PACKAGES  := nginx nginx-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
              zlib1g-dev libpcre2-dev gcc make clang libclang-rt-14-dev \
-             perl curl
+             perl openssl
 
 SOURCES   := config $(wildcard ngx_http_postback_module/*.[ch])
 

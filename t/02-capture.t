@@ -305,33 +305,8 @@ $t->start;
 
 # ---------------------------------------------------------------- helpers
 
-# The capture counters, flattened: examined, events, and each skip reason.
-sub counters {
-    my $r = $t->get('/pbstatus?limit=0');
-    die "status page: $r->{status}\n" unless ($r->{status} // 0) == 200;
-    my $c = $JSON->decode($r->{body})->{capture};
-    return { examined => $c->{examined}, events => $c->{events},
-             sanitized => $c->{header_values_sanitized}, %{ $c->{skipped} } };
-}
-
-# Runs $code; returns its result and the counters that moved.  Polls (up to
-# 3 s) until the response's outcome is counted: "examined" and one more
-# counter moved.  "truncated" is counted when the request is freed, which may
-# come just after the client saw the connection close.
-sub counted {
-    my ($code) = @_;
-    my $before = counters();
-    my $res = $code->();
-    my ($delta, $deadline) = (undef, time + 3);
-    while (1) {
-        my $now = counters();
-        $delta = { map { $_ => $now->{$_} - $before->{$_} }
-                   grep { $now->{$_} != $before->{$_} } keys %$now };
-        last if ($delta->{examined} && keys %$delta > 1) || time > $deadline;
-        sleep 0.05;
-    }
-    return ($res, $delta);
-}
+# Runs $code; returns its result and the capture counters that moved.
+sub counted { $t->counted('/pbstatus', @_) }
 
 # The transaction a receiver record is for (decoded once per record: the
 # records of a receiver are read again at every poll).

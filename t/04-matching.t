@@ -179,31 +179,8 @@ sub url {
     return "$path?" . join '&', map { "$_=" . uri_escape($a{$_}) } sort keys %a;
 }
 
-# The capture counters, flattened: examined, events, and each skip reason.
-sub counters {
-    my $r = $t->get('/pbstatus?limit=0');
-    die "status page: $r->{status}\n" unless ($r->{status} // 0) == 200;
-    my $c = $JSON->decode($r->{body})->{capture};
-    return { examined => $c->{examined}, events => $c->{events},
-             sanitized => $c->{header_values_sanitized}, %{ $c->{skipped} } };
-}
-
-# Runs $code; returns the counters that moved once the response's outcome is
-# counted ("examined" and another one moved; at most 3 s).
-sub counted {
-    my ($code) = @_;
-    my $before = counters();
-    $code->();
-    my ($delta, $deadline) = (undef, time + 3);
-    while (1) {
-        my $now = counters();
-        $delta = { map { $_ => $now->{$_} - $before->{$_} }
-                   grep { $now->{$_} != $before->{$_} } keys %$now };
-        last if ($delta->{examined} && keys %$delta > 1) || time > $deadline;
-        sleep 0.05;
-    }
-    return $delta;
-}
+# Runs $code; returns the capture counters that moved.
+sub counted { ($t->counted('/pbstatus', @_))[1] }
 
 # What a callback request says: transaction and event.
 sub record_info {

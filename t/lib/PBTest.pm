@@ -24,6 +24,7 @@ use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp ();
 use IO::Socket::INET;
+use JSON::PP ();
 use POSIX ();
 use Scalar::Util qw(refaddr weaken);
 use Test::More ();
@@ -449,6 +450,38 @@ END {
 }
 
 # ---------------------------------------------------------------- helpers
+
+# ---------------------------------------------------------------- status page
+
+# The capture counters of the status location at $path, flattened: examined,
+# events, sanitized and each skip reason.
+sub capture_counters {
+    my ($self, $path) = @_;
+    my $r = $self->get("$path?limit=0");
+    die "status page: $r->{status}\n" unless ($r->{status} // 0) == 200;
+    my $c = JSON::PP->new->decode($r->{body})->{capture};
+    return { examined => $c->{examined}, events => $c->{events},
+             sanitized => $c->{header_values_sanitized}, %{ $c->{skipped} } };
+}
+
+# Runs $code; returns its result and the capture counters that moved, once
+# the response's outcome is counted: "examined" and one more counter moved,
+# polled for at most 3 s ("truncated" is counted when the request is freed,
+# which may come just after the client saw the connection close).
+sub counted {
+    my ($self, $path, $code) = @_;
+    my $before = $self->capture_counters($path);
+    my $res = $code->();
+    my ($delta, $deadline) = (undef, time + 3);
+    while (1) {
+        my $now = $self->capture_counters($path);
+        $delta = { map { $_ => $now->{$_} - $before->{$_} }
+                   grep { $now->{$_} != $before->{$_} } keys %$now };
+        last if ($delta->{examined} && keys %$delta > 1) || time > $deadline;
+        sleep $POLL;
+    }
+    return ($res, $delta);
+}
 
 sub _wait {
     my ($self, $timeout, $what, $cond) = @_;
