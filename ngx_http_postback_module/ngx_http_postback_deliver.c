@@ -13,11 +13,16 @@
 #include <curl/curl.h>
 
 
+/* due deliveries taken at once by a pickup */
+#define NGX_HTTP_POSTBACK_PICKUP_MAX       256
+#define NGX_HTTP_POSTBACK_PICKUP_INTERVAL  1000
+#define NGX_HTTP_POSTBACK_RETRY_AFTER_MAX  86400   /* seconds */
+
+
 typedef struct {
-    ngx_queue_t                     queue;  /* active, or the callback's
-                                               waiting list */
-    ngx_http_postback_callback_t   *cb;
-    ngx_http_postback_delivery_t   *d;
+    ngx_queue_t                     queue;  /* the worker's transfers */
+    ngx_http_postback_claim_t       claim;
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN];
     CURL                           *easy;
     struct curl_slist              *headers;
     uint64_t                        start;
@@ -29,10 +34,13 @@ typedef struct {
 
 typedef struct {
     CURLM                          *multi;
+    ngx_http_postback_main_conf_t  *pmcf;
     ngx_shm_zone_t                 *shm_zone;
     ngx_log_t                      *log;
     ngx_event_t                     timer;
-    ngx_connection_t                timer_conn;     /* for the timer's log */
+    ngx_event_t                     pickup;
+    ngx_flag_t                      backlog;
+    ngx_connection_t                timer_conn;     /* for the timers' log */
     ngx_queue_t                     active;
     ngx_connection_t              **sockets;        /* by fd */
     ngx_uint_t                      nsockets;
@@ -51,6 +59,8 @@ static void ngx_http_postback_check_done(void);
 static void ngx_http_postback_event_handler(ngx_event_t *ev);
 static void ngx_http_postback_run(curl_socket_t s, int action);
 static void ngx_http_postback_timer_handler(ngx_event_t *ev);
+static void ngx_http_postback_pickup_handler(ngx_event_t *ev);
+static void ngx_http_postback_pickup_at(uint64_t due);
 static int ngx_http_postback_socket_cb(CURL *easy, curl_socket_t s, int what,
     void *userp, void *socketp);
 static int ngx_http_postback_timer_cb(CURLM *multi, long timeout_ms,
@@ -98,16 +108,26 @@ ngx_http_postback_deliver_init(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    dl->pmcf = pmcf;
     dl->shm_zone = pmcf->shm_zone;
     dl->log = cycle->log;
     ngx_queue_init(&dl->active);
+
+    /* neither timer holds a graceful shutdown: claims are handed back */
 
     dl->timer_conn.fd = (ngx_socket_t) -1;
     dl->timer.handler = ngx_http_postback_timer_handler;
     dl->timer.data = &dl->timer_conn;
     dl->timer.log = cycle->log;
-    /* pending transfers never hold a graceful shutdown */
     dl->timer.cancelable = 1;
+
+    dl->pickup.handler = ngx_http_postback_pickup_handler;
+    dl->pickup.data = &dl->timer_conn;
+    dl->pickup.log = cycle->log;
+    dl->pickup.cancelable = 1;
+
+    /* soon: deliveries left by earlier workers may be due already */
+    ngx_add_timer(&dl->pickup, ngx_random() % 100 + 1);
 
     curl_multi_setopt(dl->multi, CURLMOPT_SOCKETFUNCTION,
                       ngx_http_postback_socket_cb);
@@ -128,8 +148,6 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
     ngx_uint_t                      i;
     ngx_queue_t                    *q;
     ngx_http_postback_transfer_t   *t;
-    ngx_http_postback_callback_t  **cbp;
-    ngx_http_postback_main_conf_t  *pmcf;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
     if (dl->multi == NULL) {
@@ -145,23 +163,8 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
         curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
 
-        ngx_http_postback_zone_release(dl->shm_zone, t->d);
+        ngx_http_postback_zone_release(dl->shm_zone, &t->claim);
         ngx_free(t);
-    }
-
-    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_postback_module);
-    cbp = pmcf->callbacks.elts;
-
-    for (i = 0; i < pmcf->callbacks.nelts; i++) {
-        while (!ngx_queue_empty(&cbp[i]->waiting)) {
-            q = ngx_queue_head(&cbp[i]->waiting);
-            t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
-            ngx_queue_remove(q);
-
-            ngx_http_postback_zone_release(dl->shm_zone, t->d);
-            ngx_free(t);
-        }
     }
 
     /* closes the cached connections through our close callback */
@@ -176,6 +179,21 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
         ngx_delete_posted_event(&dl->timer);
     }
 
+    if (dl->pickup.timer_set) {
+        ngx_del_timer(&dl->pickup);
+    }
+
+    if (dl->pickup.posted) {
+        ngx_delete_posted_event(&dl->pickup);
+    }
+
+    /* only the resolver's can be left: curl closed every one it opened */
+    for (i = 0; i < dl->nsockets; i++) {
+        if (dl->sockets[i]) {
+            ngx_http_postback_unwrap_socket(dl->sockets[i]);
+        }
+    }
+
     ngx_free(dl->sockets);
     dl->sockets = NULL;
     dl->nsockets = 0;
@@ -184,26 +202,22 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
 }
 
 
+/* the claim counted one of its callback's slots in this worker */
+
 void
-ngx_http_postback_deliver(ngx_http_postback_callback_t *cb,
-    ngx_http_postback_delivery_t *d, ngx_log_t *log)
+ngx_http_postback_deliver(ngx_http_postback_claim_t *claim, ngx_log_t *log)
 {
     ngx_http_postback_transfer_t  *t;
 
     t = ngx_calloc(sizeof(ngx_http_postback_transfer_t), log);
     if (t == NULL) {
+        claim->cb->active--;
         ngx_http_postback_zone_release(ngx_http_postback_deliverer.shm_zone,
-                                       d);
+                                       claim);
         return;
     }
 
-    t->cb = cb;
-    t->d = d;
-
-    if (cb->active >= cb->max_conns) {
-        ngx_queue_insert_tail(&cb->waiting, &t->queue);
-        return;
-    }
+    t->claim = *claim;
 
     if (ngx_http_postback_start(t) != NGX_OK) {
         ngx_http_postback_done(t, CURLE_OUT_OF_MEMORY);
@@ -211,17 +225,77 @@ ngx_http_postback_deliver(ngx_http_postback_callback_t *cb,
 }
 
 
+static void
+ngx_http_postback_pickup_handler(ngx_event_t *ev)
+{
+    uint64_t                        next;
+    ngx_uint_t                      i, n;
+    ngx_http_postback_claim_t       claims[NGX_HTTP_POSTBACK_PICKUP_MAX];
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (dl->multi == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    n = ngx_http_postback_zone_claim(dl->shm_zone, &dl->pmcf->callbacks,
+                                     claims, NGX_HTTP_POSTBACK_PICKUP_MAX,
+                                     &dl->backlog, &next);
+
+    for (i = 0; i < n; i++) {
+        ngx_http_postback_deliver(&claims[i], dl->log);
+    }
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    /* a full pickup may have left due ones: look again at once */
+    ngx_add_timer(ev, (n == NGX_HTTP_POSTBACK_PICKUP_MAX) ? 1
+                      : NGX_HTTP_POSTBACK_PICKUP_INTERVAL);
+
+    ngx_http_postback_pickup_at(next);
+}
+
+
+/* the pickup timer goes off no later than at `due` (ms since the epoch) */
+
+static void
+ngx_http_postback_pickup_at(uint64_t due)
+{
+    uint64_t                        now;
+    ngx_msec_t                      delay;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (due == 0) {
+        return;
+    }
+
+    now = ngx_http_postback_now();
+    delay = (due > now) ? (ngx_msec_t) (due - now) : 1;
+
+    if (dl->pickup.timer_set
+        && (ngx_msec_int_t) (dl->pickup.timer.key - ngx_current_msec)
+           <= (ngx_msec_int_t) delay)
+    {
+        return;
+    }
+
+    if (dl->pickup.timer_set) {
+        ngx_del_timer(&dl->pickup);
+    }
+
+    ngx_add_timer(&dl->pickup, delay);
+}
+
+
 static ngx_int_t
 ngx_http_postback_start(ngx_http_postback_transfer_t *t)
 {
-    ngx_time_t                     *tp;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
-    t->cb->active++;
     ngx_queue_insert_tail(&dl->active, &t->queue);
 
-    tp = ngx_timeofday();
-    t->start = (uint64_t) tp->sec * 1000 + tp->msec;
+    t->start = ngx_http_postback_now();
 
     t->easy = curl_easy_init();
     if (t->easy == NULL) {
@@ -243,7 +317,7 @@ ngx_http_postback_start(ngx_http_postback_transfer_t *t)
 static ngx_int_t
 ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 {
-    u_char                        *p, *last, *line, *id, *buf, *end;
+    u_char                        *p, *last, *line, *buf, *end;
     u_char                        *colon, *value;
     size_t                         size;
     CURL                          *easy;
@@ -253,9 +327,10 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
     ngx_http_postback_callback_t  *cb;
 
     easy = t->easy;
-    cb = t->cb;
+    cb = t->claim.cb;
 
-    ngx_http_postback_zone_request(t->d, &req, &id);
+    ngx_http_postback_zone_request(ngx_http_postback_deliverer.shm_zone,
+                                   &t->claim, &req, t->id);
 
     /* one buffer fits the url and every line we make, NUL-terminated */
     size = ngx_max(req.url.len, req.headers.len);
@@ -270,7 +345,8 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 
     rc = NGX_ERROR;
 
-    ngx_sprintf(buf, "webhook-id: %*s%Z", NGX_HTTP_POSTBACK_ID_LEN, id);
+    ngx_sprintf(buf, "webhook-id: %*s%Z", (size_t) NGX_HTTP_POSTBACK_ID_LEN,
+                t->id);
 
     if (ngx_http_postback_add_header(t, buf) != NGX_OK
         /* curl would otherwise wait for "100 Continue" on bodies over 1k */
@@ -353,10 +429,10 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 
     } else {
-        /* the record stays in the zone until the transfer is done */
+        /* copied: the record may change hands if the claim runs out */
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t) req.body.len);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *) req.body.data);
+        curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, (char *) req.body.data);
     }
 
     rc = NGX_OK;
@@ -445,26 +521,34 @@ static void
 ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
 {
     long                            code;
-    ngx_time_t                     *tp;
-    ngx_queue_t                    *q;
+    uint64_t                        due;
+    curl_off_t                      retry_after;
     ngx_http_postback_result_t      res;
     ngx_http_postback_callback_t   *cb;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
-    cb = t->cb;
+    cb = t->claim.cb;
     code = 0;
+    retry_after = 0;
 
     if (t->easy) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-    }
 
-    tp = ngx_timeofday();
+        if (code == NGX_HTTP_TOO_MANY_REQUESTS
+            || code == NGX_HTTP_SERVICE_UNAVAILABLE)
+        {
+            curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
+        }
+    }
 
     ngx_memzero(&res, sizeof(ngx_http_postback_result_t));
     res.start = t->start;
-    res.duration = (ngx_msec_t) ((uint64_t) tp->sec * 1000 + tp->msec
-                                 - t->start);
+    res.duration = (ngx_msec_t) (ngx_http_postback_now() - t->start);
     res.status = code;
+    /* the receiver's word, within reason */
+    res.retry_after = (uint64_t) ngx_min(ngx_max(retry_after, 0),
+                                         NGX_HTTP_POSTBACK_RETRY_AFTER_MAX)
+                      * 1000;
     res.response.data = t->response;
     res.response.len = t->response_len;
 
@@ -475,17 +559,18 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
 
         ngx_log_error(NGX_LOG_WARN, dl->log, 0,
                       "postback: callback \"%V\" delivery %*s failed: %V",
-                      &cb->name, NGX_HTTP_POSTBACK_ID_LEN,
-                      ngx_http_postback_zone_id(t->d), &res.error);
+                      &cb->name, (size_t) NGX_HTTP_POSTBACK_ID_LEN, t->id,
+                      &res.error);
 
     } else if (code < 200 || code > 299) {
         ngx_log_error(NGX_LOG_WARN, dl->log, 0,
                       "postback: callback \"%V\" delivery %*s answered %l",
-                      &cb->name, NGX_HTTP_POSTBACK_ID_LEN,
-                      ngx_http_postback_zone_id(t->d), code);
+                      &cb->name, (size_t) NGX_HTTP_POSTBACK_ID_LEN, t->id,
+                      code);
     }
 
-    ngx_http_postback_zone_finish(dl->shm_zone, t->d, &res);
+    due = ngx_http_postback_zone_finish(dl->shm_zone, &t->claim, &res,
+                                        dl->log);
 
     if (t->easy) {
         curl_multi_remove_handle(dl->multi, t->easy);
@@ -498,14 +583,11 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
     cb->active--;
     ngx_free(t);
 
-    while (cb->active < cb->max_conns && !ngx_queue_empty(&cb->waiting)) {
-        q = ngx_queue_head(&cb->waiting);
-        ngx_queue_remove(q);
-        t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
+    ngx_http_postback_pickup_at(due);
 
-        if (ngx_http_postback_start(t) != NGX_OK) {
-            ngx_http_postback_done(t, CURLE_OUT_OF_MEMORY);
-        }
+    /* a slot is free: due deliveries left waiting for one can go now */
+    if (dl->backlog && !dl->pickup.posted) {
+        ngx_post_event(&dl->pickup, &ngx_posted_events);
     }
 }
 
@@ -518,8 +600,13 @@ ngx_http_postback_event_handler(ngx_event_t *ev)
 
     c = ev->data;
 
-    if (c->close || dl->multi == NULL) {
-        /* worker_shutdown_timeout: exit_process aborts the transfers */
+    if (dl->multi == NULL) {
+        return;
+    }
+
+    if (c->close) {
+        /* worker_shutdown_timeout: hand every claim back, close all */
+        ngx_http_postback_deliver_exit((ngx_cycle_t *) ngx_cycle);
         return;
     }
 
@@ -774,7 +861,8 @@ ngx_http_postback_unwrap_socket(ngx_connection_t *c)
 
     c->read->closed = 1;
     c->write->closed = 1;
-    c->fd = (ngx_socket_t) -1;
 
+    /* ngx_free_connection() still reads c->fd */
     ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
 }

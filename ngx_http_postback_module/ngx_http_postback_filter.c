@@ -156,14 +156,14 @@ ngx_http_postback_header_filter(ngx_http_request_t *r)
         goto skip;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_postback_ctx_t));
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
+    /* out of memory: the response goes on, unexamined */
 
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_postback_ctx_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
+
+    if (ctx == NULL || cln == NULL) {
+        reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+        goto skip;
     }
 
     ctx->pmcf = pmcf;
@@ -173,7 +173,8 @@ ngx_http_postback_header_filter(ngx_http_request_t *r)
     if (encoding) {
         ctx->inflate = pb_inflate_create();
         if (ctx->inflate == NULL) {
-            return NGX_ERROR;
+            reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+            goto skip;
         }
     }
 
@@ -231,7 +232,9 @@ ngx_http_postback_is_json(ngx_str_t *type)
 static ngx_int_t
 ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    ngx_int_t                 rc;
     ngx_buf_t                *b;
+    ngx_flag_t                last;
     ngx_chain_t              *cl;
     ngx_http_postback_ctx_t  *ctx;
 
@@ -240,6 +243,8 @@ ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (ctx == NULL || ctx->done) {
         return ngx_http_next_body_filter(r, in);
     }
+
+    last = 0;
 
     for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
@@ -258,12 +263,18 @@ ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (b->last_buf) {
-            ngx_http_postback_finish(r, ctx);
-            break;
+            last = 1;
         }
     }
 
-    return ngx_http_next_body_filter(r, in);
+    /* the client's last bytes go first, the event's work after them */
+    rc = ngx_http_next_body_filter(r, in);
+
+    if (last) {
+        ngx_http_postback_finish(r, ctx);
+    }
+
+    return rc;
 }
 
 
@@ -625,18 +636,17 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     size_t                          len, nparams;
     uint64_t                        now;
     ngx_str_t                       target;
+    ngx_int_t                       rc;
     ngx_uint_t                      sanitized;
-    ngx_time_t                     *tp;
     pb_kv_t                        *params;
     pb_payload_t                    payload;
+    ngx_http_postback_claim_t       claim;
     ngx_http_postback_request_t     req;
-    ngx_http_postback_delivery_t   *d;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ctx->pmcf;
 
-    tp = ngx_timeofday();
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
+    now = ngx_http_postback_now();
 
     ngx_http_postback_zone_new_id(pmcf->shm_zone, id);
     *ngx_http_postback_time_text(created, now) = '\0';
@@ -744,15 +754,18 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
                                      NGX_HTTP_POSTBACK_SANITIZED, sanitized);
     }
 
-    d = ngx_http_postback_zone_add(pmcf->shm_zone, cb, id, &req,
-                                   r->connection->log);
-    if (d == NULL) {
+    /* sent at once when this worker has a slot free, else picked up */
+    rc = ngx_http_postback_zone_add(pmcf->shm_zone, cb, id, &req, &claim);
+
+    if (rc == NGX_ERROR) {
         ngx_http_postback_log_dropped(r, cb, event, fields,
                                       pmcf->fields.nelts);
         return NGX_ERROR;
     }
 
-    ngx_http_postback_deliver(cb, d, r->connection->log);
+    if (rc == NGX_OK) {
+        ngx_http_postback_deliver(&claim, r->connection->log);
+    }
 
     return NGX_OK;
 }
@@ -827,9 +840,13 @@ ngx_http_postback_log_dropped(ngx_http_request_t *r,
                          fields[i].value_len, fields[i].value);
     }
 
+    /* values come from upstream data: they must not forge log lines */
+    (void) pb_header_sanitize(text, p - text);
+
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "postback: delivery dropped, zone full: callback \"%V\", "
-                  "event \"%V\", fields:%*s", &cb->name, event, p - text, text);
+                  "event \"%V\", fields:%*s", &cb->name, event,
+                  (size_t) (p - text), text);
 }
 
 

@@ -30,6 +30,8 @@ static char *ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value);
 static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *url);
+static char *ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
+    ngx_str_t *value);
 static char *ngx_http_postback_parse_auth(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *value);
 static char *ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
@@ -444,7 +446,8 @@ ngx_http_postback_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         field->nsteps = n;
-        field->steps = ngx_pnalloc(cf->pool, n * sizeof(pb_path_step_t) + 1);
+        field->steps = ngx_palloc(cf->pool,
+                                  (n ? n : 1) * sizeof(pb_path_step_t));
         if (field->steps == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -539,7 +542,12 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cb->method = NGX_HTTP_POSTBACK_POST_JSON;
     cb->timeout = 10000;
     cb->max_conns = 16;
-    ngx_queue_init(&cb->waiting);
+    cb->attempts = 5;
+    cb->nretry = 4;
+    cb->retry[0] = 5 * 1000;
+    cb->retry[1] = 5 * 60 * 1000;
+    cb->retry[2] = 30 * 60 * 1000;
+    cb->retry[3] = 2 * 60 * 60 * 1000;
 
     if (ngx_array_init(&cb->params, cf->pool, 4,
                        sizeof(ngx_http_postback_pair_t))
@@ -752,6 +760,30 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
+    if (ngx_http_postback_key_is(key, "attempts")) {
+        n = ngx_atoi(value->data, value->len);
+        if (n == NGX_ERROR || n == 0 || n > 100) {
+            return "attempts must be 1 to 100";
+        }
+
+        cb->attempts = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "retry")) {
+        return ngx_http_postback_parse_retry(cb, value);
+    }
+
+    if (ngx_http_postback_key_is(key, "disable_after")) {
+        n = ngx_atoi(value->data, value->len);
+        if (n == NGX_ERROR) {
+            return "disable_after must be a number";
+        }
+
+        cb->disable_after = n;
+        return NGX_CONF_OK;
+    }
+
     if (ngx_http_postback_key_is(key, "max_conns")) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR || n == 0 || n > 65535) {
@@ -849,6 +881,42 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
 
     return ngx_http_postback_tpl_compile(cf, &cb->target, &target,
                                          NGX_HTTP_POSTBACK_ESCAPE_URI);
+}
+
+
+static char *
+ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
+    ngx_str_t *value)
+{
+    u_char     *p, *last, *start;
+    ngx_int_t   ms;
+    ngx_str_t   s;
+
+    cb->nretry = 0;
+    last = value->data + value->len;
+
+    for (start = value->data; start <= last; start = p + 1) {
+        p = ngx_strlchr(start, last, ',');
+        if (p == NULL) {
+            p = last;
+        }
+
+        if (cb->nretry == NGX_HTTP_POSTBACK_RETRY_MAX) {
+            return "too many delays in retry=";
+        }
+
+        s.data = start;
+        s.len = p - start;
+
+        ms = ngx_parse_time(&s, 0);
+        if (ms == NGX_ERROR) {
+            return "invalid time in retry=";
+        }
+
+        cb->retry[cb->nretry++] = ms;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1034,7 +1102,8 @@ ngx_http_postback_tpl_render(ngx_http_request_t *r,
 
     part = tpl->parts.elts;
 
-    vv = ngx_palloc(r->pool, tpl->parts.nelts * sizeof(void *) + 1);
+    vv = ngx_palloc(r->pool, (tpl->parts.nelts ? tpl->parts.nelts : 1)
+                             * sizeof(ngx_http_variable_value_t *));
     if (vv == NULL) {
         return NGX_ERROR;
     }

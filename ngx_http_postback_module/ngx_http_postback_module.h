@@ -35,6 +35,7 @@
 #define NGX_HTTP_POSTBACK_ERROR_MAX  128
 #define NGX_HTTP_POSTBACK_RESP_MAX   256    /* response bytes kept */
 #define NGX_HTTP_POSTBACK_TIME_LEN   24     /* 2026-11-22T18:34:44.123Z */
+#define NGX_HTTP_POSTBACK_RETRY_MAX  16     /* entries of retry= */
 
 
 /* capture counters in the zone; the SKIP ones say why there was no event */
@@ -99,12 +100,14 @@ typedef struct {
     ngx_str_t                     authorization;    /* header value */
     ngx_msec_t                    timeout;
     ngx_uint_t                    max_conns;
+    ngx_uint_t                    attempts;
+    ngx_uint_t                    disable_after;    /* 0: never */
+    ngx_uint_t                    nretry;
+    uint64_t                      retry[NGX_HTTP_POSTBACK_RETRY_MAX];
 
     ngx_http_postback_cb_shm_t   *shm;      /* set by the zone's init */
 
-    /* this worker's transfers */
-    ngx_uint_t                    active;
-    ngx_queue_t                   waiting;
+    ngx_uint_t                    active;   /* this worker's transfers */
 } ngx_http_postback_callback_t;
 
 
@@ -142,12 +145,38 @@ typedef struct {
     uint64_t                      start;    /* ms since the epoch */
     ngx_msec_t                    duration;
     ngx_int_t                     status;   /* HTTP status, 0: none */
+    uint64_t                      retry_after;      /* ms, 0: none */
     ngx_str_t                     error;
     ngx_str_t                     response; /* first bytes */
 } ngx_http_postback_result_t;
 
 
 typedef struct ngx_http_postback_delivery_s  ngx_http_postback_delivery_t;
+
+
+/*
+ * A delivery a worker took, with the callback that sends it.  The record
+ * is only trusted while the zone still has it under this claim: a claim
+ * whose lease ran out may have been taken over, and the record finished
+ * and freed, by another worker.
+ */
+typedef struct {
+    ngx_http_postback_callback_t *cb;
+    ngx_http_postback_delivery_t *d;
+    ngx_rbtree_key_t              key;      /* the record's number */
+    ngx_uint_t                    claim;    /* the record's claim count */
+} ngx_http_postback_claim_t;
+
+
+static ngx_inline uint64_t
+ngx_http_postback_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
 
 
 extern ngx_module_t  ngx_http_postback_module;
@@ -171,16 +200,20 @@ ngx_int_t ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 void ngx_http_postback_zone_count(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_counter_e counter, ngx_uint_t n);
 void ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id);
-ngx_http_postback_delivery_t *ngx_http_postback_zone_add(
-    ngx_shm_zone_t *shm_zone, ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req, ngx_log_t *log);
-void ngx_http_postback_zone_request(ngx_http_postback_delivery_t *d,
-    ngx_http_postback_request_t *req, u_char **id);
-u_char *ngx_http_postback_zone_id(ngx_http_postback_delivery_t *d);
+ngx_int_t ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim);
+ngx_uint_t ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone,
+    ngx_array_t *callbacks, ngx_http_postback_claim_t *out, ngx_uint_t max,
+    ngx_flag_t *backlog, uint64_t *next);
+void ngx_http_postback_zone_request(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_claim_t *claim, ngx_http_postback_request_t *req,
+    u_char *id);
 void ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_delivery_t *d);
-void ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_delivery_t *d, ngx_http_postback_result_t *res);
+    ngx_http_postback_claim_t *claim);
+uint64_t ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
+    ngx_log_t *log);
 json_t *ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone,
     ngx_uint_t limit);
 u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
@@ -188,8 +221,8 @@ u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 /* deliver */
 ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle);
 void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
-void ngx_http_postback_deliver(ngx_http_postback_callback_t *cb,
-    ngx_http_postback_delivery_t *d, ngx_log_t *log);
+void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim,
+    ngx_log_t *log);
 
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,

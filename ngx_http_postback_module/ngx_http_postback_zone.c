@@ -9,22 +9,41 @@
 
 
 #include "ngx_http_postback_module.h"
+#include "pb_backoff.h"
 #include "pb_escape.h"
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620001
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620003
+
+/* a claim outlives its transfer's timeout by this much, in ms */
+#define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
+
+/* due records a pickup passes over, at most, for want of a free slot */
+#define NGX_HTTP_POSTBACK_CLAIM_SCAN    1024
 
 
+/*
+ * pending: due at d->due.key; sending: claimed by d->owner until the lease
+ * at d->due.key; paused: its callback is disabled; delivered and failed
+ * are finished.  Pending and sending records are in the due tree.
+ */
 #define NGX_HTTP_POSTBACK_PENDING    0
 #define NGX_HTTP_POSTBACK_SENDING    1
 #define NGX_HTTP_POSTBACK_DELIVERED  2
 #define NGX_HTTP_POSTBACK_FAILED     3
+#define NGX_HTTP_POSTBACK_PAUSED     4
+
+#define ngx_http_postback_finished(d)                                         \
+    ((d)->state == NGX_HTTP_POSTBACK_DELIVERED                                \
+     || (d)->state == NGX_HTTP_POSTBACK_FAILED)
 
 
 typedef struct {
     ngx_rbtree_t                  rbtree;       /* deliveries by number */
     ngx_rbtree_node_t             sentinel;
+    ngx_rbtree_t                  due;          /* by time to look at */
+    ngx_rbtree_node_t             due_sentinel;
     ngx_queue_t                   deliveries;   /* oldest first */
     ngx_queue_t                   callbacks;
     ngx_uint_t                    magic;
@@ -43,6 +62,7 @@ struct ngx_http_postback_cb_shm_s {
     uint64_t                      delivered;
     uint64_t                      failed;
     uint64_t                      pending;
+    uint64_t                      paused;
     uint64_t                      dropped;
     uint64_t                      attempts;
     uint64_t                      consecutive_failures;
@@ -71,14 +91,16 @@ struct ngx_http_postback_attempt_s {
 
 struct ngx_http_postback_delivery_s {
     ngx_rbtree_node_t             node;
+    ngx_rbtree_node_t             due;
     ngx_queue_t                   queue;
     ngx_http_postback_cb_shm_t   *cb;
     ngx_http_postback_attempt_t  *attempts;
     ngx_http_postback_attempt_t  *last_attempt;
     uint64_t                      created;
     ngx_uint_t                    nattempts;
+    ngx_uint_t                    claims;
     ngx_pid_t                     owner;
-    unsigned                      state:2;
+    unsigned                      state:3;
     unsigned                      method:2;
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
     size_t                        event_len;
@@ -89,6 +111,15 @@ struct ngx_http_postback_delivery_s {
 };
 
 
+static void ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh);
+static void ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_delivery_t *d, ngx_uint_t state, uint64_t due);
+static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_callback_t *cb, ngx_http_postback_delivery_t *d,
+    uint64_t now, ngx_http_postback_claim_t *claim);
+static ngx_http_postback_delivery_t *ngx_http_postback_zone_claimed(
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
 static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
     ngx_shm_zone_t *shm_zone);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
@@ -124,7 +155,8 @@ static const char  *ngx_http_postback_state_names[] = {
     "pending",
     "sending",
     "delivered",
-    "failed"
+    "failed",
+    "paused"
 };
 
 
@@ -138,7 +170,6 @@ static const char  *ngx_http_postback_method_names[] = {
 ngx_int_t
 ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_time_t                 *tp;
     ngx_slab_pool_t            *shpool;
     ngx_http_postback_shctx_t  *sh;
 
@@ -167,12 +198,12 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shpool->data = sh;
 
     ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_rbtree_insert_value);
+    ngx_rbtree_init(&sh->due, &sh->due_sentinel, ngx_rbtree_insert_value);
     ngx_queue_init(&sh->deliveries);
     ngx_queue_init(&sh->callbacks);
 
     sh->magic = NGX_HTTP_POSTBACK_ZONE_MAGIC;
-    tp = ngx_timeofday();
-    sh->boot = (uint64_t) tp->sec * 1000 + tp->msec;
+    sh->boot = ngx_http_postback_now();
 
     shpool->log_ctx = ngx_slab_alloc(shpool,
                                      sizeof(" in postback_zone \"\"")
@@ -208,6 +239,9 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     pmcf = shm_zone->data;
     cbp = pmcf->callbacks.elts;
 
+    /* on a reload the old workers are still using the zone */
+    ngx_shmtx_lock(&shpool->mutex);
+
     for (i = 0; i < pmcf->callbacks.nelts; i++) {
 
         for (q = ngx_queue_head(&sh->callbacks);
@@ -225,8 +259,10 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
         }
 
         if (q == ngx_queue_sentinel(&sh->callbacks)) {
-            cs = ngx_slab_calloc(shpool, sizeof(ngx_http_postback_cb_shm_t));
+            cs = ngx_slab_calloc_locked(shpool,
+                                        sizeof(ngx_http_postback_cb_shm_t));
             if (cs == NULL) {
+                ngx_shmtx_unlock(&shpool->mutex);
                 ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                               "postback_zone \"%V\" has no room for "
                               "callback \"%V\"", &shm_zone->shm.name,
@@ -244,7 +280,70 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
         cbp[i]->shm = cs;
     }
 
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_http_postback_zone_resume(shpool, sh);
+
     return NGX_OK;
+}
+
+
+/* the paused deliveries of callbacks enabled again go out now */
+
+static void
+ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh)
+{
+    uint64_t                       now;
+    ngx_queue_t                   *q;
+    ngx_http_postback_delivery_t  *d;
+
+    now = ngx_http_postback_now();
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+
+        if (d->state == NGX_HTTP_POSTBACK_PAUSED && !d->cb->disabled) {
+            d->cb->paused--;
+            d->cb->pending++;
+            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                            now);
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* under the lock: a new state, and when the due tree looks at it again */
+
+static void
+ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_delivery_t *d, ngx_uint_t state, uint64_t due)
+{
+    if (d->state == NGX_HTTP_POSTBACK_PENDING
+        || d->state == NGX_HTTP_POSTBACK_SENDING)
+    {
+        ngx_rbtree_delete(&sh->due, &d->due);
+    }
+
+    d->state = state;
+
+    if (state == NGX_HTTP_POSTBACK_PENDING
+        || state == NGX_HTTP_POSTBACK_SENDING)
+    {
+        d->due.key = due;
+        ngx_rbtree_insert(&sh->due, &d->due);
+    }
+
+    if (state != NGX_HTTP_POSTBACK_SENDING) {
+        d->owner = 0;
+    }
 }
 
 
@@ -281,41 +380,48 @@ ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id)
 }
 
 
-ngx_http_postback_delivery_t *
+/*
+ * Records a delivery.  NGX_OK: claimed by this worker at once (a slot of
+ * cb was free here), *claim filled; NGX_DECLINED: left pending for any
+ * worker's pickup, or paused; NGX_ERROR: no room, dropped.
+ */
+
+ngx_int_t
 ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req, ngx_log_t *log)
+    ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim)
 {
     u_char                        *p;
     size_t                         size;
+    ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
+    ngx_http_postback_cb_shm_t    *cs;
     ngx_http_postback_shctx_t     *sh;
     ngx_http_postback_delivery_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
+    cs = cb->shm;
 
     size = offsetof(ngx_http_postback_delivery_t, data)
            + req->event.len + req->url.len + req->headers.len + req->body.len;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    cb->shm->events++;
+    cs->events++;
 
     d = ngx_http_postback_zone_alloc(shpool, sh, size);
     if (d == NULL) {
-        cb->shm->dropped++;
+        cs->dropped++;
         ngx_shmtx_unlock(&shpool->mutex);
-        return NULL;
+        return NGX_ERROR;
     }
 
     ngx_memzero(d, offsetof(ngx_http_postback_delivery_t, data));
 
     d->node.key = ngx_hextoi(id + 4 + 12, 12);
-    d->cb = cb->shm;
+    d->cb = cs;
     d->created = req->created;
-    d->state = NGX_HTTP_POSTBACK_SENDING;
-    d->owner = ngx_pid;
     d->method = req->method;
     ngx_memcpy(d->id, id, NGX_HTTP_POSTBACK_ID_LEN);
 
@@ -332,27 +438,192 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_rbtree_insert(&sh->rbtree, &d->node);
     ngx_queue_insert_tail(&sh->deliveries, &d->queue);
     sh->records++;
-    cb->shm->pending++;
+
+    /* not in the due tree yet: schedule() must not take it out */
+    d->state = NGX_HTTP_POSTBACK_PAUSED;
+    rc = NGX_DECLINED;
+
+    if (cs->disabled) {
+        cs->paused++;
+
+    } else if (cb->active < cb->max_conns) {
+        cs->pending++;
+        ngx_http_postback_zone_take(sh, cb, d, req->created, claim);
+        rc = NGX_OK;
+
+    } else {
+        /* this worker has no free slot for it: any worker's pickup will */
+        cs->pending++;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                        req->created);
+    }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return d;
+    return rc;
 }
 
 
-/* a record's request is immutable, so it is read without the lock */
+/* under the lock: this worker claims d for a transfer */
+
+static void
+ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_callback_t *cb, ngx_http_postback_delivery_t *d,
+    uint64_t now, ngx_http_postback_claim_t *claim)
+{
+    d->claims++;
+    d->owner = ngx_pid;
+    ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_SENDING,
+                                    now + cb->timeout
+                                    + NGX_HTTP_POSTBACK_LEASE_MARGIN);
+
+    /* the claim takes one of this worker's slots of the callback */
+    cb->active++;
+
+    claim->cb = cb;
+    claim->d = d;
+    claim->key = d->node.key;
+    claim->claim = d->claims;
+}
+
+
+/* under the lock: the record of a claim, if the claim still holds */
+
+static ngx_http_postback_delivery_t *
+ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_claim_t *claim)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    while (node != sentinel && node->key != claim->key) {
+        node = (claim->key < node->key) ? node->left : node->right;
+    }
+
+    if (node != &claim->d->node
+        || claim->d->state != NGX_HTTP_POSTBACK_SENDING
+        || claim->d->owner != ngx_pid
+        || claim->d->claims != claim->claim)
+    {
+        return NULL;
+    }
+
+    return claim->d;
+}
+
+
+/*
+ * Takes due deliveries for this worker: pending ones whose time has come
+ * and sending ones whose claim expired (their worker died), as long as
+ * their callback has a free slot here.  Returns how many were taken;
+ * *backlog tells that due ones were left for want of a slot or of room,
+ * *next when the first one not yet due will be (0: none).
+ */
+
+ngx_uint_t
+ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
+    ngx_http_postback_claim_t *out, ngx_uint_t max, ngx_flag_t *backlog,
+    uint64_t *next_due)
+{
+    uint64_t                        now;
+    ngx_uint_t                      i, n, skipped;
+    ngx_slab_pool_t                *shpool;
+    ngx_rbtree_node_t              *node, *next, *root, *sentinel;
+    ngx_http_postback_shctx_t      *sh;
+    ngx_http_postback_delivery_t   *d;
+    ngx_http_postback_callback_t  **cbp, *cb;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    cbp = callbacks->elts;
+    now = ngx_http_postback_now();
+    n = 0;
+    skipped = 0;
+    *backlog = 0;
+    *next_due = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    root = sh->due.root;
+    sentinel = sh->due.sentinel;
+
+    if (root == sentinel) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return 0;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
+
+        if (node->key > now) {
+            *next_due = node->key;
+            break;
+        }
+
+        next = ngx_rbtree_next(&sh->due, node);
+
+        d = (ngx_http_postback_delivery_t *)
+                ((u_char *) node
+                 - offsetof(ngx_http_postback_delivery_t, due));
+
+        cb = NULL;
+
+        for (i = 0; i < callbacks->nelts; i++) {
+            if (cbp[i]->shm == d->cb) {
+                cb = cbp[i];
+                break;
+            }
+        }
+
+        if (cb == NULL) {
+            /* another generation's callback: left to its workers */
+            continue;
+        }
+
+        if (d->cb->disabled) {
+            d->cb->pending--;
+            d->cb->paused++;
+            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PAUSED,
+                                            0);
+            continue;
+        }
+
+        if (cb->active >= cb->max_conns || n == max) {
+            *backlog = 1;
+
+            /* a long backlog of full callbacks: not all of it each time */
+            if (++skipped == NGX_HTTP_POSTBACK_CLAIM_SCAN) {
+                break;
+            }
+
+            continue;
+        }
+
+        ngx_http_postback_zone_take(sh, cb, d, now, &out[n++]);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return n;
+}
+
+
+/*
+ * The request of a record just claimed, read without the lock: a claimed
+ * record is neither changed nor evicted, and curl copies what it keeps.
+ */
 
 void
-ngx_http_postback_zone_request(ngx_http_postback_delivery_t *d,
-    ngx_http_postback_request_t *req, u_char **id)
+ngx_http_postback_zone_request(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_claim_t *claim, ngx_http_postback_request_t *req,
+    u_char *id)
 {
-    u_char  *p;
+    u_char                        *p;
+    ngx_http_postback_delivery_t  *d;
 
-    p = d->data;
-
-    req->event.data = p;
-    req->event.len = d->event_len;
-    p += d->event_len;
+    d = claim->d;
+    p = d->data + d->event_len;
 
     req->url.data = p;
     req->url.len = d->url_len;
@@ -366,34 +637,46 @@ ngx_http_postback_zone_request(ngx_http_postback_delivery_t *d,
     req->body.len = d->body_len;
 
     req->method = d->method;
-    req->created = d->created;
 
-    *id = d->id;
+    ngx_memcpy(id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
 }
 
 
-u_char *
-ngx_http_postback_zone_id(ngx_http_postback_delivery_t *d)
-{
-    return d->id;
-}
+/* records an attempt; returns when the delivery is due again (0: never) */
 
-
-void
+uint64_t
 ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_delivery_t *d, ngx_http_postback_result_t *res)
+    ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
+    ngx_log_t *log)
 {
-    size_t                        len;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_postback_cb_shm_t   *cs;
-    ngx_http_postback_shctx_t    *sh;
-    ngx_http_postback_attempt_t  *a;
+    size_t                         len;
+    uint64_t                       now, delay, due;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_cb_shm_t    *cs;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_attempt_t   *a;
+    ngx_http_postback_callback_t  *cb;
+    ngx_http_postback_delivery_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
-    cs = d->cb;
+    cb = claim->cb;
+    now = ngx_http_postback_now();
+    due = 0;
 
     ngx_shmtx_lock(&shpool->mutex);
+
+    d = ngx_http_postback_zone_claimed(sh, claim);
+    if (d == NULL) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "postback: callback \"%V\": an attempt outlived its "
+                      "claim, another worker took the delivery over; its "
+                      "outcome is not recorded", &cb->name);
+        return 0;
+    }
+
+    cs = d->cb;
 
     a = ngx_http_postback_zone_alloc(shpool, sh,
                                      offsetof(ngx_http_postback_attempt_t, data)
@@ -419,8 +702,6 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     }
 
     d->nattempts++;
-    d->owner = 0;
-    cs->pending--;
     cs->attempts++;
     cs->last_attempt = res->start;
     cs->last_status = res->status;
@@ -432,17 +713,54 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
     /* a 2xx whose body then timed out or broke is no success */
     if (res->error.len == 0 && res->status >= 200 && res->status < 300) {
-        d->state = NGX_HTTP_POSTBACK_DELIVERED;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_DELIVERED, 0);
+        cs->pending--;
         cs->delivered++;
         cs->consecutive_failures = 0;
-
-    } else {
-        d->state = NGX_HTTP_POSTBACK_FAILED;
-        cs->failed++;
-        cs->consecutive_failures++;
+        goto done;
     }
 
+    if (res->status == 410) {   /* Gone: the receiver says stop */
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "postback: callback \"%V\" disabled: its receiver "
+                      "answered 410 Gone", &cb->name);
+        cs->disabled = 1;
+
+    } else if (d->nattempts < cb->attempts) {
+        delay = pb_backoff_delay(cb->retry, cb->nretry, d->nattempts,
+                                 (uint32_t) ngx_random(), res->retry_after);
+
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "postback: callback \"%V\" delivery %*s: attempt %ui "
+                      "of %ui failed, next in %uL ms", &cb->name,
+                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, d->id, d->nattempts,
+                      cb->attempts, delay);
+
+        due = now + delay;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING, due);
+        goto done;
+    }
+
+    ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
+    cs->pending--;
+    cs->failed++;
+    cs->consecutive_failures++;
+
+    if (cb->disable_after && cs->consecutive_failures >= cb->disable_after
+        && !cs->disabled)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "postback: callback \"%V\" disabled after %uL failed "
+                      "deliveries in a row", &cb->name,
+                      cs->consecutive_failures);
+        cs->disabled = 1;
+    }
+
+done:
+
     ngx_shmtx_unlock(&shpool->mutex);
+
+    return due;
 }
 
 
@@ -450,16 +768,21 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
 void
 ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_delivery_t *d)
+    ngx_http_postback_claim_t *claim)
 {
-    ngx_slab_pool_t  *shpool;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_delivery_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    d->state = NGX_HTTP_POSTBACK_PENDING;
-    d->owner = 0;
+    d = ngx_http_postback_zone_claimed(shpool->data, claim);
+    if (d) {
+        ngx_http_postback_zone_schedule(shpool->data, d,
+                                        NGX_HTTP_POSTBACK_PENDING,
+                                        ngx_http_postback_now());
+    }
 
     ngx_shmtx_unlock(&shpool->mutex);
 }
@@ -487,9 +810,7 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
         next = ngx_queue_next(q);
         d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
 
-        if (d->state != NGX_HTTP_POSTBACK_DELIVERED
-            && d->state != NGX_HTTP_POSTBACK_FAILED)
-        {
+        if (!ngx_http_postback_finished(d)) {
             continue;
         }
 
@@ -614,6 +935,7 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
         json_object_set_new(o, "delivered", json_integer(cs->delivered));
         json_object_set_new(o, "failed", json_integer(cs->failed));
         json_object_set_new(o, "pending", json_integer(cs->pending));
+        json_object_set_new(o, "paused", json_integer(cs->paused));
         json_object_set_new(o, "dropped", json_integer(cs->dropped));
         json_object_set_new(o, "attempts", json_integer(cs->attempts));
         json_object_set_new(o, "consecutive_failures",
@@ -675,6 +997,10 @@ ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
     json_object_set_new(o, "url",
                         ngx_http_postback_json_str(d->data + d->event_len,
                                                    d->url_len));
+    json_object_set_new(o, "next_attempt_at",
+                        d->state == NGX_HTTP_POSTBACK_PENDING
+                        ? ngx_http_postback_json_time(d->due.key)
+                        : json_null());
     json_object_set_new(o, "attempts", attempts);
 
     for (at = d->attempts; at; at = at->next) {

@@ -110,6 +110,7 @@ $http_head
     server {
         listen 127.0.0.1:%%PORT_front%%;
         postback on;
+        # attempts=1 where a test looks at one attempt's outcome: t/08 retries
 
         location /slow/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -121,14 +122,14 @@ $http_head
         }
         location /redirect/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback redirect url=http://127.0.0.1:%%PORT_redirect%%/hook;
+            postback_callback redirect url=http://127.0.0.1:%%PORT_redirect%%/hook attempts=1;
         }
         location /outcome/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback flaky url=http://127.0.0.1:%%PORT_flaky%%/hook;
-            postback_callback missing url=http://127.0.0.1:%%PORT_missing%%/hook;
-            postback_callback refused url=http://127.0.0.1:%%PORT_closed%%/hook;
-            postback_callback hangup url=http://127.0.0.1:%%PORT_hangup%%/hook;
+            postback_callback flaky url=http://127.0.0.1:%%PORT_flaky%%/hook attempts=1;
+            postback_callback missing url=http://127.0.0.1:%%PORT_missing%%/hook attempts=1;
+            postback_callback refused url=http://127.0.0.1:%%PORT_closed%%/hook attempts=1;
+            postback_callback hangup url=http://127.0.0.1:%%PORT_hangup%%/hook attempts=1;
             postback_callback nocontent url=http://127.0.0.1:%%PORT_nocontent%%/hook;
             postback_callback chatty url=http://127.0.0.1:%%PORT_chatty%%/hook;
         }
@@ -143,12 +144,12 @@ $http_head
         }
         location /tls/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback tls url=https://127.0.0.1:%%PORT_tls%%/hook;
+            postback_callback tls url=https://127.0.0.1:%%PORT_tls%%/hook attempts=1;
         }
         location /timeout/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback sleepy url=http://127.0.0.1:%%PORT_sleepy%%/hook timeout=1s;
-            postback_callback dribble url=http://127.0.0.1:%%PORT_dribble%%/hook timeout=1s;
+            postback_callback sleepy url=http://127.0.0.1:%%PORT_sleepy%%/hook attempts=1 timeout=1s;
+            postback_callback dribble url=http://127.0.0.1:%%PORT_dribble%%/hook attempts=1 timeout=1s;
         }
         location /serial/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -499,6 +500,7 @@ $http_head
     server {
         listen 127.0.0.1:%%PORT_front2%% reuseport;
         postback on;
+        # attempts=1 where a test looks at one attempt's outcome: t/08 retries
         location /mass/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
             postback_callback mass url=http://127.0.0.1:%%PORT_mass%%/hook

@@ -29,6 +29,7 @@ static const unit_suite_t  unit_suites[] = {
     { template_tests, &template_ntests },
     { payload_tests, &payload_ntests },
     { inflate_tests, &inflate_ntests },
+    { backoff_tests, &backoff_ntests },
 };
 
 static const char  *unit_current;

@@ -1,0 +1,268 @@
+# Retries and the zone as the source of truth for pending work: attempts=
+# and retry=, Retry-After, 410 Gone, disable_after= with paused events going
+# out after a reload, a worker killed mid-transfer (its claim expires and
+# another worker sends it, same webhook-id), a graceful reload mid-transfer
+# (the claim is handed back at once), and a backlog of 1000 deliveries to a
+# receiver that is down across a reload, all arriving once it is up.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+use PBTest;
+
+my $t = PBTest->new;
+my $common = $t->http_common;
+
+my %flaky_plan = (1 => [500], 2 => [503, 'Retry-After' => '2'], 3 => [200]);
+$t->receiver(flaky => respond => sub {
+    my ($req, $n) = @_;
+    my ($status, @headers) = @{ $flaky_plan{$n} // [200] };
+    return { status => $status, headers => \@headers, body => "answer $n" };
+});
+$t->receiver(broken => status => 500);
+$t->receiver(gone => respond => sub {
+    my ($req, $n) = @_;
+    return { status => $n == 1 ? 410 : 200, body => 'gone' };
+});
+my $crm_fails = 1;
+$t->receiver(crm => respond => sub {
+    my ($req, $n) = @_;
+    return { status => $n <= 2 ? 500 : 200, body => "crm $n" };
+});
+$t->receiver(slow => respond => sub {
+    my ($req, $n) = @_;
+    return { status => 200, delay => $n == 1 ? 4 : 0, body => 'slow' };
+});
+$t->receiver(reload => respond => sub {
+    my ($req, $n) = @_;
+    return { status => 200, delay => $n == 1 ? 3 : 0, body => 'reload' };
+});
+$t->receiver('backlog');
+$t->stop_server('backlog');    # down until the backlog has piled up
+
+$t->nginx_conf(<<"EOF");
+load_module %%MODULE%%;
+worker_processes 2;
+events {}
+http {
+$common
+    postback_zone pb:8m;
+    postback_field status \$.status;
+    postback_field tx \$.tx;
+    postback_event \$postback_status;
+
+    server {
+        listen 127.0.0.1:%%PORT_front%%;
+        postback on;
+
+        location /flaky/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback flaky url=http://127.0.0.1:%%PORT_flaky%%/
+                retry=1s;
+        }
+        location /broken/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback broken url=http://127.0.0.1:%%PORT_broken%%/
+                attempts=2 retry=1s;
+        }
+        location /gone/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback gone url=http://127.0.0.1:%%PORT_gone%%/;
+        }
+        location /crm/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback crm url=http://127.0.0.1:%%PORT_crm%%/
+                attempts=1 disable_after=2;
+        }
+        location /slow/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback slow url=http://127.0.0.1:%%PORT_slow%%/
+                timeout=2s retry=1s;
+        }
+        location /reload/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback reload url=http://127.0.0.1:%%PORT_reload%%/
+                retry=1s;
+        }
+        location /backlog/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback backlog url=http://127.0.0.1:%%PORT_backlog%%/
+                attempts=100 retry=1s;
+        }
+
+        # the checkout service: a document made of the query
+        location /doc/ {
+            postback off;
+            default_type application/json;
+            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
+        }
+        location /status/ {
+            postback off;
+            postback_status;
+        }
+    }
+}
+EOF
+$t->start;
+
+sub status {
+    return decode_json($t->get('/status/?limit=1000')->{body});
+}
+
+sub delivery_of {
+    my ($cb) = @_;
+    my ($d) = grep { $_->{callback} eq $cb } @{ status()->{deliveries} };
+    return $d;
+}
+
+sub callback {
+    my ($name) = @_;
+    my ($cb) = grep { $_->{name} eq $name } @{ status()->{callbacks} };
+    return $cb;
+}
+
+# waits until $cond->() is true, 20 s at most
+sub eventually {
+    my ($cond) = @_;
+    my $deadline = time + 20;
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.1;
+    }
+    return 1;
+}
+
+subtest 'retries until a 2xx, Retry-After honoured, same webhook-id' => sub {
+    my $start = time;
+    $t->get('/flaky/x?status=APPROVED&tx=F1');
+    my $got = $t->wait_received(flaky => 3, 15);
+    is scalar @$got, 3, 'three attempts reached the receiver';
+    my %ids = map { $_->{headers}{'webhook-id'} => 1 } @$got;
+    is scalar keys %ids, 1, 'all with the same webhook-id';
+
+    # retry=1s: 0.8 to 1.2 s; then Retry-After: 2 is longer than that
+    my $gap1 = $got->[1]{time} - $got->[0]{time};
+    my $gap2 = $got->[2]{time} - $got->[1]{time};
+    ok $gap1 >= 0.75 && $gap1 < 1.9, sprintf 'retry after about 1 s (%.2f)', $gap1;
+    ok $gap2 >= 1.95, sprintf 'Retry-After: 2 honoured (%.2f)', $gap2;
+
+    ok eventually(sub { (delivery_of('flaky') // {})->{state} eq 'delivered' }),
+        'delivered';
+    my $d = delivery_of('flaky');
+    is_deeply [ map { $_->{status} } @{ $d->{attempts} } ], [500, 503, 200],
+        'every attempt recorded';
+    my $cb = callback('flaky');
+    is_deeply [ @$cb{qw(delivered failed pending attempts consecutive_failures)} ],
+        [1, 0, 0, 3, 0], 'counters';
+};
+
+subtest 'attempts=2: failed after the second' => sub {
+    $t->get('/broken/x?status=APPROVED&tx=B1');
+    ok eventually(sub { (delivery_of('broken') // {})->{state} eq 'failed' }),
+        'failed';
+    is scalar @{ $t->received('broken') }, 2, 'two attempts, no more';
+    is_deeply [ map { $_->{status} } @{ delivery_of('broken')->{attempts} } ],
+        [500, 500], 'both recorded';
+    my $cb = callback('broken');
+    is_deeply [ @$cb{qw(delivered failed pending attempts)} ], [0, 1, 0, 2],
+        'counters';
+};
+
+subtest '410 Gone disables the callback; a reload enables it' => sub {
+    $t->get('/gone/x?status=APPROVED&tx=G1');
+    ok eventually(sub { (callback('gone') // {})->{state} eq 'disabled' }),
+        'disabled by 410';
+    is delivery_of('gone')->{state}, 'failed', 'that delivery failed';
+
+    $t->get('/gone/x?status=APPROVED&tx=G2');
+    ok eventually(sub { callback('gone')->{paused} == 1 }),
+        'a new event is paused, not dropped';
+    is delivery_of('gone')->{state}, 'paused', '... and shows so';
+    sleep 0.3;
+    is scalar @{ $t->received('gone') }, 1, 'nothing sent while disabled';
+
+    $t->reload;
+    my $got = $t->wait_received(gone => 2);
+    is scalar @$got, 2, 'after a reload the paused event goes out';
+    is decode_json($got->[1]{body})->{fields}{tx}, 'G2', '... the right one';
+    ok eventually(sub { callback('gone')->{state} eq 'enabled'
+                        && callback('gone')->{paused} == 0 }), 'enabled';
+};
+
+subtest 'disable_after=2' => sub {
+    $t->get('/crm/x?status=APPROVED&tx=C1');
+    $t->wait_received(crm => 1);
+    $t->get('/crm/x?status=APPROVED&tx=C2');
+    ok eventually(sub { (callback('crm') // {})->{state} eq 'disabled' }),
+        'disabled after two failed deliveries in a row';
+    $t->get('/crm/x?status=APPROVED&tx=C3');
+    ok eventually(sub { callback('crm')->{paused} == 1 }), 'C3 paused';
+    like $t->error_log, qr/callback "crm" disabled after 2 failed deliveries/,
+        'said in the error log';
+
+    $t->reload;
+    my $got = $t->wait_received(crm => 3);
+    is decode_json($got->[2]{body})->{fields}{tx}, 'C3',
+        'the paused one went out after the reload';
+    ok eventually(sub { callback('crm')->{delivered} == 1 }), 'delivered';
+};
+
+subtest 'a worker killed mid-transfer: another sends it' => sub {
+    $t->get('/slow/x?status=APPROVED&tx=K1');
+    my $first = $t->wait_received(slow => 1);
+    my $d = delivery_of('slow');
+    is $d->{state}, 'sending', 'being sent';
+
+    # the worker that sends it is the one with the connection to "slow"
+    my ($victim) = grep { kill 0, $_ } $t->worker_pids;
+    kill 'KILL', $t->worker_pids;    # both: the one sending is among them
+    $t->allow_log(qr/exited on signal 9/);
+
+    my $got = $t->wait_received(slow => 2, 15);
+    is scalar @$got, 2, 'sent again once the claim expired';
+    is $got->[1]{headers}{'webhook-id'}, $got->[0]{headers}{'webhook-id'},
+        'same webhook-id';
+    ok eventually(sub { delivery_of('slow')->{state} eq 'delivered' }),
+        'delivered';
+};
+
+subtest 'a reload mid-transfer hands the claim back at once' => sub {
+    $t->get('/reload/x?status=APPROVED&tx=R1');
+    $t->wait_received(reload => 1);
+    my $t0 = time;
+    $t->reload;
+    my $got = $t->wait_received(reload => 2, 10);
+    is scalar @$got, 2, 'the new workers sent it';
+    ok $got->[1]{time} - $t0 < 2.5,
+        sprintf 'without waiting for the lease (%.2f s)', $got->[1]{time} - $t0;
+    is $got->[1]{headers}{'webhook-id'}, $got->[0]{headers}{'webhook-id'},
+        'same webhook-id';
+};
+
+subtest 'a backlog of 1000 across a reload, then the receiver comes up' => sub {
+    my $n = 1000;
+    for my $i (1 .. $n) {
+        $t->get("/backlog/x?status=APPROVED&tx=L$i");
+    }
+    ok eventually(sub { callback('backlog')->{pending} == $n }),
+        "$n pending";
+
+    $t->reload;
+    is callback('backlog')->{pending}, $n, 'still pending after the reload';
+
+    $t->receiver('backlog');
+    ok eventually(sub { callback('backlog')->{delivered} == $n }),
+        'all delivered once the receiver is up';
+
+    my %tx;
+    $tx{ decode_json($_->{body})->{fields}{tx} }++
+        for @{ $t->received('backlog') };
+    is scalar keys %tx, $n, 'every one arrived';
+    my $twice = grep { $_ > 1 } values %tx;
+    is $twice, 0, 'none twice';
+};
+
+$t->stop;
+done_testing;
