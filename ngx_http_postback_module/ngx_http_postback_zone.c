@@ -47,6 +47,7 @@ typedef struct {
     ngx_queue_t                   deliveries;   /* oldest first */
     ngx_queue_t                   callbacks;
     ngx_uint_t                    magic;
+    ngx_uint_t                    generation;   /* of the configuration */
     uint64_t                      boot;         /* ms, the ids' prefix */
     ngx_atomic_t                  seq;
     ngx_uint_t                    records;
@@ -57,6 +58,7 @@ typedef struct {
 
 struct ngx_http_postback_cb_shm_s {
     ngx_queue_t                   queue;
+    ngx_uint_t                    generation;   /* last configured in */
     ngx_uint_t                    disabled;
     uint64_t                      events;
     uint64_t                      delivered;
@@ -242,6 +244,8 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     /* on a reload the old workers are still using the zone */
     ngx_shmtx_lock(&shpool->mutex);
 
+    sh->generation++;
+
     for (i = 0; i < pmcf->callbacks.nelts; i++) {
 
         for (q = ngx_queue_head(&sh->callbacks);
@@ -277,6 +281,7 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
 
         /* a reload switches a disabled callback on again */
         cs->disabled = 0;
+        cs->generation = sh->generation;
         cbp[i]->shm = cs;
     }
 
@@ -577,7 +582,16 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
         }
 
         if (cb == NULL) {
-            /* another generation's callback: left to its workers */
+            if (d->cb->generation == sh->generation) {
+                /* a callback new in a reload: left to the new workers */
+                continue;
+            }
+
+            /* a reload removed its callback: nothing can send it */
+            d->cb->pending--;
+            d->cb->failed++;
+            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_FAILED,
+                                            0);
             continue;
         }
 

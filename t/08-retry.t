@@ -3,7 +3,8 @@
 # out after a reload, a worker killed mid-transfer (its claim expires and
 # another worker sends it, same webhook-id), a graceful reload mid-transfer
 # (the claim is handed back at once), and a backlog of 1000 deliveries to a
-# receiver that is down across a reload, all arriving once it is up.
+# receiver that is down across a reload, all arriving once it is up; a
+# reload that removes a callback fails its pending deliveries.
 
 use strict;
 use warnings;
@@ -42,7 +43,7 @@ $t->receiver(reload => respond => sub {
 $t->receiver('backlog');
 $t->stop_server('backlog');    # down until the backlog has piled up
 
-$t->nginx_conf(<<"EOF");
+my $conf = <<"EOF";
 load_module %%MODULE%%;
 worker_processes 2;
 events {}
@@ -86,6 +87,11 @@ $common
             postback_callback reload url=http://127.0.0.1:%%PORT_reload%%/
                 retry=1s;
         }
+        location /removed/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback removed url=http://127.0.0.1:%%PORT_nobody%%/
+                attempts=100 retry=1s;
+        }
         location /backlog/ {
             proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
             postback_callback backlog url=http://127.0.0.1:%%PORT_backlog%%/
@@ -105,6 +111,7 @@ $common
     }
 }
 EOF
+$t->nginx_conf($conf);
 $t->start;
 
 sub status {
@@ -262,6 +269,20 @@ subtest 'a backlog of 1000 across a reload, then the receiver comes up' => sub {
     is scalar keys %tx, $n, 'every one arrived';
     my $twice = grep { $_ > 1 } values %tx;
     is $twice, 0, 'none twice';
+};
+
+subtest 'a reload that removes a callback fails its pending deliveries' => sub {
+    $t->get("/removed/x?status=APPROVED&tx=D$_") for 1 .. 2;
+    ok eventually(sub { callback('removed')->{pending} == 2 }), '2 pending';
+
+    (my $without = $conf) =~ s/\n\s*postback_callback removed [^;]*;//;
+    $t->nginx_conf($without);
+    $t->reload;
+
+    ok eventually(sub {
+        2 == grep { $_->{callback} eq 'removed' && $_->{state} eq 'failed' }
+             @{ status()->{deliveries} };
+    }), 'both failed: nothing could send them';
 };
 
 $t->stop;
