@@ -78,22 +78,10 @@ static ngx_http_postback_deliverer_t  ngx_http_postback_deliverer;
 
 
 ngx_int_t
-ngx_http_postback_deliver_init(ngx_cycle_t *cycle)
+ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
+    ngx_http_postback_main_conf_t *pmcf)
 {
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
-    ngx_http_postback_main_conf_t  *pmcf;
-
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_postback_module);
-    if (pmcf == NULL || pmcf->callbacks.nelts == 0) {
-        return NGX_OK;
-    }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,

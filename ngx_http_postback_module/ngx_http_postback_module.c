@@ -352,11 +352,24 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (cf->args->nelts == 3) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\": \"spool=\" is not "
-                           "implemented in this version", &value[2]);
-        return NGX_CONF_ERROR;
+        if (ngx_strncmp(value[2].data, "spool=", 6) != 0
+            || value[2].len == 6)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "spool=path", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        pmcf->spool.data = value[2].data + 6;
+        pmcf->spool.len = value[2].len - 6;
+
+        if (ngx_conf_full_name(cf->cycle, &pmcf->spool, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
+
+    pmcf->cycle = cf->cycle;
 
     pmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
                                            &ngx_http_postback_module);
@@ -1276,7 +1289,25 @@ ngx_http_postback_data_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_postback_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_postback_deliver_init(cycle);
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_postback_module);
+    if (pmcf == NULL || pmcf->callbacks.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_postback_spool_open(cycle, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_postback_deliver_init(cycle, pmcf);
 }
 
 
@@ -1284,4 +1315,5 @@ static void
 ngx_http_postback_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_postback_deliver_exit(cycle);
+    ngx_http_postback_spool_close();
 }

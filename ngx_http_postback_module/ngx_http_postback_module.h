@@ -113,6 +113,8 @@ typedef struct {
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
+    ngx_str_t                     spool;    /* journal path, or empty */
+    ngx_cycle_t                  *cycle;    /* the one configured */
     ngx_array_t                   fields;   /* ngx_http_postback_field_t */
     ngx_http_complex_value_t     *event;
     ngx_array_t                   callbacks;
@@ -216,13 +218,26 @@ uint64_t ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     ngx_log_t *log);
 json_t *ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone,
     ngx_uint_t limit);
+ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_request_t *req);
 u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 
 /* deliver */
-ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
+    ngx_http_postback_main_conf_t *pmcf);
 void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim,
     ngx_log_t *log);
+
+/* spool */
+ngx_int_t ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone);
+ngx_int_t ngx_http_postback_spool_open(ngx_cycle_t *cycle,
+    ngx_http_postback_main_conf_t *pmcf);
+void ngx_http_postback_spool_close(void);
+void ngx_http_postback_spool_created(ngx_str_t *callback, u_char *id,
+    ngx_http_postback_request_t *req);
+void ngx_http_postback_spool_finished(u_char *id);
 
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -14,7 +14,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620003
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620004
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -66,6 +66,7 @@ struct ngx_http_postback_cb_shm_s {
     uint64_t                      pending;
     uint64_t                      paused;
     uint64_t                      dropped;
+    uint64_t                      spooled;
     uint64_t                      attempts;
     uint64_t                      consecutive_failures;
     uint64_t                      last_attempt;
@@ -122,6 +123,9 @@ static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
     uint64_t now, ngx_http_postback_claim_t *claim);
 static ngx_http_postback_delivery_t *ngx_http_postback_zone_claimed(
     ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
+static ngx_http_postback_delivery_t *ngx_http_postback_zone_insert(
+    ngx_slab_pool_t *shpool, ngx_http_postback_cb_shm_t *cs, u_char *id,
+    ngx_rbtree_key_t key, ngx_http_postback_request_t *req);
 static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
     ngx_shm_zone_t *shm_zone);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
@@ -220,7 +224,16 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is handled by evicting finished records */
     shpool->log_nomem = 0;
 
-    return ngx_http_postback_zone_bind(shm_zone, sh);
+    if (ngx_http_postback_zone_bind(shm_zone, sh) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a fresh zone: the pending deliveries of the last run are in the spool */
+    if (((ngx_http_postback_main_conf_t *) shm_zone->data)->spool.len) {
+        return ngx_http_postback_spool_replay(shm_zone);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -396,8 +409,6 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim)
 {
-    u_char                        *p;
-    size_t                         size;
     ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_shm_t    *cs;
@@ -408,23 +419,110 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     sh = shpool->data;
     cs = cb->shm;
 
-    size = offsetof(ngx_http_postback_delivery_t, data)
-           + req->event.len + req->url.len + req->headers.len + req->body.len;
-
     ngx_shmtx_lock(&shpool->mutex);
 
     cs->events++;
 
+    d = ngx_http_postback_zone_insert(shpool, cs, id,
+                                      ngx_hextoi(id + 4 + 12, 12), req);
+    rc = NGX_DECLINED;
+
+    if (d == NULL) {
+        /* with a spool it waits there for a start with room */
+        rc = ((ngx_http_postback_main_conf_t *) shm_zone->data)->spool.len
+             ? NGX_DECLINED : NGX_ERROR;
+
+        if (rc == NGX_ERROR) {
+            cs->dropped++;
+
+        } else {
+            cs->spooled++;
+        }
+
+    } else if (cs->disabled) {
+        cs->paused++;
+
+    } else if (cb->active < cb->max_conns) {
+        cs->pending++;
+        ngx_http_postback_zone_take(sh, cb, d, req->created, claim);
+        rc = NGX_OK;
+
+    } else {
+        /* this worker has no free slot for it: any worker's pickup will */
+        cs->pending++;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                        req->created);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (rc != NGX_ERROR) {
+        ngx_http_postback_spool_created(&cb->name, id, req);
+    }
+
+    return rc;
+}
+
+
+/*
+ * A pending delivery from the spool, at start: NGX_OK, or NGX_AGAIN when
+ * the zone has no room for it.
+ */
+
+ngx_int_t
+ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_request_t *req)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_delivery_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    /* a number of this zone's: ids of another run may repeat numbers */
+    d = ngx_http_postback_zone_insert(shpool, cb->shm, id, ++sh->seq, req);
+
+    if (d) {
+        cb->shm->pending++;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                        ngx_http_postback_now());
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return d ? NGX_OK : NGX_AGAIN;
+}
+
+
+/* under the lock: a new record, in no state yet */
+
+static ngx_http_postback_delivery_t *
+ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
+    ngx_http_postback_cb_shm_t *cs, u_char *id, ngx_rbtree_key_t key,
+    ngx_http_postback_request_t *req)
+{
+    u_char                        *p;
+    size_t                         size;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_delivery_t  *d;
+
+    sh = shpool->data;
+
+    size = offsetof(ngx_http_postback_delivery_t, data)
+           + req->event.len + req->url.len + req->headers.len + req->body.len;
+
     d = ngx_http_postback_zone_alloc(shpool, sh, size);
     if (d == NULL) {
-        cs->dropped++;
-        ngx_shmtx_unlock(&shpool->mutex);
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_memzero(d, offsetof(ngx_http_postback_delivery_t, data));
 
-    d->node.key = ngx_hextoi(id + 4 + 12, 12);
+    d->node.key = key;
     d->cb = cs;
     d->created = req->created;
     d->method = req->method;
@@ -446,26 +544,8 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
     /* not in the due tree yet: schedule() must not take it out */
     d->state = NGX_HTTP_POSTBACK_PAUSED;
-    rc = NGX_DECLINED;
 
-    if (cs->disabled) {
-        cs->paused++;
-
-    } else if (cb->active < cb->max_conns) {
-        cs->pending++;
-        ngx_http_postback_zone_take(sh, cb, d, req->created, claim);
-        rc = NGX_OK;
-
-    } else {
-        /* this worker has no free slot for it: any worker's pickup will */
-        cs->pending++;
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                        req->created);
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return rc;
+    return d;
 }
 
 
@@ -663,8 +743,10 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
     ngx_log_t *log)
 {
+    u_char                         id[NGX_HTTP_POSTBACK_ID_LEN];
     size_t                         len;
     uint64_t                       now, delay, due;
+    ngx_flag_t                     finished;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_shm_t    *cs;
     ngx_http_postback_shctx_t     *sh;
@@ -772,7 +854,15 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
 done:
 
+    /* once unlocked, a finished record may be evicted at any time */
+    finished = ngx_http_postback_finished(d);
+    ngx_memcpy(id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
+
     ngx_shmtx_unlock(&shpool->mutex);
+
+    if (finished) {
+        ngx_http_postback_spool_finished(id);
+    }
 
     return due;
 }
@@ -951,6 +1041,7 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
         json_object_set_new(o, "pending", json_integer(cs->pending));
         json_object_set_new(o, "paused", json_integer(cs->paused));
         json_object_set_new(o, "dropped", json_integer(cs->dropped));
+        json_object_set_new(o, "spooled", json_integer(cs->spooled));
         json_object_set_new(o, "attempts", json_integer(cs->attempts));
         json_object_set_new(o, "consecutive_failures",
                             json_integer(cs->consecutive_failures));

@@ -47,5 +47,7 @@ extern const unit_test_t  payload_tests[];
 extern const size_t       payload_ntests;
 extern const unit_test_t  inflate_tests[];
 extern const size_t       inflate_ntests;
+extern const unit_test_t  journal_tests[];
+extern const size_t       journal_ntests;
 
 #endif /* UNIT_H */

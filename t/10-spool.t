@@ -1,0 +1,132 @@
+# spool= on postback_zone: pending deliveries survive a stop and a start
+# (same webhook-ids), a torn last record is skipped with a log line, the
+# journal is compacted at start to what is still pending, and a zone too
+# full for a new delivery keeps it in the spool for the next start.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+use PBTest;
+
+my $t = PBTest->new;
+my $journal = $t->dir . '/postback.journal';
+
+sub conf {
+    my ($zone) = @_;
+    my $common = $t->http_common;
+    return <<"EOF";
+load_module %%MODULE%%;
+worker_processes 2;
+events {}
+http {
+$common
+    postback_zone pb:$zone spool=$journal;
+    postback_field status \$.status;
+    postback_field tx \$.tx;
+    postback_event \$postback_status;
+
+    server {
+        listen 127.0.0.1:%%PORT_front%%;
+
+        location /buy/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback on;
+            postback_callback rcv url=http://127.0.0.1:%%PORT_rcv%%/
+                attempts=100 retry=1s;
+        }
+        location /doc/ {
+            default_type application/json;
+            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
+        }
+        location /status/ {
+            postback_status;
+        }
+    }
+}
+EOF
+}
+
+sub status { decode_json($t->get('/status/?limit=1000')->{body}) }
+sub rcv { (grep { $_->{name} eq 'rcv' } @{ status()->{callbacks} })[0] }
+
+sub eventually {
+    my ($cond) = @_;
+    my $deadline = time + 20;
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.1;
+    }
+    return 1;
+}
+
+# the receiver is down: everything stays pending
+$t->nginx_conf(conf('8m'));
+$t->start;
+
+my $n = 200;
+$t->get("/buy/x?status=APPROVED&tx=T$_") for 1 .. $n;
+ok eventually(sub { rcv()->{pending} == $n }), "$n pending";
+my %ids = map { $_->{id} => 1 } @{ status()->{deliveries} };
+is scalar keys %ids, $n, 'their ids';
+
+$t->stop;
+ok -s $journal, 'the journal holds them';
+
+# a record torn by a crash at its end
+open my $fh, '>>', $journal or die "$journal: $!";
+print $fh "PBJC\0\0\1\0torn";
+close $fh;
+
+$t->allow_log(qr/torn record/);
+$t->start;
+like $t->error_log, qr/spool ".*": $n pending deliveries restored/,
+    'restored at start';
+like $t->error_log, qr/ends with a torn record of 12 bytes, skipped/,
+    'the torn record skipped with a log line';
+is rcv()->{pending}, $n, "$n pending again";
+
+$t->receiver('rcv');
+my $got = $t->wait_received(rcv => $n, 20);
+my %tx = map { (decode_json($_->{body})->{fields}{tx} => 1) } @$got;
+is scalar keys %tx, $n, 'every one delivered after the restart';
+my %sent = map { ($_->{headers}{'webhook-id'} => 1) } @$got;
+is_deeply \%sent, \%ids, 'with the webhook-ids they had before';
+ok eventually(sub { rcv()->{delivered} == $n }), 'recorded as delivered';
+
+# all finished: the next start restores nothing and compacts to nothing
+$t->stop;
+$t->start;
+is -s $journal, 0, 'compacted to what is pending: nothing';
+is rcv()->{pending}, 0, 'nothing pending';
+$t->stop;
+
+# a zone too small: what does not fit waits in the spool
+$t->stop_server('rcv');
+$t->nginx_conf(conf('64k'));
+$t->start;
+
+my $m = 400;
+for my $i (1 .. $m) {
+    my $r = $t->get("/buy/x?status=APPROVED&tx=S$i");
+    die "checkout $i: $r->{status}\n" unless $r->{status} == 200;
+}
+my $cb = rcv();
+ok $cb->{spooled} > 0, "spooled when the zone was full ($cb->{spooled})";
+is $cb->{dropped}, 0, 'none dropped';
+is $cb->{pending} + $cb->{spooled}, $m, 'pending + spooled = events';
+unlike $t->error_log, qr/delivery dropped/, 'no drop in the error log';
+$t->stop;
+
+# a larger zone: all of them are restored and go out
+$t->nginx_conf(conf('8m'));
+$t->start;
+$t->receiver('rcv');
+$got = $t->wait_received(rcv => $n + $m, 30);
+my %s = map { my $x = decode_json($_->{body})->{fields}{tx};
+              $x =~ /^S/ ? ($x => 1) : () } @$got;
+is scalar keys %s, $m, 'every spooled one delivered after the next start';
+
+$t->stop;
+done_testing;
