@@ -25,7 +25,7 @@ LD_OPT    := -Wl,-z,relro -Wl,-z,now -fPIC
 
 ASAN_BUILD := $(CURDIR)/build-asan
 
-.PHONY: all deps test unit fuzz-smoke prove demo test-asan clean
+.PHONY: all deps test unit fuzz-smoke fuzz prove demo test-asan clean
 
 all: $(MODULE)
 
@@ -66,6 +66,10 @@ unit: deps
 
 fuzz-smoke: deps
 	$(MAKE) -s -C fuzz smoke SECONDS=$(FUZZ_SECONDS)
+
+# longer fuzzing: make fuzz FUZZ_SECONDS=600 (each target)
+fuzz: deps
+	$(MAKE) -s -C fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 
 prove: $(MODULE)
 	PB_MODULE=$(MODULE) prove -I t/lib t/

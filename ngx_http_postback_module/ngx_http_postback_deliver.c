@@ -400,6 +400,10 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
 
+    if (cb->ca_file.len) {
+        curl_easy_setopt(easy, CURLOPT_CAINFO, (char *) cb->ca_file.data);
+    }
+
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);

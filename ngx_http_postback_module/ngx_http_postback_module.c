@@ -662,6 +662,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
     u_char                            *p, *last, *start;
     ngx_int_t                          n;
     ngx_str_t                         *event;
+    ngx_file_info_t                    fi;
     ngx_http_compile_complex_value_t   ccv;
 
     if (ngx_http_postback_key_is(key, "url")) {
@@ -770,6 +771,20 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         }
 
         cb->timeout = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "ca_file")) {
+        cb->ca_file = *value;
+
+        if (ngx_conf_full_name(cf->cycle, &cb->ca_file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_file_info(cb->ca_file.data, &fi) == NGX_FILE_ERROR) {
+            return "ca_file cannot be read";
+        }
+
         return NGX_CONF_OK;
     }
 

@@ -98,6 +98,7 @@ typedef struct {
     ngx_array_t                   headers;  /* ngx_http_postback_pair_t */
     ngx_http_postback_tpl_t      *body;     /* NULL: the default body */
     ngx_str_t                     authorization;    /* header value */
+    ngx_str_t                     ca_file;  /* NUL-terminated, or empty */
     ngx_msec_t                    timeout;
     ngx_uint_t                    max_conns;
     ngx_uint_t                    attempts;

@@ -145,6 +145,8 @@ $http_head
         location /tls/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
             postback_callback tls url=https://127.0.0.1:%%PORT_tls%%/hook attempts=1;
+            postback_callback tls_trusted url=https://127.0.0.1:%%PORT_tls%%/trusted
+                attempts=1 ca_file=$dir/cert.pem;
         }
         location /timeout/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -416,6 +418,13 @@ subtest 'TLS certificates are verified' => sub {
     my ($stale) = $t->error_log =~ /^(.*stale global SSL error.*)$/m;
     ok !$stale, "curl's OpenSSL errors are not left in the worker's error queue"
         or diag $stale;
+
+    # the same receiver, its certificate trusted with ca_file=
+    $st = wait_finished(1, 'tls_trusted');
+    my $trusted = (deliveries($st, 'tls_trusted'))[0] // {};
+    is $trusted->{state}, 'delivered', 'ca_file= trusts it: delivered'
+        or diag explain $trusted;
+    is $trusted->{attempts}[0]{response}, "tls ok\n", 'its answer';
 };
 
 # ---------------------------------------------------------------- timeout
