@@ -405,6 +405,9 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
     ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
 
     if (ctx->doc == NULL) {
+        /* jansson quotes the body near the error: keep it on one line */
+        (void) pb_header_sanitize((u_char *) err.text, ngx_strlen(err.text));
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "postback: response is not valid JSON: %s "
                       "(line %d, column %d)", err.text, err.line, err.column);

@@ -248,18 +248,77 @@ pb_json_value_text(json_t *value, size_t *len)
 }
 
 
+/*
+ * A copy of buf where every \u0000 escape is \ufffd: jansson refuses NUL
+ * in object keys, which JSON allows.
+ */
+
+static char *
+pb_json_without_nul(const char *buf, size_t len)
+{
+    char    *copy;
+    size_t   i;
+
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    memcpy(copy, buf, len);
+
+    for (i = 0; i + 1 < len; i++) {
+        if (copy[i] != '\\') {
+            continue;
+        }
+
+        /* the escaped byte is skipped: "\\u0000" is no \u0000 */
+        i++;
+
+        if (copy[i] == 'u' && len - i > 4 && memcmp(&copy[i + 1], "0000", 4)
+                                             == 0)
+        {
+            memcpy(&copy[i + 1], "fffd", 4);
+            i += 4;
+        }
+    }
+
+    return copy;
+}
+
+
 json_t *
 pb_json_parse(const char *buf, size_t len, json_error_t *err)
 {
+    char    *copy;
     json_t  *doc;
+    size_t   flags;
+
+    flags = JSON_ALLOW_NUL;
 
     /* json_loadb() refuses a NULL buffer even when len is 0 */
-    doc = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, err);
+    doc = json_loadb(buf ? buf : "", len, flags, err);
 
     if (doc == NULL && json_error_code(err) == json_error_numeric_overflow) {
         /* jansson has no big integers: keep the event, lose the digits */
-        doc = json_loadb(buf, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                         err);
+        flags |= JSON_DECODE_INT_AS_REAL;
+        doc = json_loadb(buf, len, flags, err);
+    }
+
+    if (doc == NULL && json_error_code(err) == json_error_null_byte_in_key) {
+        copy = pb_json_without_nul(buf, len);
+        if (copy == NULL) {
+            return NULL;
+        }
+
+        doc = json_loadb(copy, len, flags, err);
+
+        if (doc == NULL && json_error_code(err)
+                           == json_error_numeric_overflow)
+        {
+            doc = json_loadb(copy, len, flags | JSON_DECODE_INT_AS_REAL, err);
+        }
+
+        free(copy);
     }
 
     return doc;

@@ -31,8 +31,9 @@ int pb_path_parse(const char *src, size_t len, pb_path_step_t *steps,
 /*
  * Parses an upstream body as an object or an array.  Strings may contain
  * \u0000; a document with an integer too big for 64 bits is read again
- * with every integer as a real, so that its event is not lost.  NULL with
- * *err set when the body is not JSON.
+ * with every integer as a real, and one with \u0000 in a key (which
+ * jansson refuses) with every \u0000 read as U+FFFD, so that its event is
+ * not lost.  NULL with *err set when the body is not JSON.
  */
 json_t *pb_json_parse(const char *buf, size_t len, json_error_t *err);
 

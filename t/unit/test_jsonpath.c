@@ -465,6 +465,15 @@ test_json_parse(void)
     CHECK(doc && json_is_integer(json_array_get(doc, 0)));
     json_decref(doc);
 
+    /* NUL in a key: read as U+FFFD; an escaped backslash is no escape */
+    doc = pb_json_parse(S("{\"a\\u0000b\":1,\"e\":\"\\\\u0000\"}"), &err);
+    CHECK(doc != NULL);
+    CHECK(doc && json_integer_value(json_object_get(doc, "a\xef\xbf\xbd" "b"))
+                 == 1);
+    CHECK(doc && strcmp(json_string_value(json_object_get(doc, "e")),
+                        "\\u0000") == 0);
+    json_decref(doc);
+
     CHECK(pb_json_parse(NULL, 0, &err) == NULL);
     CHECK(pb_json_parse(S("\"just a string\""), &err) == NULL);
     CHECK(pb_json_parse(S("{\"a\":"), &err) == NULL);
