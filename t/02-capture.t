@@ -28,7 +28,7 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use PBTest;
+use PBTest qw(url);
 
 # Bodies on the wire are UTF-8 bytes.
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -92,18 +92,6 @@ sub body_for {
     return doc(%$a);
 }
 
-sub uri_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
-    return $s;
-}
-
-# "/path?k=v&..." with the arguments in a fixed order.
-sub url {
-    my ($path, %a) = @_;
-    return $path unless %a;
-    return "$path?" . join '&', map { "$_=" . uri_escape($a{$_}) } sort keys %a;
-}
 
 my @JSON_TYPE = ('Content-Type' => 'application/json', 'X-Upstream' => 'kept');
 

@@ -21,7 +21,7 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use PBTest;
+use PBTest qw(url);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -167,17 +167,6 @@ EOF
 $t->start;
 
 # ---------------------------------------------------------------- helpers
-
-sub uri_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
-    return $s;
-}
-
-sub url {
-    my ($path, %a) = @_;
-    return "$path?" . join '&', map { "$_=" . uri_escape($a{$_}) } sort keys %a;
-}
 
 # Runs $code; returns the capture counters that moved.
 sub counted { ($t->counted('/pbstatus', @_))[1] }

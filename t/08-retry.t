@@ -11,7 +11,7 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
-use PBTest;
+use PBTest qw(eventually);
 
 my $t = PBTest->new;
 my $common = $t->http_common;
@@ -128,17 +128,6 @@ sub callback {
     my ($name) = @_;
     my ($cb) = grep { $_->{name} eq $name } @{ status()->{callbacks} };
     return $cb;
-}
-
-# waits until $cond->() is true, 20 s at most
-sub eventually {
-    my ($cond) = @_;
-    my $deadline = time + 20;
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
-    return 1;
 }
 
 subtest 'retries until a 2xx, Retry-After honoured, same webhook-id' => sub {

@@ -8,7 +8,7 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
-use PBTest;
+use PBTest qw(eventually);
 
 my $t = PBTest->new;
 my $journal = $t->dir . '/postback.journal';
@@ -50,16 +50,6 @@ EOF
 
 sub status { decode_json($t->get('/status/?limit=1000')->{body}) }
 sub rcv { (grep { $_->{name} eq 'rcv' } @{ status()->{callbacks} })[0] }
-
-sub eventually {
-    my ($cond) = @_;
-    my $deadline = time + 20;
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
-    return 1;
-}
 
 # the receiver is down: everything stays pending
 $t->nginx_conf(conf('8m'));

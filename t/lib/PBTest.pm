@@ -29,6 +29,10 @@ use POSIX ();
 use Scalar::Util qw(refaddr weaken);
 use Test::More ();
 use Time::HiRes qw(time sleep);
+use Exporter qw(import);
+
+# helpers for test files: use PBTest qw(url eventually);
+our @EXPORT_OK = qw(url eventually);
 
 use PBTest::HTTP;
 use PBTest::Server;
@@ -450,6 +454,30 @@ END {
 }
 
 # ---------------------------------------------------------------- helpers
+
+# ---------------------------------------------------------------- helpers
+
+# "/path?k=v&..." with the arguments percent-encoded, in a fixed order.
+sub url {
+    my ($path, %a) = @_;
+    return $path unless %a;
+    return "$path?" . join '&', map {
+        (my $v = $a{$_}) =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
+        "$_=$v";
+    } sort keys %a;
+}
+
+# Polls $cond until it is true, for $timeout seconds at most (20): whether
+# it came true.
+sub eventually {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 20);
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.1;
+    }
+    return 1;
+}
 
 # ---------------------------------------------------------------- status page
 
