@@ -221,7 +221,7 @@ json_t *ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone,
     ngx_uint_t limit);
 ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req);
+    ngx_http_postback_request_t *req, size_t size);
 u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 
 /* deliver */
@@ -236,9 +236,14 @@ ngx_int_t ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_postback_spool_open(ngx_cycle_t *cycle,
     ngx_http_postback_main_conf_t *pmcf);
 void ngx_http_postback_spool_close(void);
-void ngx_http_postback_spool_created(ngx_str_t *callback, u_char *id,
-    ngx_http_postback_request_t *req);
-void ngx_http_postback_spool_finished(u_char *id);
+size_t ngx_http_postback_spool_created(ngx_uint_t generation,
+    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req);
+size_t ngx_http_postback_spool_finished(ngx_uint_t generation, u_char *id);
+ngx_fd_t ngx_http_postback_spool_rewrite(void);
+size_t ngx_http_postback_spool_rewrite_add(ngx_fd_t fd, ngx_str_t *callback,
+    u_char *id, ngx_http_postback_request_t *req);
+ngx_int_t ngx_http_postback_spool_rewrite_commit(ngx_fd_t fd,
+    ngx_uint_t generation, ngx_flag_t ok);
 
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -3,11 +3,12 @@
  * Copyright (C) The ngx_http_postback_module authors
  *
  * The spool: an append-only journal of deliveries created and finished,
- * so that pending ones survive a restart.  Each worker appends with one
- * write(2) per record (O_APPEND: records of several workers never mix);
- * nothing is fsync'd on the request path.  When a fresh zone starts, the
- * master replays the journal into it and compacts it to the deliveries
- * still pending.
+ * so that pending ones survive a restart.  Workers append under the zone's
+ * lock, one write(2) per record; nothing is fsync'd on the request path.
+ * When a fresh zone starts, the master replays the journal into it and
+ * compacts it to the deliveries still pending; while nginx runs, the zone
+ * has it rewritten when it is mostly finished records, and each worker
+ * reopens it when it sees the journal's generation change.
  */
 
 
@@ -18,15 +19,20 @@
 static ngx_int_t ngx_http_postback_spool_finished_ids(ngx_rbtree_t *tree,
     ngx_pool_t *pool, u_char *buf, size_t len);
 static ngx_int_t ngx_http_postback_spool_restore(ngx_shm_zone_t *shm_zone,
-    pb_journal_record_t *rec);
+    pb_journal_record_t *rec, size_t size);
 static ngx_int_t ngx_http_postback_spool_read(ngx_str_t *path, ngx_log_t *log,
     u_char **buf, size_t *len);
-static void ngx_http_postback_spool_append(pb_journal_record_t *rec);
+static size_t ngx_http_postback_spool_append(ngx_fd_t fd,
+    pb_journal_record_t *rec);
+static ngx_int_t ngx_http_postback_spool_current(ngx_uint_t generation);
+static void ngx_http_postback_spool_record(pb_journal_record_t *rec,
+    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req);
 
 
-/* this process's journal, opened for appending */
-static ngx_fd_t    ngx_http_postback_spool_fd = NGX_INVALID_FILE;
-static ngx_str_t  *ngx_http_postback_spool_path;
+/* this process's journal, opened for appending, and its generation */
+static ngx_fd_t     ngx_http_postback_spool_fd = NGX_INVALID_FILE;
+static ngx_str_t   *ngx_http_postback_spool_path;
+static ngx_uint_t   ngx_http_postback_spool_generation;
 
 
 ngx_int_t
@@ -133,7 +139,7 @@ ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone)
             continue;
         }
 
-        restore = ngx_http_postback_spool_restore(shm_zone, &rec);
+        restore = ngx_http_postback_spool_restore(shm_zone, &rec, used);
 
         if (restore == NGX_DECLINED) {
             skipped++;
@@ -258,7 +264,7 @@ ngx_http_postback_spool_finished_ids(ngx_rbtree_t *tree, ngx_pool_t *pool,
 
 static ngx_int_t
 ngx_http_postback_spool_restore(ngx_shm_zone_t *shm_zone,
-    pb_journal_record_t *rec)
+    pb_journal_record_t *rec, size_t size)
 {
     ngx_str_t                       name;
     ngx_http_postback_request_t     req;
@@ -284,7 +290,8 @@ ngx_http_postback_spool_restore(ngx_shm_zone_t *shm_zone,
     req.body.len = rec->body.len;
 
     return ngx_http_postback_zone_restore(shm_zone, cb,
-                                          (u_char *) rec->id.data, &req);
+                                          (u_char *) rec->id.data, &req,
+                                          size);
 }
 
 
@@ -375,45 +382,34 @@ ngx_http_postback_spool_close(void)
 }
 
 
-void
-ngx_http_postback_spool_created(ngx_str_t *callback, u_char *id,
-    ngx_http_postback_request_t *req)
+/*
+ * Under the zone's lock: appends a created record to the journal of the
+ * given generation; returns its size, 0 when not written.
+ */
+
+size_t
+ngx_http_postback_spool_created(ngx_uint_t generation, ngx_str_t *callback,
+    u_char *id, ngx_http_postback_request_t *req)
 {
     pb_journal_record_t  rec;
 
-    if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
-        return;
+    if (ngx_http_postback_spool_current(generation) != NGX_OK) {
+        return 0;
     }
 
-    ngx_memzero(&rec, sizeof(pb_journal_record_t));
+    ngx_http_postback_spool_record(&rec, callback, id, req);
 
-    rec.type = PB_JOURNAL_CREATED;
-    rec.method = req->method;
-    rec.created = req->created;
-    rec.id.data = id;
-    rec.id.len = NGX_HTTP_POSTBACK_ID_LEN;
-    rec.callback.data = callback->data;
-    rec.callback.len = callback->len;
-    rec.event.data = req->event.data;
-    rec.event.len = req->event.len;
-    rec.url.data = req->url.data;
-    rec.url.len = req->url.len;
-    rec.headers.data = req->headers.data;
-    rec.headers.len = req->headers.len;
-    rec.body.data = req->body.data;
-    rec.body.len = req->body.len;
-
-    ngx_http_postback_spool_append(&rec);
+    return ngx_http_postback_spool_append(ngx_http_postback_spool_fd, &rec);
 }
 
 
-void
-ngx_http_postback_spool_finished(u_char *id)
+size_t
+ngx_http_postback_spool_finished(ngx_uint_t generation, u_char *id)
 {
     pb_journal_record_t  rec;
 
-    if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
-        return;
+    if (ngx_http_postback_spool_current(generation) != NGX_OK) {
+        return 0;
     }
 
     ngx_memzero(&rec, sizeof(pb_journal_record_t));
@@ -422,12 +418,167 @@ ngx_http_postback_spool_finished(u_char *id)
     rec.id.data = id;
     rec.id.len = NGX_HTTP_POSTBACK_ID_LEN;
 
-    ngx_http_postback_spool_append(&rec);
+    return ngx_http_postback_spool_append(ngx_http_postback_spool_fd, &rec);
+}
+
+
+/*
+ * Under the zone's lock: a new journal for the next generation is started
+ * next to the current one; the zone adds its pending deliveries to it and
+ * commits it, or aborts.
+ */
+
+ngx_fd_t
+ngx_http_postback_spool_rewrite(void)
+{
+    u_char    *tmp;
+    ngx_fd_t   fd;
+
+    if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
+        return NGX_INVALID_FILE;
+    }
+
+    tmp = ngx_alloc(ngx_http_postback_spool_path->len + sizeof(".new"),
+                    ngx_cycle->log);
+    if (tmp == NULL) {
+        return NGX_INVALID_FILE;
+    }
+
+    ngx_sprintf(tmp, "%V.new%Z", ngx_http_postback_spool_path);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      "postback: the spool is not compacted while nginx "
+                      "runs: " ngx_open_file_n " \"%s\" failed (the "
+                      "workers need to write in its directory)", tmp);
+    }
+
+    ngx_free(tmp);
+
+    return fd;
+}
+
+
+size_t
+ngx_http_postback_spool_rewrite_add(ngx_fd_t fd, ngx_str_t *callback,
+    u_char *id, ngx_http_postback_request_t *req)
+{
+    pb_journal_record_t  rec;
+
+    ngx_http_postback_spool_record(&rec, callback, id, req);
+
+    return ngx_http_postback_spool_append(fd, &rec);
+}
+
+
+/* NGX_OK: the new journal replaced the old one, as generation+1 */
+
+ngx_int_t
+ngx_http_postback_spool_rewrite_commit(ngx_fd_t fd, ngx_uint_t generation,
+    ngx_flag_t ok)
+{
+    u_char     *tmp;
+    ngx_int_t   rc;
+
+    ngx_close_file(fd);
+
+    tmp = ngx_alloc(ngx_http_postback_spool_path->len + sizeof(".new"),
+                    ngx_cycle->log);
+    if (tmp == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tmp, "%V.new%Z", ngx_http_postback_spool_path);
+
+    rc = NGX_ERROR;
+
+    if (!ok) {
+        (void) ngx_delete_file(tmp);
+
+    } else if (ngx_rename_file(tmp, ngx_http_postback_spool_path->data)
+               == NGX_FILE_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      ngx_rename_file_n " \"%s\" to \"%V\" failed", tmp,
+                      ngx_http_postback_spool_path);
+        (void) ngx_delete_file(tmp);
+
+    } else {
+        rc = ngx_http_postback_spool_current(generation + 1);
+    }
+
+    ngx_free(tmp);
+
+    return rc;
+}
+
+
+/* the journal of that generation is the one this process appends to */
+
+static ngx_int_t
+ngx_http_postback_spool_current(ngx_uint_t generation)
+{
+    ngx_fd_t  fd;
+
+    if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
+        return NGX_DECLINED;
+    }
+
+    if (generation == ngx_http_postback_spool_generation) {
+        return NGX_OK;
+    }
+
+    /* another worker compacted it: the old file is gone */
+
+    fd = ngx_open_file(ngx_http_postback_spool_path->data, NGX_FILE_APPEND,
+                       NGX_FILE_CREATE_OR_OPEN, NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      ngx_open_file_n " \"%V\" failed",
+                      ngx_http_postback_spool_path);
+        return NGX_ERROR;
+    }
+
+    ngx_close_file(ngx_http_postback_spool_fd);
+    ngx_http_postback_spool_fd = fd;
+    ngx_http_postback_spool_generation = generation;
+
+    return NGX_OK;
 }
 
 
 static void
-ngx_http_postback_spool_append(pb_journal_record_t *rec)
+ngx_http_postback_spool_record(pb_journal_record_t *rec, ngx_str_t *callback,
+    u_char *id, ngx_http_postback_request_t *req)
+{
+    ngx_memzero(rec, sizeof(pb_journal_record_t));
+
+    rec->type = PB_JOURNAL_CREATED;
+    rec->method = req->method;
+    rec->created = req->created;
+    rec->id.data = id;
+    rec->id.len = NGX_HTTP_POSTBACK_ID_LEN;
+    rec->callback.data = callback->data;
+    rec->callback.len = callback->len;
+    rec->event.data = req->event.data;
+    rec->event.len = req->event.len;
+    rec->url.data = req->url.data;
+    rec->url.len = req->url.len;
+    rec->headers.data = req->headers.data;
+    rec->headers.len = req->headers.len;
+    rec->body.data = req->body.data;
+    rec->body.len = req->body.len;
+}
+
+
+/* one write: a record is whole or, after a crash, a torn last one */
+
+static size_t
+ngx_http_postback_spool_append(ngx_fd_t fd, pb_journal_record_t *rec)
 {
     u_char   *buf;
     size_t    size;
@@ -437,19 +588,21 @@ ngx_http_postback_spool_append(pb_journal_record_t *rec)
 
     buf = ngx_alloc(size, ngx_cycle->log);
     if (buf == NULL) {
-        return;
+        return 0;
     }
 
     pb_journal_write(buf, rec);
 
-    /* one write: O_APPEND keeps the records of all workers whole */
-    n = ngx_write_fd(ngx_http_postback_spool_fd, buf, size);
+    n = ngx_write_fd(fd, buf, size);
+
+    ngx_free(buf);
 
     if (n != (ssize_t) size) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
                       "postback: writing to spool \"%V\" failed (%z of %uz "
                       "bytes)", ngx_http_postback_spool_path, n, size);
+        return 0;
     }
 
-    ngx_free(buf);
+    return size;
 }

@@ -14,13 +14,16 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620004
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620005
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
 
 /* due records a pickup passes over, at most, for want of a free slot */
 #define NGX_HTTP_POSTBACK_CLAIM_SCAN    1024
+
+/* the spool is rewritten once this big and mostly finished records */
+#define NGX_HTTP_POSTBACK_COMPACT_MIN   (1024 * 1024)
 
 
 /*
@@ -52,6 +55,14 @@ typedef struct {
     ngx_atomic_t                  seq;
     ngx_uint_t                    records;
     uint64_t                      evicted;
+
+    /* the spool: bytes in it, bytes of records still pending in it */
+    ngx_uint_t                    journal_generation;
+    uint64_t                      journal_bytes;
+    uint64_t                      journal_live;
+    ngx_uint_t                    spooled_only;     /* not in the zone */
+    ngx_flag_t                    journal_static;   /* cannot compact */
+
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
 
@@ -102,6 +113,7 @@ struct ngx_http_postback_delivery_s {
     uint64_t                      created;
     ngx_uint_t                    nattempts;
     ngx_uint_t                    claims;
+    size_t                        journal_size;     /* its created record */
     ngx_pid_t                     owner;
     unsigned                      state:3;
     unsigned                      method:2;
@@ -126,6 +138,9 @@ static ngx_http_postback_delivery_t *ngx_http_postback_zone_claimed(
 static ngx_http_postback_delivery_t *ngx_http_postback_zone_insert(
     ngx_slab_pool_t *shpool, ngx_http_postback_cb_shm_t *cs, u_char *id,
     ngx_rbtree_key_t key, ngx_http_postback_request_t *req);
+static void ngx_http_postback_zone_end(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_delivery_t *d, ngx_uint_t state);
+static void ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh);
 static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
     ngx_shm_zone_t *shm_zone);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
@@ -365,6 +380,111 @@ ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
 }
 
 
+/* under the lock: a delivery is finished, in the zone and in the spool */
+
+static void
+ngx_http_postback_zone_end(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_delivery_t *d, ngx_uint_t state)
+{
+    ngx_http_postback_zone_schedule(sh, d, state, 0);
+
+    sh->journal_bytes += ngx_http_postback_spool_finished(
+                                           sh->journal_generation, d->id);
+    sh->journal_live -= ngx_min(d->journal_size, sh->journal_live);
+    d->journal_size = 0;
+
+    ngx_http_postback_zone_compact(sh);
+}
+
+
+/*
+ * Under the lock: a spool that is mostly finished records is rewritten
+ * with the pending ones, from the zone.  Not while records wait in the
+ * spool only (for want of room): they are known to its file alone.
+ */
+
+static void
+ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh)
+{
+    size_t                         size;
+    uint64_t                       live, before;
+    ngx_fd_t                       fd;
+    ngx_str_t                      name;
+    ngx_flag_t                     ok;
+    ngx_queue_t                   *q;
+    ngx_http_postback_request_t    req;
+    ngx_http_postback_delivery_t  *d;
+
+    if (sh->journal_static
+        || sh->spooled_only
+        || sh->journal_bytes < NGX_HTTP_POSTBACK_COMPACT_MIN
+        || sh->journal_live * 4 > sh->journal_bytes)
+    {
+        return;
+    }
+
+    fd = ngx_http_postback_spool_rewrite();
+    if (fd == NGX_INVALID_FILE) {
+        sh->journal_static = 1;
+        return;
+    }
+
+    live = 0;
+    ok = 1;
+
+    for (q = ngx_queue_head(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+
+        if (ngx_http_postback_finished(d)) {
+            continue;
+        }
+
+        name.data = d->cb->name;
+        name.len = d->cb->name_len;
+
+        req.method = d->method;
+        req.created = d->created;
+        req.event.data = d->data;
+        req.event.len = d->event_len;
+        req.url.data = req.event.data + d->event_len;
+        req.url.len = d->url_len;
+        req.headers.data = req.url.data + d->url_len;
+        req.headers.len = d->headers_len;
+        req.body.data = req.headers.data + d->headers_len;
+        req.body.len = d->body_len;
+
+        size = ngx_http_postback_spool_rewrite_add(fd, &name, d->id, &req);
+        if (size == 0) {
+            ok = 0;
+            break;
+        }
+
+        d->journal_size = size;
+        live += size;
+    }
+
+    if (ngx_http_postback_spool_rewrite_commit(fd, sh->journal_generation, ok)
+        != NGX_OK)
+    {
+        sh->journal_static = 1;
+        return;
+    }
+
+    before = sh->journal_bytes;
+
+    sh->journal_generation++;
+    sh->journal_bytes = live;
+    sh->journal_live = live;
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "postback: spool compacted from %uL to %uL bytes",
+                  before, live);
+}
+
+
 static ngx_http_postback_shctx_t *
 ngx_http_postback_zone_ctx(ngx_shm_zone_t *shm_zone)
 {
@@ -409,6 +529,7 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim)
 {
+    size_t                         size;
     ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_shm_t    *cs;
@@ -427,19 +548,29 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
                                       ngx_hextoi(id + 4 + 12, 12), req);
     rc = NGX_DECLINED;
 
+    size = ngx_http_postback_spool_created(sh->journal_generation, &cb->name,
+                                           id, req);
+    sh->journal_bytes += size;
+    sh->journal_live += size;
+
     if (d == NULL) {
         /* with a spool it waits there for a start with room */
-        rc = ((ngx_http_postback_main_conf_t *) shm_zone->data)->spool.len
-             ? NGX_DECLINED : NGX_ERROR;
-
-        if (rc == NGX_ERROR) {
-            cs->dropped++;
+        if (size) {
+            cs->spooled++;
+            sh->spooled_only++;
 
         } else {
-            cs->spooled++;
+            cs->dropped++;
+            rc = NGX_ERROR;
         }
 
-    } else if (cs->disabled) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return rc;
+    }
+
+    d->journal_size = size;
+
+    if (cs->disabled) {
         cs->paused++;
 
     } else if (cb->active < cb->max_conns) {
@@ -456,10 +587,6 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    if (rc != NGX_ERROR) {
-        ngx_http_postback_spool_created(&cb->name, id, req);
-    }
-
     return rc;
 }
 
@@ -472,7 +599,7 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 ngx_int_t
 ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req)
+    ngx_http_postback_request_t *req, size_t size)
 {
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_shctx_t     *sh;
@@ -486,10 +613,18 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     /* a number of this zone's: ids of another run may repeat numbers */
     d = ngx_http_postback_zone_insert(shpool, cb->shm, id, ++sh->seq, req);
 
+    /* its record is in the compacted journal either way */
+    sh->journal_bytes += size;
+    sh->journal_live += size;
+
     if (d) {
+        d->journal_size = size;
         cb->shm->pending++;
         ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
                                         ngx_http_postback_now());
+
+    } else {
+        sh->spooled_only++;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -670,8 +805,7 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
             /* a reload removed its callback: nothing can send it */
             d->cb->pending--;
             d->cb->failed++;
-            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_FAILED,
-                                            0);
+            ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_FAILED);
             continue;
         }
 
@@ -743,10 +877,8 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
     ngx_log_t *log)
 {
-    u_char                         id[NGX_HTTP_POSTBACK_ID_LEN];
     size_t                         len;
     uint64_t                       now, delay, due;
-    ngx_flag_t                     finished;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_shm_t    *cs;
     ngx_http_postback_shctx_t     *sh;
@@ -809,7 +941,7 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
     /* a 2xx whose body then timed out or broke is no success */
     if (res->error.len == 0 && res->status >= 200 && res->status < 300) {
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_DELIVERED, 0);
+        ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_DELIVERED);
         cs->pending--;
         cs->delivered++;
         cs->consecutive_failures = 0;
@@ -837,7 +969,7 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
         goto done;
     }
 
-    ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
+    ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_FAILED);
     cs->pending--;
     cs->failed++;
     cs->consecutive_failures++;
@@ -854,15 +986,7 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
 done:
 
-    /* once unlocked, a finished record may be evicted at any time */
-    finished = ngx_http_postback_finished(d);
-    ngx_memcpy(id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
-
     ngx_shmtx_unlock(&shpool->mutex);
-
-    if (finished) {
-        ngx_http_postback_spool_finished(id);
-    }
 
     return due;
 }

@@ -1,7 +1,9 @@
 # spool= on postback_zone: pending deliveries survive a stop and a start
 # (same webhook-ids), a torn last record is skipped with a log line, the
-# journal is compacted at start to what is still pending, and a zone too
-# full for a new delivery keeps it in the spool for the next start.
+# journal is compacted at start to what is still pending and, while nginx
+# runs, once it is mostly finished records (both workers then append to the
+# new file), and a zone too full for a new delivery keeps it in the spool
+# for the next start.
 
 use strict;
 use warnings;
@@ -11,7 +13,11 @@ use Time::HiRes qw(time sleep);
 use PBTest qw(eventually);
 
 my $t = PBTest->new;
-my $journal = $t->dir . '/postback.journal';
+
+# the workers (not root) rewrite the journal next to itself
+mkdir $t->dir . '/spool' or die "mkdir: $!";
+chmod 0777, $t->dir . '/spool' or die "chmod: $!";
+my $journal = $t->dir . '/spool/postback.journal';
 
 sub conf {
     my ($zone) = @_;
@@ -90,6 +96,29 @@ $t->stop;
 $t->start;
 is -s $journal, 0, 'compacted to what is pending: nothing';
 is rcv()->{pending}, 0, 'nothing pending';
+
+# while nginx runs: past 1 MB of mostly finished records, it is rewritten
+my $k = 3500;    # about 1.2 MB of journal
+$t->get("/buy/x?status=APPROVED&tx=C$_") for 1 .. $k;
+ok eventually(sub { rcv()->{delivered} == $k }), "$k more delivered";
+like $t->error_log, qr/spool compacted from \d+ to \d+ bytes/,
+    'compacted while running';
+ok -s $journal < 1024 * 1024, sprintf 'the journal stays small (%d bytes)',
+    -s $journal;
+
+# both workers append to the new file: these survive a restart
+$t->stop_server('rcv');
+$t->get("/buy/x?status=APPROVED&tx=A$_") for 1 .. 20;
+ok eventually(sub { rcv()->{pending} == 20 }), '20 pending';
+$t->stop;
+$t->start;
+like $t->error_log, qr/spool ".*": 20 pending deliveries restored/,
+    'all 20 appended after the compaction are restored';
+$t->stop;
+$t->receiver('rcv');
+$t->nginx_conf(conf('8m'));
+$t->start;
+ok eventually(sub { rcv()->{delivered} == 20 }), '... and delivered';
 $t->stop;
 
 # a zone too small: what does not fit waits in the spool
@@ -113,7 +142,7 @@ $t->stop;
 $t->nginx_conf(conf('8m'));
 $t->start;
 $t->receiver('rcv');
-$got = $t->wait_received(rcv => $n + $m, 30);
+$got = $t->wait_received(rcv => $n + $k + 20 + $m, 30);
 my %s = map { my $x = decode_json($_->{body})->{fields}{tx};
               $x =~ /^S/ ? ($x => 1) : () } @$got;
 is scalar keys %s, $m, 'every spooled one delivered after the next start';
