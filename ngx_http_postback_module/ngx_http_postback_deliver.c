@@ -70,6 +70,7 @@ static curl_socket_t ngx_http_postback_open_socket(void *clientp,
 static int ngx_http_postback_close_socket(void *clientp, curl_socket_t s);
 static ngx_connection_t *ngx_http_postback_wrap_socket(curl_socket_t s);
 static void ngx_http_postback_unwrap_socket(ngx_connection_t *c);
+static void ngx_http_postback_forget_events(ngx_connection_t *c);
 static size_t ngx_http_postback_write_cb(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 
@@ -690,13 +691,7 @@ ngx_http_postback_socket_cb(CURL *easy, curl_socket_t s, int what,
         }
 
         /* the socket may stay open, idle in curl's connection cache */
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, 0);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-        }
+        ngx_http_postback_forget_events(c);
 
         return 0;
     }
@@ -817,6 +812,7 @@ ngx_http_postback_wrap_socket(curl_socket_t s)
     }
 
     c->data = NULL;
+    c->log = dl->log;
     c->read->handler = ngx_http_postback_event_handler;
     c->write->handler = ngx_http_postback_event_handler;
     c->read->log = dl->log;
@@ -829,11 +825,23 @@ ngx_http_postback_wrap_socket(curl_socket_t s)
 
 
 static void
-ngx_http_postback_unwrap_socket(ngx_connection_t *c)
+ngx_http_postback_forget_events(ngx_connection_t *c)
 {
-    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+    if (!c->read->active && !c->write->active) {
+        return;
+    }
 
-    dl->sockets[c->fd] = NULL;
+    /*
+     * an fd that curl already closed has left epoll with it (seen once,
+     * under ASan): epoll_ctl() would fail with EBADF, an [alert]
+     */
+    if (fcntl(c->fd, F_GETFD) == -1) {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, c->read->log, 0,
+                       "postback: socket %d closed under us", c->fd);
+        c->read->active = 0;
+        c->write->active = 0;
+        return;
+    }
 
     if (c->read->active) {
         ngx_del_event(c->read, NGX_READ_EVENT, 0);
@@ -842,6 +850,17 @@ ngx_http_postback_unwrap_socket(ngx_connection_t *c)
     if (c->write->active) {
         ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
     }
+}
+
+
+static void
+ngx_http_postback_unwrap_socket(ngx_connection_t *c)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    dl->sockets[c->fd] = NULL;
+
+    ngx_http_postback_forget_events(c);
 
     if (c->read->posted) {
         ngx_delete_posted_event(c->read);
