@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_postback_module.h"
+#include "pb_sign.h"
 #include <curl/curl.h>
 
 
@@ -308,6 +309,8 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
 {
     u_char                        *p, *last, *line, *buf, *end;
     u_char                        *colon, *value;
+    u_char                         signature[PB_SIGN_LEN];
+    time_t                         now;
     size_t                         size;
     CURL                          *easy;
     const char                    *type;
@@ -325,6 +328,8 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
     size = ngx_max(req.url.len, req.headers.len);
     size = ngx_max(size, cb->authorization.len + sizeof("Authorization: "));
     size = ngx_max(size, sizeof("webhook-id: ") + NGX_HTTP_POSTBACK_ID_LEN);
+    size = ngx_max(size, sizeof("webhook-signature: ") + PB_SIGN_LEN);
+    size = ngx_max(size, sizeof("webhook-timestamp: ") + NGX_TIME_T_LEN);
     size++;
 
     buf = ngx_alloc(size, ngx_http_postback_deliverer.log);
@@ -342,6 +347,32 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         || ngx_http_postback_add_header(t, (u_char *) "Expect:") != NGX_OK)
     {
         goto done;
+    }
+
+    if (cb->secret.len) {
+        /* Standard Webhooks: every attempt signed with its own time */
+        now = ngx_time();
+
+        if (pb_sign(cb->secret.data, cb->secret.len, (char *) t->id,
+                    NGX_HTTP_POSTBACK_ID_LEN, (uint64_t) now, req.body.data,
+                    req.body.len, (char *) signature)
+            != 0)
+        {
+            goto done;
+        }
+
+        ngx_sprintf(buf, "webhook-timestamp: %T%Z", now);
+
+        if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
+            goto done;
+        }
+
+        ngx_sprintf(buf, "webhook-signature: %*s%Z", (size_t) PB_SIGN_LEN,
+                    signature);
+
+        if (ngx_http_postback_add_header(t, buf) != NGX_OK) {
+            goto done;
+        }
     }
 
     /* a header= Content-Type replaces the method's */

@@ -8,6 +8,7 @@
 
 #include "ngx_http_postback_module.h"
 #include "pb_escape.h"
+#include "pb_sign.h"
 #include "pb_template.h"
 
 
@@ -771,6 +772,22 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         }
 
         cb->timeout = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_postback_key_is(key, "secret")) {
+        cb->secret.data = ngx_pnalloc(cf->pool, PB_SIGN_KEY_MAX);
+        if (cb->secret.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        n = pb_sign_secret((char *) value->data, value->len,
+                           cb->secret.data);
+        if (n < 0) {
+            return "secret must be whsec_ and the key in base64";
+        }
+
+        cb->secret.len = n;
         return NGX_CONF_OK;
     }
 

@@ -82,6 +82,8 @@ my @bad = (
     [ "$cb timeout=soon;", qr/"timeout=soon" of callback "a": invalid time/ ],
     [ "$cb ca_file=/nonexistent.pem;",
       qr/"ca_file=\/nonexistent.pem" of callback "a": ca_file cannot be read/ ],
+    [ "$cb secret=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw;",
+      qr/callback "a": secret must be whsec_ and the key in base64/ ],
     [ "$cb attempts=0;", qr/"attempts=0" of callback "a": attempts must be 1 to 100/ ],
     [ "$cb retry=5s,soon;", qr/"retry=5s,soon" of callback "a": invalid time in retry=/ ],
     [ "$cb max_conns=0;", qr/"max_conns=0" of callback "a": max_conns must be/ ],

@@ -30,6 +30,7 @@ static const unit_suite_t  unit_suites[] = {
     { payload_tests, &payload_ntests },
     { inflate_tests, &inflate_ntests },
     { backoff_tests, &backoff_ntests },
+    { sign_tests, &sign_ntests },
     { journal_tests, &journal_ntests },
 };
 

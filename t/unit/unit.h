@@ -37,6 +37,8 @@ int unit_bytes_eq(const void *got, size_t got_len, const void *want,
 
 extern const unit_test_t  escape_tests[];
 extern const size_t       escape_ntests;
+extern const unit_test_t  sign_tests[];
+extern const size_t       sign_ntests;
 extern const unit_test_t  backoff_tests[];
 extern const size_t       backoff_ntests;
 extern const unit_test_t  jsonpath_tests[];

@@ -1,0 +1,32 @@
+/*
+ * Standard Webhooks signatures: webhook-signature: v1,<base64 of
+ * HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>, the key
+ * given as "whsec_<base64>".  Pure C (OpenSSL), no nginx headers.
+ */
+
+#ifndef PB_SIGN_H
+#define PB_SIGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define PB_SIGN_KEY_MAX  256
+#define PB_SIGN_LEN      47     /* "v1," + 44 base64 characters */
+
+
+/*
+ * Decodes a "whsec_<base64>" secret into key (PB_SIGN_KEY_MAX bytes at
+ * most); returns the key's length, or -1 when it is not such a secret.
+ */
+int pb_sign_secret(const char *secret, size_t len, unsigned char *key);
+
+/*
+ * Writes the signature "v1,..." (PB_SIGN_LEN bytes, not NUL-terminated)
+ * into out; returns 0, or -1 when out of memory.
+ */
+int pb_sign(const unsigned char *key, size_t key_len, const char *id,
+    size_t id_len, uint64_t timestamp, const unsigned char *body,
+    size_t body_len, char *out);
+
+#endif /* PB_SIGN_H */
