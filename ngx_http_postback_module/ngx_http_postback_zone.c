@@ -153,6 +153,9 @@ static json_t *ngx_http_postback_json_str(u_char *data, size_t len);
 static json_t *ngx_http_postback_json_time(uint64_t ms);
 static json_t *ngx_http_postback_delivery_json(
     ngx_http_postback_delivery_t *d);
+static ngx_http_postback_delivery_t *ngx_http_postback_delivery_copy(
+    ngx_http_postback_delivery_t *d);
+static void ngx_http_postback_delivery_free(ngx_http_postback_delivery_t *c);
 
 
 static const char  *ngx_http_postback_counter_names[] = {
@@ -1088,29 +1091,72 @@ ngx_http_postback_time_text(u_char *buf, uint64_t ms)
 }
 
 
+/*
+ * The status: what it shows is copied under the lock, and the JSON built
+ * after, so that a large ?limit= does not hold every worker's zone work.
+ */
+
 json_t *
 ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
 {
-    ngx_uint_t                      i, n;
+    size_t                          used;
+    uint64_t                        records, evicted;
+    ngx_uint_t                      i, n, ncb;
     ngx_queue_t                    *q;
     json_t                         *root, *zone, *capture, *skipped;
     json_t                         *callbacks, *deliveries, *o;
     ngx_slab_pool_t                *shpool;
-    ngx_http_postback_cb_shm_t     *cs;
+    ngx_http_postback_cb_shm_t     *cs, *cbs;
     ngx_http_postback_shctx_t      *sh;
-    ngx_http_postback_delivery_t   *d;
+    ngx_http_postback_delivery_t   *d, **copies;
     ngx_http_postback_callback_t  **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
     pmcf = shm_zone->data;
+    cbp = pmcf->callbacks.elts;
+    ncb = pmcf->callbacks.nelts;
 
-    root = json_object();
-    if (root == NULL) {
+    cbs = ngx_alloc((ncb + 1) * sizeof(ngx_http_postback_cb_shm_t),
+                    ngx_cycle->log);
+    copies = ngx_alloc((limit + 1) * sizeof(void *), ngx_cycle->log);
+
+    if (cbs == NULL || copies == NULL) {
+        ngx_free(cbs);
+        ngx_free(copies);
         return NULL;
     }
 
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    used = shm_zone->shm.size - shpool->pfree * ngx_pagesize;
+    records = sh->records;
+    evicted = sh->evicted;
+
+    for (i = 0; i < ncb; i++) {
+        cbs[i] = *cbp[i]->shm;
+    }
+
+    for (q = ngx_queue_last(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries) && n < limit;
+         q = ngx_queue_prev(q))
+    {
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+
+        copies[n] = ngx_http_postback_delivery_copy(d);
+        if (copies[n] == NULL) {
+            break;
+        }
+
+        n++;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    root = json_object();
     zone = json_object();
     capture = json_object();
     skipped = json_object();
@@ -1122,18 +1168,15 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
     json_object_set_new(root, "callbacks", callbacks);
     json_object_set_new(root, "deliveries", deliveries);
 
-    ngx_shmtx_lock(&shpool->mutex);
-
     json_object_set_new(zone, "name",
                         json_stringn((char *) shm_zone->shm.name.data,
                                      shm_zone->shm.name.len));
     json_object_set_new(zone, "size", json_integer(shm_zone->shm.size));
-    json_object_set_new(zone, "used",
-                        json_integer(shm_zone->shm.size
-                                     - shpool->pfree * ngx_pagesize));
-    json_object_set_new(zone, "records", json_integer(sh->records));
-    json_object_set_new(zone, "evicted", json_integer(sh->evicted));
+    json_object_set_new(zone, "used", json_integer(used));
+    json_object_set_new(zone, "records", json_integer(records));
+    json_object_set_new(zone, "evicted", json_integer(evicted));
 
+    /* atomic counters: read as they are */
     for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
         json_object_set_new(i < NGX_HTTP_POSTBACK_SKIP_SUBREQUEST
                             ? capture : skipped,
@@ -1143,10 +1186,8 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
 
     json_object_set_new(capture, "skipped", skipped);
 
-    cbp = pmcf->callbacks.elts;
-
-    for (i = 0; i < pmcf->callbacks.nelts; i++) {
-        cs = cbp[i]->shm;
+    for (i = 0; i < ncb; i++) {
+        cs = &cbs[i];
 
         o = json_object();
         json_array_append_new(callbacks, o);
@@ -1181,20 +1222,74 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
                             json_integer(cs->last_latency));
     }
 
-    n = 0;
-
-    for (q = ngx_queue_last(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries) && n < limit;
-         q = ngx_queue_prev(q), n++)
-    {
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+    for (i = 0; i < n; i++) {
         json_array_append_new(deliveries,
-                              ngx_http_postback_delivery_json(d));
+                              ngx_http_postback_delivery_json(copies[i]));
+        ngx_http_postback_delivery_free(copies[i]);
     }
 
-    ngx_shmtx_unlock(&shpool->mutex);
+    ngx_free(copies);
+    ngx_free(cbs);
 
     return root;
+}
+
+
+/*
+ * Under the lock: a heap copy of what the status shows of a record (its
+ * event and url, its attempts), or NULL.  Its cb still points to the
+ * zone: a callback's name never changes.
+ */
+
+static ngx_http_postback_delivery_t *
+ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d)
+{
+    size_t                         size;
+    ngx_http_postback_attempt_t   *a, *ac, **next;
+    ngx_http_postback_delivery_t  *c;
+
+    size = offsetof(ngx_http_postback_delivery_t, data)
+           + d->event_len + d->url_len;
+
+    c = ngx_alloc(size, ngx_cycle->log);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(c, d, size);
+    c->attempts = NULL;
+    next = &c->attempts;
+
+    for (a = d->attempts; a; a = a->next) {
+        size = offsetof(ngx_http_postback_attempt_t, data)
+               + a->error_len + a->response_len;
+
+        ac = ngx_alloc(size, ngx_cycle->log);
+        if (ac == NULL) {
+            break;
+        }
+
+        ngx_memcpy(ac, a, size);
+        ac->next = NULL;
+        *next = ac;
+        next = &ac->next;
+    }
+
+    return c;
+}
+
+
+static void
+ngx_http_postback_delivery_free(ngx_http_postback_delivery_t *c)
+{
+    ngx_http_postback_attempt_t  *a, *next;
+
+    for (a = c->attempts; a; a = next) {
+        next = a->next;
+        ngx_free(a);
+    }
+
+    ngx_free(c);
 }
 
 
