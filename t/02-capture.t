@@ -151,13 +151,7 @@ $t->receiver('big');
 
 # ---------------------------------------------------------------- nginx
 
-my $common = $t->http_common;
-$t->nginx_conf(<<"EOF");
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+$t->nginx_conf($t->module_conf(<<"EOF"));
     postback_zone pb:1m;
 
     postback_field kind        \$.event;
@@ -287,7 +281,6 @@ $common
             postback_status;
         }
     }
-}
 EOF
 $t->start;
 

@@ -49,13 +49,7 @@ $t->upstream(app => sub {
 # the fan-out.
 $t->receiver($_) for qw(hook fan1 fan2 fan3 short);
 
-my $common = $t->http_common;
-$t->nginx_conf(<<"EOF");
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+$t->nginx_conf($t->module_conf(<<"EOF"));
     postback_zone pb:1m;
 
     postback_field ev          \$.event;
@@ -162,7 +156,6 @@ $common
             proxy_pass http://app;
         }
     }
-}
 EOF
 $t->start;
 

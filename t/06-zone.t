@@ -12,13 +12,7 @@ use PBSample;
 
 sub conf {
     my ($t, $zone) = @_;
-    my $common = $t->http_common;
-    return <<"EOF";
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+    return $t->module_conf(<<"EOF");
     postback_zone pb:$zone;
     postback_field status \$.data.purchase.status;
     postback_field transaction \$.data.purchase.transaction;
@@ -36,7 +30,6 @@ $common
             postback_status;
         }
     }
-}
 EOF
 }
 

@@ -14,7 +14,6 @@ use Time::HiRes qw(time sleep);
 use PBTest qw(eventually);
 
 my $t = PBTest->new;
-my $common = $t->http_common;
 
 my %flaky_plan = (1 => [500], 2 => [503, 'Retry-After' => '2'], 3 => [200]);
 $t->receiver(flaky => respond => sub {
@@ -43,12 +42,7 @@ $t->receiver(reload => respond => sub {
 $t->receiver('backlog');
 $t->stop_server('backlog');    # down until the backlog has piled up
 
-my $conf = <<"EOF";
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+my $conf = $t->module_conf(<<"EOF");
     postback_zone pb:8m;
     postback_field status \$.status;
     postback_field tx \$.tx;
@@ -109,7 +103,6 @@ $common
             postback_status;
         }
     }
-}
 EOF
 $t->nginx_conf($conf);
 $t->start;

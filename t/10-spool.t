@@ -21,13 +21,7 @@ my $journal = $t->dir . '/spool/postback.journal';
 
 sub conf {
     my ($zone) = @_;
-    my $common = $t->http_common;
-    return <<"EOF";
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+    return $t->module_conf(<<"EOF");
     postback_zone pb:$zone spool=$journal;
     postback_field status \$.status;
     postback_field tx \$.tx;
@@ -50,7 +44,6 @@ $common
             postback_status;
         }
     }
-}
 EOF
 }
 

@@ -17,7 +17,6 @@ my $SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 my $KEY = decode_base64(substr $SECRET, 6);
 
 my $t = PBTest->new;
-my $common = $t->http_common;
 
 $t->receiver(signed => respond => sub {
     my ($req, $n) = @_;
@@ -25,12 +24,7 @@ $t->receiver(signed => respond => sub {
 });
 $t->receiver('get');
 
-$t->nginx_conf(<<"EOF");
-load_module %%MODULE%%;
-worker_processes 2;
-events {}
-http {
-$common
+$t->nginx_conf($t->module_conf(<<"EOF"));
     postback_zone pb:1m;
     postback_field status \$.status;
     postback_field tx \$.tx;
@@ -55,7 +49,6 @@ $common
             postback_status;
         }
     }
-}
 EOF
 $t->start;
 

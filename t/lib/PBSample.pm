@@ -60,9 +60,7 @@ sub start_example {
     die "conf.d/postback.conf has a port start_example does not move\n"
         if $conf_d =~ /127\.0\.0\.1:80[89]\d\b/;
 
-    $t->nginx_conf("load_module %%MODULE%%;\nworker_processes 2;\n"
-                   . "events {}\nhttp {\n" . $t->http_common
-                   . "\n$conf_d\n}\n");
+    $t->nginx_conf($t->module_conf($conf_d));
     $t->start;
 }
 

@@ -200,6 +200,14 @@ sub http_common {
         "access_log $dir/access.log;";
 }
 
+# A whole nginx.conf: the module loaded, $opt{workers} worker processes (2),
+# and $http inside http {} after the http_common lines.
+sub module_conf {
+    my ($self, $http, %opt) = @_;
+    return "load_module %%MODULE%%;\nworker_processes " . ($opt{workers} // 2)
+         . ";\nevents {}\nhttp {\n" . $self->http_common . "\n$http}\n";
+}
+
 sub include_conf_d {
     my ($self, $file) = @_;
     return $self->conf_d_text($file);
