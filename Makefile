@@ -25,7 +25,13 @@ LD_OPT    := -Wl,-z,relro -Wl,-z,now -fPIC
 
 ASAN_BUILD := $(CURDIR)/build-asan
 
-.PHONY: all deps test unit fuzz-smoke fuzz prove demo test-asan clean
+# the baselines of ../shared/bench-peers, run beside the module
+BENCH_PEERS   ?= $(CURDIR)/../shared/bench-peers
+BENCH_SECONDS ?= 5
+BENCH_CONNS   ?= 32
+BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-cjson
+
+.PHONY: all deps test unit fuzz-smoke fuzz prove demo test-asan bench clean
 
 all: $(MODULE)
 
@@ -85,6 +91,13 @@ test-asan: deps
 	chmod +x $(ASAN_BUILD)/nginx.sh
 	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
 	    PB_NGINX=$(ASAN_BUILD)/nginx.sh prove -I t/lib t/
+
+# side by side on loopback: plain proxy, mirror, Lua postback, this module;
+# ratios of the same run (see bench/ratios.pl and the README)
+bench: deps $(MODULE)
+	$(MAKE) -s deps PACKAGES="$(BENCH_PACKAGES)"
+	MODULE_SO=$(MODULE) bash $(BENCH_PEERS)/run.sh $(BENCH_SECONDS) \
+	    $(BENCH_CONNS) | perl bench/ratios.pl
 
 demo: deps $(MODULE)
 	PB_MODULE=$(MODULE) perl -I t/lib demo/demo.pl
