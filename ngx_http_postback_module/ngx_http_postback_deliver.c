@@ -56,6 +56,7 @@ static ngx_int_t ngx_http_postback_add_header(ngx_http_postback_transfer_t *t,
     u_char *line);
 static void ngx_http_postback_done(ngx_http_postback_transfer_t *t,
     CURLcode rc);
+static void ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t);
 static void ngx_http_postback_check_done(void);
 static void ngx_http_postback_event_handler(ngx_event_t *ev);
 static void ngx_http_postback_run(curl_socket_t s, int action);
@@ -147,14 +148,9 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
     while (!ngx_queue_empty(&dl->active)) {
         q = ngx_queue_head(&dl->active);
         t = ngx_queue_data(q, ngx_http_postback_transfer_t, queue);
-        ngx_queue_remove(q);
-
-        curl_multi_remove_handle(dl->multi, t->easy);
-        curl_easy_cleanup(t->easy);
-        curl_slist_free_all(t->headers);
 
         ngx_http_postback_zone_release(dl->shm_zone, &t->claim);
-        ngx_free(t);
+        ngx_http_postback_transfer_end(t);
     }
 
     /* closes the cached connections through our close callback */
@@ -199,7 +195,10 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim, ngx_log_t *log)
 {
     ngx_http_postback_transfer_t  *t;
 
-    t = ngx_calloc(sizeof(ngx_http_postback_transfer_t), log);
+    /* after worker_shutdown_timeout closed curl down, nothing is sent here */
+    t = (ngx_http_postback_deliverer.multi == NULL)
+        ? NULL : ngx_calloc(sizeof(ngx_http_postback_transfer_t), log);
+
     if (t == NULL) {
         claim->cb->active--;
         ngx_http_postback_zone_release(ngx_http_postback_deliverer.shm_zone,
@@ -596,6 +595,24 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
     due = ngx_http_postback_zone_finish(dl->shm_zone, &t->claim, &res,
                                         dl->log);
 
+    ngx_http_postback_transfer_end(t);
+
+    ngx_http_postback_pickup_at(due);
+
+    /* a slot is free: due deliveries left waiting for one can go now */
+    if (dl->backlog && !dl->pickup.posted) {
+        ngx_post_event(&dl->pickup, &ngx_posted_events);
+    }
+}
+
+
+/* the transfer's resources and its slot of the callback go */
+
+static void
+ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
     if (t->easy) {
         curl_multi_remove_handle(dl->multi, t->easy);
         curl_easy_cleanup(t->easy);
@@ -604,15 +621,8 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
     curl_slist_free_all(t->headers);
 
     ngx_queue_remove(&t->queue);
-    cb->active--;
+    t->claim.cb->active--;
     ngx_free(t);
-
-    ngx_http_postback_pickup_at(due);
-
-    /* a slot is free: due deliveries left waiting for one can go now */
-    if (dl->backlog && !dl->pickup.posted) {
-        ngx_post_event(&dl->pickup, &ngx_posted_events);
-    }
 }
 
 

@@ -33,6 +33,8 @@ static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *url);
 static char *ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
     ngx_str_t *value);
+static ngx_int_t ngx_http_postback_basic_auth(ngx_conf_t *cf,
+    ngx_http_postback_callback_t *cb, ngx_str_t *cred);
 static char *ngx_http_postback_parse_auth(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *value);
 static char *ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
@@ -368,6 +370,14 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_conf_full_name(cf->cycle, &pmcf->spool, 0) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+
+        pmcf->spool_new.len = pmcf->spool.len + sizeof(".new") - 1;
+        pmcf->spool_new.data = ngx_pnalloc(cf->pool, pmcf->spool_new.len + 1);
+        if (pmcf->spool_new.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(pmcf->spool_new.data, "%V.new%Z", &pmcf->spool);
     }
 
     pmcf->cycle = cf->cycle;
@@ -888,18 +898,10 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
         userinfo.len = start - userinfo.data;
         host = at + 1;
 
-        if (cb->authorization.len == 0) {
-            cb->authorization.len = sizeof("Basic ") - 1
-                                    + pb_base64_len(userinfo.len);
-            cb->authorization.data = ngx_pnalloc(cf->pool,
-                                                 cb->authorization.len);
-            if (cb->authorization.data == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            pb_base64(ngx_cpymem(cb->authorization.data, "Basic ",
-                                 sizeof("Basic ") - 1),
-                      userinfo.data, userinfo.len);
+        if (cb->authorization.len == 0
+            && ngx_http_postback_basic_auth(cf, cb, &userinfo) != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
         }
     }
 
@@ -965,6 +967,26 @@ ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
 }
 
 
+/* Authorization: Basic, from "user:password" */
+
+static ngx_int_t
+ngx_http_postback_basic_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+    ngx_str_t *cred)
+{
+    cb->authorization.len = sizeof("Basic ") - 1 + pb_base64_len(cred->len);
+    cb->authorization.data = ngx_pnalloc(cf->pool, cb->authorization.len);
+    if (cb->authorization.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    pb_base64(ngx_cpymem(cb->authorization.data, "Basic ",
+                         sizeof("Basic ") - 1),
+              cred->data, cred->len);
+
+    return NGX_OK;
+}
+
+
 static char *
 ngx_http_postback_parse_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
     ngx_str_t *value)
@@ -980,15 +1002,9 @@ ngx_http_postback_parse_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
             return "auth=basic: needs user:password";
         }
 
-        cb->authorization.len = sizeof("Basic ") - 1
-                                + pb_base64_len(cred.len);
-        cb->authorization.data = ngx_pnalloc(cf->pool, cb->authorization.len);
-        if (cb->authorization.data == NULL) {
+        if (ngx_http_postback_basic_auth(cf, cb, &cred) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
-
-        p = ngx_cpymem(cb->authorization.data, "Basic ", sizeof("Basic ") - 1);
-        pb_base64(p, cred.data, cred.len);
 
         return NGX_CONF_OK;
     }

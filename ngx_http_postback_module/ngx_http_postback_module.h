@@ -116,6 +116,7 @@ typedef struct {
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     spool;    /* journal path, or empty */
+    ngx_str_t                     spool_new;    /* its rewrite, beside it */
     ngx_cycle_t                  *cycle;    /* the one configured */
     ngx_array_t                   fields;   /* ngx_http_postback_field_t */
     ngx_http_complex_value_t     *event;

@@ -32,6 +32,7 @@ static void ngx_http_postback_spool_record(pb_journal_record_t *rec,
 /* this process's journal, opened for appending, and its generation */
 static ngx_fd_t     ngx_http_postback_spool_fd = NGX_INVALID_FILE;
 static ngx_str_t   *ngx_http_postback_spool_path;
+static ngx_str_t   *ngx_http_postback_spool_new;
 static ngx_uint_t   ngx_http_postback_spool_generation;
 
 
@@ -79,13 +80,7 @@ ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone)
 
     /* the compacted journal: the records still pending, as they were */
 
-    tmp.len = pmcf->spool.len + sizeof(".new") - 1;
-    tmp.data = ngx_pnalloc(pool, tmp.len + 1);
-    if (tmp.data == NULL) {
-        goto done;
-    }
-
-    ngx_sprintf(tmp.data, "%V.new%Z", &pmcf->spool);
+    tmp = pmcf->spool_new;
 
     fd = ngx_open_file(tmp.data, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
                        NGX_FILE_DEFAULT_ACCESS);
@@ -367,6 +362,7 @@ ngx_http_postback_spool_open(ngx_cycle_t *cycle,
     }
 
     ngx_http_postback_spool_path = &pmcf->spool;
+    ngx_http_postback_spool_new = &pmcf->spool_new;
 
     return NGX_OK;
 }
@@ -431,32 +427,22 @@ ngx_http_postback_spool_finished(ngx_uint_t generation, u_char *id)
 ngx_fd_t
 ngx_http_postback_spool_rewrite(void)
 {
-    u_char    *tmp;
-    ngx_fd_t   fd;
+    ngx_fd_t  fd;
 
     if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
         return NGX_INVALID_FILE;
     }
 
-    tmp = ngx_alloc(ngx_http_postback_spool_path->len + sizeof(".new"),
-                    ngx_cycle->log);
-    if (tmp == NULL) {
-        return NGX_INVALID_FILE;
-    }
-
-    ngx_sprintf(tmp, "%V.new%Z", ngx_http_postback_spool_path);
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
-                       NGX_FILE_DEFAULT_ACCESS);
+    fd = ngx_open_file(ngx_http_postback_spool_new->data, NGX_FILE_WRONLY,
+                       NGX_FILE_TRUNCATE, NGX_FILE_DEFAULT_ACCESS);
 
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
                       "postback: the spool is not compacted while nginx "
-                      "runs: " ngx_open_file_n " \"%s\" failed (the "
-                      "workers need to write in its directory)", tmp);
+                      "runs: " ngx_open_file_n " \"%V\" failed (the "
+                      "workers need to write in its directory)",
+                      ngx_http_postback_spool_new);
     }
-
-    ngx_free(tmp);
 
     return fd;
 }
@@ -480,39 +466,28 @@ ngx_int_t
 ngx_http_postback_spool_rewrite_commit(ngx_fd_t fd, ngx_uint_t generation,
     ngx_flag_t ok)
 {
-    u_char     *tmp;
-    ngx_int_t   rc;
+    u_char  *tmp;
 
     ngx_close_file(fd);
 
-    tmp = ngx_alloc(ngx_http_postback_spool_path->len + sizeof(".new"),
-                    ngx_cycle->log);
-    if (tmp == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(tmp, "%V.new%Z", ngx_http_postback_spool_path);
-
-    rc = NGX_ERROR;
+    tmp = ngx_http_postback_spool_new->data;
 
     if (!ok) {
         (void) ngx_delete_file(tmp);
+        return NGX_ERROR;
+    }
 
-    } else if (ngx_rename_file(tmp, ngx_http_postback_spool_path->data)
-               == NGX_FILE_ERROR)
+    if (ngx_rename_file(tmp, ngx_http_postback_spool_path->data)
+        == NGX_FILE_ERROR)
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
                       ngx_rename_file_n " \"%s\" to \"%V\" failed", tmp,
                       ngx_http_postback_spool_path);
         (void) ngx_delete_file(tmp);
-
-    } else {
-        rc = ngx_http_postback_spool_current(generation + 1);
+        return NGX_ERROR;
     }
 
-    ngx_free(tmp);
-
-    return rc;
+    return ngx_http_postback_spool_current(generation + 1);
 }
 
 

@@ -141,6 +141,8 @@ static ngx_http_postback_delivery_t *ngx_http_postback_zone_insert(
 static void ngx_http_postback_zone_end(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_delivery_t *d, ngx_uint_t state);
 static void ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh);
+static void ngx_http_postback_record_request(ngx_http_postback_delivery_t *d,
+    ngx_http_postback_request_t *req);
 static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
     ngx_shm_zone_t *shm_zone);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
@@ -448,16 +450,7 @@ ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh)
         name.data = d->cb->name;
         name.len = d->cb->name_len;
 
-        req.method = d->method;
-        req.created = d->created;
-        req.event.data = d->data;
-        req.event.len = d->event_len;
-        req.url.data = req.event.data + d->event_len;
-        req.url.len = d->url_len;
-        req.headers.data = req.url.data + d->url_len;
-        req.headers.len = d->headers_len;
-        req.body.data = req.headers.data + d->headers_len;
-        req.body.len = d->body_len;
+        ngx_http_postback_record_request(d, &req);
 
         size = ngx_http_postback_spool_rewrite_add(fd, &name, d->id, &req);
         if (size == 0) {
@@ -850,26 +843,29 @@ ngx_http_postback_zone_request(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_request_t *req,
     u_char *id)
 {
-    u_char                        *p;
-    ngx_http_postback_delivery_t  *d;
+    ngx_http_postback_record_request(claim->d, req);
 
-    d = claim->d;
-    p = d->data + d->event_len;
+    ngx_memcpy(id, claim->d->id, NGX_HTTP_POSTBACK_ID_LEN);
+}
 
-    req->url.data = p;
-    req->url.len = d->url_len;
-    p += d->url_len;
 
-    req->headers.data = p;
-    req->headers.len = d->headers_len;
-    p += d->headers_len;
+/* a record's request, pointing into the record */
 
-    req->body.data = p;
-    req->body.len = d->body_len;
-
+static void
+ngx_http_postback_record_request(ngx_http_postback_delivery_t *d,
+    ngx_http_postback_request_t *req)
+{
     req->method = d->method;
+    req->created = d->created;
 
-    ngx_memcpy(id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
+    req->event.data = d->data;
+    req->event.len = d->event_len;
+    req->url.data = req->event.data + d->event_len;
+    req->url.len = d->url_len;
+    req->headers.data = req->url.data + d->url_len;
+    req->headers.len = d->headers_len;
+    req->body.data = req->headers.data + d->headers_len;
+    req->body.len = d->body_len;
 }
 
 
