@@ -31,7 +31,15 @@ BENCH_SECONDS ?= 5
 BENCH_CONNS   ?= 32
 BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-cjson
 
-.PHONY: all deps test unit fuzz-smoke fuzz prove demo test-asan bench clean
+# the status page is tested in a real browser
+TEST_PACKAGES := chromium chromium-driver
+
+# promtool checks the metrics: taken out of Debian's prometheus package,
+# whose installation would also start a Prometheus server
+PROMTOOL  := $(BUILD)/tools/usr/bin/promtool
+
+.PHONY: all deps test-deps test unit fuzz-smoke fuzz prove demo test-asan \
+        bench clean
 
 all: $(MODULE)
 
@@ -65,6 +73,17 @@ $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 	# a new file, not a rewrite: running nginx processes map the old one
 	cp $(BUILD)/nginx/ngx_http_postback_module.so $@.tmp && mv $@.tmp $@
 
+test-deps: $(PROMTOOL)
+	$(MAKE) -s deps PACKAGES="$(TEST_PACKAGES)"
+
+$(PROMTOOL): | deps
+	mkdir -p $(BUILD)/tools
+	cd $(BUILD)/tools && rm -f prometheus_*.deb \
+	    && { apt-get download -qq prometheus 2>/dev/null \
+	         || { apt-get update -qq && apt-get download -qq prometheus; }; } \
+	    && dpkg-deb -x prometheus_*.deb . && rm prometheus_*.deb
+	touch $@
+
 test: deps $(MODULE) unit fuzz-smoke prove
 
 unit: deps
@@ -77,12 +96,12 @@ fuzz-smoke: deps
 fuzz: deps
 	$(MAKE) -s -C fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 
-prove: $(MODULE)
-	PB_MODULE=$(MODULE) prove -I t/lib t/
+prove: $(MODULE) test-deps
+	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) prove -I t/lib t/
 
 # the t/ suite against the module built with AddressSanitizer, loaded into
 # Debian's nginx with the ASan runtime preloaded
-test-asan: deps
+test-asan: deps test-deps
 	$(MAKE) BUILD=$(ASAN_BUILD) \
 	    CC_OPT="$(CC_OPT) -fsanitize=address -fno-omit-frame-pointer" \
 	    LD_OPT="$(LD_OPT) -fsanitize=address" $(ASAN_BUILD)/ngx_http_postback_module.so
@@ -90,7 +109,8 @@ test-asan: deps
 	    "$$(gcc -print-file-name=libasan.so)" > $(ASAN_BUILD)/nginx.sh
 	chmod +x $(ASAN_BUILD)/nginx.sh
 	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
-	    PB_NGINX=$(ASAN_BUILD)/nginx.sh prove -I t/lib t/
+	    PB_NGINX=$(ASAN_BUILD)/nginx.sh PB_PROMTOOL=$(PROMTOOL) \
+	    prove -I t/lib t/
 
 # side by side on loopback: plain proxy, mirror, Lua postback, this module;
 # ratios of the same run (see bench/ratios.pl and the README)

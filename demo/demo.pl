@@ -57,10 +57,12 @@ print "\n== members area (POST JSON) received ", scalar @$members,
       " callbacks\n";
 for my $req (@$members) {
     print "\n$req->{method} $req->{uri}\n";
-    for my $h (qw(webhook-id content-type authorization x-members-product)) {
+    for my $h (qw(webhook-id webhook-timestamp webhook-signature
+                  content-type authorization x-api-key x-members-product))
+    {
         my $v = $req->{headers}{$h} // next;
-        # credentials are a secret, also in a demo's output
-        $v =~ s/^(Bearer|Basic) .*/$1 (redacted)/ if $h eq 'authorization';
+        # credentials are secrets, also in a demo's output
+        $v = '[secret]' if $h eq 'authorization' || $h eq 'x-api-key';
         print "  $h: $v\n";
     }
     print $json->encode(JSON::PP->new->decode($req->{body}));
@@ -70,8 +72,15 @@ print "\n== affiliate tracker (GET postback) received ", scalar @$tracker,
       " callbacks\n";
 print "$_->{method} $_->{uri}\n" for @$tracker;
 
-print "\n== status page: GET /postback/?limit=3\n";
-print $t->get('/postback/?limit=3')->{body};
+print "\n== status: GET /postback/?limit=2\n";
+print $t->get('/postback/?limit=2')->{body};
+
+my $id = decode_json($members->[0]{body})->{id};
+print "\n== one delivery, as sent: GET /postback/deliveries/$id\n";
+print $t->get("/postback/deliveries/$id")->{body};
+
+print "\nthe same location gives a browser the page for people, and\n",
+      "/postback/?format=prometheus the metrics\n";
 
 $t->stop;
 print "\nerror log: ", ($tb->is_passing ? 'clean' : "NOT clean:\n$tap_failures"),

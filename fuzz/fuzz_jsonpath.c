@@ -1,6 +1,7 @@
 /*
- * Parses the input as a JSONPath; a path that parses is evaluated
- * against a fixed nested document and the value found is turned to text.
+ * Parses the input as a JSONPath; a path that parses is set in a sample
+ * document (where evaluation must then find the value), and evaluated
+ * against a fixed nested document, the value found turned to text.
  */
 
 #include <stdint.h>
@@ -37,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int              i, n;
     char            *text;
     size_t           len;
-    json_t          *v;
+    json_t          *v, *sample, *value;
     const char      *src, *err;
     pb_path_step_t   steps[PB_PATH_MAX_STEPS];
 
@@ -68,6 +69,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+
+    sample = (n && steps[0].key == NULL) ? json_array() : json_object();
+    value = json_string("sample");
+
+    if (pb_path_set(sample, steps, n, json_incref(value)) == 0
+        && pb_path_eval(sample, steps, n) != value)
+    {
+        abort();
+    }
+
+    json_decref(value);
+    json_decref(sample);
 
     v = pb_path_eval(doc, steps, n);
     if (v == NULL) {

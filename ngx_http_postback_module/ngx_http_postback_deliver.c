@@ -214,6 +214,19 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim, ngx_log_t *log)
 }
 
 
+/* a delivery was made due now: this worker looks for it at once */
+
+void
+ngx_http_postback_deliver_soon(void)
+{
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    if (dl->multi && !dl->pickup.posted) {
+        ngx_post_event(&dl->pickup, &ngx_posted_events);
+    }
+}
+
+
 static void
 ngx_http_postback_pickup_handler(ngx_event_t *ev)
 {
@@ -374,14 +387,7 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         }
     }
 
-    /* a header= Content-Type replaces the method's */
-    type = ngx_http_postback_has_header(&req.headers, "content-type:")
-           ? NULL
-           : (req.method == NGX_HTTP_POSTBACK_POST_JSON)
-             ? "Content-Type: application/json"
-             : (req.method == NGX_HTTP_POSTBACK_POST_FORM)
-               ? "Content-Type: application/x-www-form-urlencoded"
-               : NULL;
+    type = ngx_http_postback_content_type(req.method, &req.headers);
 
     if (type && ngx_http_postback_add_header(t, (u_char *) type) != NGX_OK) {
         goto done;
@@ -401,6 +407,10 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
         p = ngx_strlchr(line, last, '\n');
         if (p == NULL) {
             break;
+        }
+
+        if (*line == NGX_HTTP_POSTBACK_SECRET_MARK) {
+            line++;
         }
 
         end = ngx_cpymem(buf, line, p - line);
@@ -439,7 +449,7 @@ ngx_http_postback_set_request(ngx_http_postback_transfer_t *t)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_http_postback_module");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_HTTP_POSTBACK_USER_AGENT);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) cb->timeout);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ngx_http_postback_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
@@ -468,19 +478,50 @@ done:
 }
 
 
+/* the Content-Type line of the method; a header= Content-Type replaces it */
+
+const char *
+ngx_http_postback_content_type(ngx_uint_t method, ngx_str_t *headers)
+{
+    if (ngx_http_postback_has_header(headers, "content-type:")) {
+        return NULL;
+    }
+
+    switch (method) {
+
+    case NGX_HTTP_POSTBACK_POST_JSON:
+        return "Content-Type: application/json";
+
+    case NGX_HTTP_POSTBACK_POST_FORM:
+        return "Content-Type: application/x-www-form-urlencoded";
+
+    default:
+        return NULL;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_postback_has_header(ngx_str_t *lines, const char *name)
 {
-    u_char  *p, *last;
+    u_char  *p, *line, *last;
     size_t   len;
 
     len = ngx_strlen(name);
     last = lines->data + lines->len;
 
-    for (p = lines->data; p < last; p++) {
-        if ((p == lines->data || p[-1] == '\n')
-            && (size_t) (last - p) >= len
-            && ngx_strncasecmp(p, (u_char *) name, len) == 0)
+    for (line = lines->data; line < last; line = p + 1) {
+        p = ngx_strlchr(line, last, '\n');
+        if (p == NULL) {
+            p = last;
+        }
+
+        if (*line == NGX_HTTP_POSTBACK_SECRET_MARK) {
+            line++;
+        }
+
+        if ((size_t) (p - line) >= len
+            && ngx_strncasecmp(line, (u_char *) name, len) == 0)
         {
             return 1;
         }
@@ -600,8 +641,8 @@ ngx_http_postback_done(ngx_http_postback_transfer_t *t, CURLcode rc)
     ngx_http_postback_pickup_at(due);
 
     /* a slot is free: due deliveries left waiting for one can go now */
-    if (dl->backlog && !dl->pickup.posted) {
-        ngx_post_event(&dl->pickup, &ngx_posted_events);
+    if (dl->backlog) {
+        ngx_http_postback_deliver_soon();
     }
 }
 

@@ -52,9 +52,11 @@ static ngx_int_t ngx_http_postback_evaluate(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
     ngx_http_postback_callback_t *cb, ngx_str_t *event);
+static pb_kv_t *ngx_http_postback_fields(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_enqueue(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_callback_t *cb,
-    ngx_str_t *event, pb_kv_t *fields);
+    ngx_str_t *event, pb_kv_t *fields, ngx_flag_t test, u_char *id);
 static ngx_int_t ngx_http_postback_render_headers(ngx_http_request_t *r,
     ngx_http_postback_callback_t *cb, ngx_str_t *lines,
     ngx_uint_t *sanitized);
@@ -380,11 +382,11 @@ static void
 ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
     u_char                         *p;
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
     ngx_str_t                       event;
     ngx_uint_t                      i, matched;
     json_error_t                    err;
     pb_kv_t                        *fields;
-    ngx_http_postback_field_t      *field;
     ngx_http_postback_callback_t  **cbp;
     ngx_http_postback_loc_conf_t   *plcf;
     ngx_http_postback_main_conf_t  *pmcf;
@@ -442,18 +444,9 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 
     ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
 
-    fields = ngx_palloc(r->pool, (pmcf->fields.nelts + 1) * sizeof(pb_kv_t));
+    fields = ngx_http_postback_fields(r, ctx);
     if (fields == NULL) {
         return;
-    }
-
-    field = pmcf->fields.elts;
-
-    for (i = 0; i < pmcf->fields.nelts; i++) {
-        fields[i].name = (char *) field[i].name.data;
-        fields[i].name_len = field[i].name.len;
-        fields[i].value = (char *) ctx->values[i].data;
-        fields[i].value_len = ctx->values[i].len;
     }
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
@@ -467,7 +460,7 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
             if (ngx_http_postback_matches(r, cbp[i], &event)) {
                 matched++;
                 (void) ngx_http_postback_enqueue(r, ctx, cbp[i], &event,
-                                                 fields);
+                                                 fields, 0, id);
             }
         }
     }
@@ -475,6 +468,78 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
     if (matched == 0) {
         ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_MATCH);
     }
+}
+
+
+/*
+ * A test send of the status API: cb's request made from doc, a sample
+ * document, as a capture of it would make it, whatever events= and if=
+ * say.  doc is taken.  Its id is written to id.
+ */
+
+ngx_int_t
+ngx_http_postback_test_send(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, json_t *doc,
+    u_char *id)
+{
+    pb_kv_t                  *fields;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_postback_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_postback_ctx_t));
+    if (cln == NULL) {
+        json_decref(doc);
+        return NGX_ERROR;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_postback_ctx_t));
+
+    ctx->pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    ctx->doc = doc;
+    ctx->done = 1;
+
+    cln->handler = ngx_http_postback_cleanup;
+    ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
+
+    if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fields = ngx_http_postback_fields(r, ctx);
+    if (fields == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_postback_enqueue(r, ctx, cb, event, fields, 1, id);
+}
+
+
+/* the fields' values as the payload takes them */
+
+static pb_kv_t *
+ngx_http_postback_fields(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+{
+    ngx_uint_t                  i;
+    pb_kv_t                    *fields;
+    ngx_http_postback_field_t  *field;
+
+    fields = ngx_palloc(r->pool,
+                        (ctx->pmcf->fields.nelts + 1) * sizeof(pb_kv_t));
+    if (fields == NULL) {
+        return NULL;
+    }
+
+    field = ctx->pmcf->fields.elts;
+
+    for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
+        fields[i].name = (char *) field[i].name.data;
+        fields[i].name_len = field[i].name.len;
+        fields[i].value = (char *) ctx->values[i].data;
+        fields[i].value_len = ctx->values[i].len;
+    }
+
+    return fields;
 }
 
 
@@ -629,12 +694,14 @@ ngx_http_postback_matches(ngx_http_request_t *r,
 }
 
 
+/* renders cb's request and records it; id receives its id */
+
 static ngx_int_t
 ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields)
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
+    ngx_flag_t test, u_char *id)
 {
     u_char                         *p, *json;
-    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
     u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
     size_t                          len, nparams;
     uint64_t                        now;
@@ -658,6 +725,7 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     req.event = *event;
     req.method = cb->method;
     req.created = now;
+    req.test = test;
     sanitized = 0;
 
     if (ngx_http_postback_tpl_render(r, &cb->target, &target, &sanitized)
@@ -802,7 +870,7 @@ ngx_http_postback_render_headers(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        len += hdr[i].name.len + sizeof(": ") - 1 + values[i].len + 1;
+        len += 1 + hdr[i].name.len + sizeof(": ") - 1 + values[i].len + 1;
     }
 
     lines->data = ngx_pnalloc(r->pool, len + 1);
@@ -813,6 +881,10 @@ ngx_http_postback_render_headers(ngx_http_request_t *r,
     p = lines->data;
 
     for (i = 0; i < cb->headers.nelts; i++) {
+        if (hdr[i].secret) {
+            *p++ = NGX_HTTP_POSTBACK_SECRET_MARK;
+        }
+
         p = ngx_cpymem(p, hdr[i].name.data, hdr[i].name.len);
         *p++ = ':'; *p++ = ' ';
         p = ngx_cpymem(p, values[i].data, values[i].len);

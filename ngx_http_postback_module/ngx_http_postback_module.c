@@ -661,26 +661,23 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-#define ngx_http_postback_key_is(key, s)                                     \
-    ((key)->len == sizeof(s) - 1                                             \
-     && ngx_strncmp((key)->data, s, sizeof(s) - 1) == 0)
-
-
 static char *
 ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value)
 {
+    char                              *rv;
     u_char                            *p, *last, *start;
     ngx_int_t                          n;
     ngx_str_t                         *event;
     ngx_file_info_t                    fi;
+    ngx_http_postback_pair_t          *pair;
     ngx_http_compile_complex_value_t   ccv;
 
-    if (ngx_http_postback_key_is(key, "url")) {
+    if (ngx_http_postback_str_is(key, "url")) {
         return ngx_http_postback_parse_url(cf, cb, value);
     }
 
-    if (ngx_http_postback_key_is(key, "events")) {
+    if (ngx_http_postback_str_is(key, "events")) {
         if (value->len == 1 && value->data[0] == '*') {
             return NGX_CONF_OK;
         }
@@ -714,7 +711,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "if")) {
+    if (ngx_http_postback_str_is(key, "if")) {
         cb->filter = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
         if (cb->filter == NULL) {
             return NGX_CONF_ERROR;
@@ -733,14 +730,14 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "method")) {
-        if (ngx_http_postback_key_is(value, "get")) {
+    if (ngx_http_postback_str_is(key, "method")) {
+        if (ngx_http_postback_str_is(value, "get")) {
             cb->method = NGX_HTTP_POSTBACK_GET;
 
-        } else if (ngx_http_postback_key_is(value, "post_form")) {
+        } else if (ngx_http_postback_str_is(value, "post_form")) {
             cb->method = NGX_HTTP_POSTBACK_POST_FORM;
 
-        } else if (ngx_http_postback_key_is(value, "post_json")) {
+        } else if (ngx_http_postback_str_is(value, "post_json")) {
             cb->method = NGX_HTTP_POSTBACK_POST_JSON;
 
         } else {
@@ -750,18 +747,29 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "param")) {
+    if (ngx_http_postback_str_is(key, "param")) {
         /* rendered raw: the payload encodes them as the method wants */
         return ngx_http_postback_parse_pair(cf, &cb->params, value, '=',
                                             NGX_HTTP_POSTBACK_ESCAPE_NONE);
     }
 
-    if (ngx_http_postback_key_is(key, "header")) {
+    if (ngx_http_postback_str_is(key, "header")) {
         return ngx_http_postback_parse_pair(cf, &cb->headers, value, ':',
                                             NGX_HTTP_POSTBACK_ESCAPE_HEADER);
     }
 
-    if (ngx_http_postback_key_is(key, "body")) {
+    if (ngx_http_postback_str_is(key, "secret_header")) {
+        rv = ngx_http_postback_parse_pair(cf, &cb->headers, value, ':',
+                                          NGX_HTTP_POSTBACK_ESCAPE_HEADER);
+        if (rv == NGX_CONF_OK) {
+            pair = cb->headers.elts;
+            pair[cb->headers.nelts - 1].secret = 1;
+        }
+
+        return rv;
+    }
+
+    if (ngx_http_postback_str_is(key, "body")) {
         cb->body = ngx_palloc(cf->pool, sizeof(ngx_http_postback_tpl_t));
         if (cb->body == NULL) {
             return NGX_CONF_ERROR;
@@ -771,11 +779,11 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
                                              NGX_HTTP_POSTBACK_ESCAPE_JSON);
     }
 
-    if (ngx_http_postback_key_is(key, "auth")) {
+    if (ngx_http_postback_str_is(key, "auth")) {
         return ngx_http_postback_parse_auth(cf, cb, value);
     }
 
-    if (ngx_http_postback_key_is(key, "timeout")) {
+    if (ngx_http_postback_str_is(key, "timeout")) {
         n = ngx_parse_time(value, 0);
         if (n == NGX_ERROR || n == 0) {
             return "invalid time";
@@ -785,7 +793,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "secret")) {
+    if (ngx_http_postback_str_is(key, "secret")) {
         cb->secret.data = ngx_pnalloc(cf->pool, PB_SIGN_KEY_MAX);
         if (cb->secret.data == NULL) {
             return NGX_CONF_ERROR;
@@ -801,7 +809,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "ca_file")) {
+    if (ngx_http_postback_str_is(key, "ca_file")) {
         cb->ca_file = *value;
 
         if (ngx_conf_full_name(cf->cycle, &cb->ca_file, 1) != NGX_OK) {
@@ -815,7 +823,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "attempts")) {
+    if (ngx_http_postback_str_is(key, "attempts")) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR || n == 0 || n > 100) {
             return "attempts must be 1 to 100";
@@ -825,11 +833,11 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "retry")) {
+    if (ngx_http_postback_str_is(key, "retry")) {
         return ngx_http_postback_parse_retry(cb, value);
     }
 
-    if (ngx_http_postback_key_is(key, "disable_after")) {
+    if (ngx_http_postback_str_is(key, "disable_after")) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR) {
             return "disable_after must be a number";
@@ -839,7 +847,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_postback_key_is(key, "max_conns")) {
+    if (ngx_http_postback_str_is(key, "max_conns")) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR || n == 0 || n > 65535) {
             return "max_conns must be 1 to 65535";
@@ -1056,6 +1064,7 @@ ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
 
     pair->name.data = value->data;
     pair->name.len = p - value->data;
+    pair->secret = 0;
 
     if (sep == ':') {
         for (p = pair->name.data; p < pair->name.data + pair->name.len; p++) {

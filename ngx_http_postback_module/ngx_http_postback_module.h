@@ -37,6 +37,8 @@
 #define NGX_HTTP_POSTBACK_TIME_LEN   24     /* 2026-11-22T18:34:44.123Z */
 #define NGX_HTTP_POSTBACK_RETRY_MAX  16     /* entries of retry= */
 
+#define NGX_HTTP_POSTBACK_USER_AGENT  "ngx_http_postback_module"
+
 
 /* capture counters in the zone; the SKIP ones say why there was no event */
 typedef enum {
@@ -73,7 +75,16 @@ typedef struct {
 typedef struct {
     ngx_str_t                     name;
     ngx_http_postback_tpl_t       value;
+    ngx_flag_t                    secret;   /* secret_header=: never shown */
 } ngx_http_postback_pair_t;
+
+
+/*
+ * A secret_header= line is kept in the zone with this byte before it: it
+ * is sent without it and shown without its value.  Header names cannot
+ * hold it and rendered values have their control bytes replaced.
+ */
+#define NGX_HTTP_POSTBACK_SECRET_MARK  '\x01'
 
 
 typedef struct {
@@ -142,6 +153,7 @@ typedef struct {
     ngx_str_t                     headers;  /* "Name: value\n" lines */
     ngx_str_t                     body;
     uint64_t                      created;  /* ms since the epoch */
+    ngx_flag_t                    test;     /* a test send */
 } ngx_http_postback_request_t;
 
 
@@ -156,7 +168,149 @@ typedef struct {
 } ngx_http_postback_result_t;
 
 
+/*
+ * What the zone keeps.  The status reads copies of these, made under the
+ * zone's lock; only the zone changes them.
+ */
+
+/* the outcome classes of attempts, for the metrics */
+typedef enum {
+    NGX_HTTP_POSTBACK_OUTCOME_2XX = 0,
+    NGX_HTTP_POSTBACK_OUTCOME_3XX,
+    NGX_HTTP_POSTBACK_OUTCOME_4XX,
+    NGX_HTTP_POSTBACK_OUTCOME_5XX,
+    NGX_HTTP_POSTBACK_OUTCOME_ERROR,    /* no answer, or a broken one */
+    NGX_HTTP_POSTBACK_OUTCOMES
+} ngx_http_postback_outcome_e;
+
+
+/* why a callback is disabled */
+#define NGX_HTTP_POSTBACK_ENABLED         0
+#define NGX_HTTP_POSTBACK_DISABLED_GONE   1     /* its receiver said 410 */
+#define NGX_HTTP_POSTBACK_DISABLED_FAILS  2     /* disable_after= */
+#define NGX_HTTP_POSTBACK_DISABLED_API    3     /* the status API */
+
+
+#define NGX_HTTP_POSTBACK_BUCKETS  16
+
+extern const ngx_msec_t  ngx_http_postback_buckets[NGX_HTTP_POSTBACK_BUCKETS];
+
+
+/* counts of durations up to each bucket's bound; the last one: above all */
+typedef struct {
+    uint64_t                      count[NGX_HTTP_POSTBACK_BUCKETS + 1];
+    uint64_t                      sum;      /* ms */
+} ngx_http_postback_histogram_t;
+
+
+struct ngx_http_postback_cb_shm_s {
+    ngx_queue_t                   queue;
+    ngx_uint_t                    generation;   /* last configured in */
+    ngx_uint_t                    disabled;     /* and why */
+    uint64_t                      state_changed;    /* ms, 0: never */
+    uint64_t                      events;
+    uint64_t                      delivered;
+    uint64_t                      failed;
+    uint64_t                      pending;
+    uint64_t                      paused;
+    uint64_t                      dropped;
+    uint64_t                      spooled;
+    uint64_t                      attempts;
+    uint64_t                      manual;       /* retries asked for */
+    uint64_t                      outcomes[NGX_HTTP_POSTBACK_OUTCOMES];
+    ngx_http_postback_histogram_t attempt_duration;
+    ngx_http_postback_histogram_t delivery_latency;  /* event to 2xx */
+    uint64_t                      consecutive_failures;
+    uint64_t                      last_attempt;
+    ngx_int_t                     last_status;
+    ngx_msec_t                    last_latency;
+    size_t                        last_error_len;
+    u_char                        last_error[NGX_HTTP_POSTBACK_ERROR_MAX];
+    size_t                        name_len;
+    u_char                        name[NGX_HTTP_POSTBACK_NAME_MAX];
+};
+
+
+/*
+ * pending: due at d->due.key; sending: claimed by d->owner until the lease
+ * at d->due.key; paused: its callback is disabled; delivered and failed
+ * are finished.  Pending and sending records are in the due tree.
+ */
+#define NGX_HTTP_POSTBACK_PENDING    0
+#define NGX_HTTP_POSTBACK_SENDING    1
+#define NGX_HTTP_POSTBACK_DELIVERED  2
+#define NGX_HTTP_POSTBACK_FAILED     3
+#define NGX_HTTP_POSTBACK_PAUSED     4
+#define NGX_HTTP_POSTBACK_STATES     5
+
+#define ngx_http_postback_finished(d)                                         \
+    ((d)->state == NGX_HTTP_POSTBACK_DELIVERED                                \
+     || (d)->state == NGX_HTTP_POSTBACK_FAILED)
+
+
+typedef struct ngx_http_postback_attempt_s  ngx_http_postback_attempt_t;
+
+struct ngx_http_postback_attempt_s {
+    ngx_http_postback_attempt_t  *next;
+    uint64_t                      start;
+    ngx_msec_t                    duration;
+    ngx_int_t                     status;
+    unsigned                      manual:1;     /* asked for by the API */
+    size_t                        error_len;
+    size_t                        response_len;
+    u_char                        data[1];      /* error, response */
+};
+
+
 typedef struct ngx_http_postback_delivery_s  ngx_http_postback_delivery_t;
+
+struct ngx_http_postback_delivery_s {
+    ngx_rbtree_node_t             node;
+    ngx_rbtree_node_t             due;
+    ngx_queue_t                   queue;
+    ngx_http_postback_cb_shm_t   *cb;
+    ngx_http_postback_attempt_t  *attempts;
+    ngx_http_postback_attempt_t  *last_attempt;
+    uint64_t                      created;
+    ngx_uint_t                    nattempts;
+    ngx_uint_t                    claims;
+    size_t                        journal_size;     /* its created record */
+    ngx_pid_t                     owner;
+    unsigned                      state:3;
+    unsigned                      method:2;
+    unsigned                      test:1;       /* a test send */
+    unsigned                      manual:1;     /* next attempt asked for */
+    unsigned                      resent:1;     /* finished, sent once more */
+    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
+    size_t                        event_len;
+    size_t                        url_len;
+    size_t                        headers_len;
+    size_t                        body_len;
+    u_char                        data[1];  /* event, url, headers, body */
+};
+
+
+/* which deliveries a status answer lists */
+typedef struct {
+    ngx_str_t                     callback;     /* empty: any */
+    ngx_str_t                     event;        /* empty: any */
+    ngx_int_t                     state;        /* -1: any */
+    ngx_uint_t                    limit;
+} ngx_http_postback_query_t;
+
+
+/* copies of the zone's state, in a request's pool */
+typedef struct {
+    size_t                        size;
+    size_t                        used;
+    uint64_t                      records;
+    uint64_t                      evicted;
+    uint64_t                      counters[NGX_HTTP_POSTBACK_COUNTERS];
+    ngx_http_postback_cb_shm_t   *callbacks;    /* as configured */
+    ngx_uint_t                    ncallbacks;
+    ngx_http_postback_delivery_t **deliveries;  /* newest first */
+    ngx_uint_t                    ndeliveries;
+} ngx_http_postback_snapshot_t;
 
 
 /*
@@ -171,6 +325,12 @@ typedef struct {
     ngx_rbtree_key_t              key;      /* the record's number */
     ngx_uint_t                    claim;    /* the record's claim count */
 } ngx_http_postback_claim_t;
+
+
+/* an ngx_str_t * holds exactly the literal s */
+#define ngx_http_postback_str_is(str, s)                                     \
+    ((str)->len == sizeof(s) - 1                                             \
+     && ngx_strncmp((str)->data, s, sizeof(s) - 1) == 0)
 
 
 static ngx_inline uint64_t
@@ -199,6 +359,9 @@ ngx_int_t ngx_http_postback_field_value(ngx_http_request_t *r,
     ngx_uint_t index, ngx_str_t *value);
 ngx_int_t ngx_http_postback_data_value(ngx_http_request_t *r,
     ngx_str_t *value);
+ngx_int_t ngx_http_postback_test_send(ngx_http_request_t *r,
+    ngx_http_postback_callback_t *cb, ngx_str_t *event, json_t *doc,
+    u_char *id);
 
 /* zone */
 ngx_int_t ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data);
@@ -219,8 +382,15 @@ void ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
 uint64_t ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
     ngx_log_t *log);
-json_t *ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone,
-    ngx_uint_t limit);
+ngx_int_t ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_query_t *query, ngx_http_postback_snapshot_t *snap,
+    ngx_pool_t *pool);
+ngx_http_postback_delivery_t *ngx_http_postback_zone_find(
+    ngx_shm_zone_t *shm_zone, ngx_str_t *id, ngx_pool_t *pool);
+ngx_int_t ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *id, ngx_log_t *log);
+void ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, ngx_flag_t enable);
 ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_callback_t *cb, u_char *id,
     ngx_http_postback_request_t *req, size_t size);
@@ -232,6 +402,9 @@ ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
 void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim,
     ngx_log_t *log);
+void ngx_http_postback_deliver_soon(void);
+const char *ngx_http_postback_content_type(ngx_uint_t method,
+    ngx_str_t *headers);
 
 /* spool */
 ngx_int_t ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone);
@@ -250,6 +423,9 @@ ngx_int_t ngx_http_postback_spool_rewrite_commit(ngx_fd_t fd,
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* page */
+extern ngx_str_t  ngx_http_postback_page;
 
 
 #endif /* _NGX_HTTP_POSTBACK_MODULE_H_INCLUDED_ */

@@ -82,8 +82,11 @@ ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone)
 
     tmp = pmcf->spool_new;
 
+    /* made anew, so with the mode below even if an older one was wider */
+    (void) ngx_delete_file(tmp.data);
+
     fd = ngx_open_file(tmp.data, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
-                       NGX_FILE_DEFAULT_ACCESS);
+                       NGX_FILE_OWNER_ACCESS);
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
                       ngx_open_file_n " \"%s\" failed", tmp.data);
@@ -353,7 +356,7 @@ ngx_http_postback_spool_open(ngx_cycle_t *cycle,
     ngx_http_postback_spool_fd = ngx_open_file(pmcf->spool.data,
                                                NGX_FILE_APPEND,
                                                NGX_FILE_CREATE_OR_OPEN,
-                                               NGX_FILE_DEFAULT_ACCESS);
+                                               NGX_FILE_OWNER_ACCESS);
 
     if (ngx_http_postback_spool_fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
@@ -433,8 +436,10 @@ ngx_http_postback_spool_rewrite(void)
         return NGX_INVALID_FILE;
     }
 
+    (void) ngx_delete_file(ngx_http_postback_spool_new->data);
+
     fd = ngx_open_file(ngx_http_postback_spool_new->data, NGX_FILE_WRONLY,
-                       NGX_FILE_TRUNCATE, NGX_FILE_DEFAULT_ACCESS);
+                       NGX_FILE_TRUNCATE, NGX_FILE_OWNER_ACCESS);
 
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
@@ -509,7 +514,7 @@ ngx_http_postback_spool_current(ngx_uint_t generation)
     /* another worker compacted it: the old file is gone */
 
     fd = ngx_open_file(ngx_http_postback_spool_path->data, NGX_FILE_APPEND,
-                       NGX_FILE_CREATE_OR_OPEN, NGX_FILE_DEFAULT_ACCESS);
+                       NGX_FILE_CREATE_OR_OPEN, NGX_FILE_OWNER_ACCESS);
 
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,

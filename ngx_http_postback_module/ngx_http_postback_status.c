@@ -3,24 +3,215 @@
  * Copyright (C) The ngx_http_postback_module authors
  *
  * The status location: the zone's counters, the callbacks and the recent
- * deliveries with their attempts, as JSON.
+ * deliveries as JSON, as Prometheus metrics or as a page for people; one
+ * delivery with its request; and the operator's actions: send a delivery
+ * again, send a test, switch a callback.  Secrets are never shown.
  */
 
 
 #include "ngx_http_postback_module.h"
+#include "pb_escape.h"
+#include <openssl/evp.h>
 
 
 #define NGX_HTTP_POSTBACK_STATUS_LIMIT      50
 #define NGX_HTTP_POSTBACK_STATUS_LIMIT_MAX  1000
 
+/* Prometheus text: bytes enough for the zone's lines, and per callback */
+#define NGX_HTTP_POSTBACK_METRICS_BASE      4096
+#define NGX_HTTP_POSTBACK_METRICS_CALLBACK  16384
 
+#define NGX_HTTP_POSTBACK_SECRET_TEXT       "[secret]"
+
+#define NGX_HTTP_POSTBACK_POLICY                                             \
+    "default-src 'none'; script-src 'sha256-%V'; "                           \
+    "style-src 'unsafe-inline'; connect-src 'self'; "                        \
+    "frame-ancestors 'self'"
+
+
+typedef ngx_int_t (*ngx_http_postback_route_pt)(ngx_http_request_t *r,
+    ngx_str_t *name);
+
+
+typedef struct {
+    ngx_str_t                     collection;   /* "deliveries/" ... */
+    ngx_str_t                     action;       /* ... "/retry", or "" */
+    ngx_uint_t                    method;       /* NGX_HTTP_GET, ... */
+    ngx_http_postback_route_pt    handler;
+} ngx_http_postback_route_t;
+
+
+static ngx_int_t ngx_http_postback_page_policy(void);
 static ngx_int_t ngx_http_postback_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_status_root(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_status_json(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap);
+static ngx_int_t ngx_http_postback_status_query(ngx_http_request_t *r,
+    ngx_http_postback_query_t *query);
+static ngx_int_t ngx_http_postback_status_delivery(ngx_http_request_t *r,
+    ngx_str_t *id);
+static ngx_int_t ngx_http_postback_status_retry(ngx_http_request_t *r,
+    ngx_str_t *id);
+static ngx_int_t ngx_http_postback_status_test(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_postback_status_enable(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_postback_status_disable(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_postback_status_switch(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_flag_t enable);
+static ngx_int_t ngx_http_postback_not_allowed(ngx_http_request_t *r,
+    char *allow);
+static ngx_int_t ngx_http_postback_same_origin(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_arg(ngx_http_request_t *r, u_char *name,
+    size_t len, ngx_str_t *value);
+static json_t *ngx_http_postback_sample(ngx_http_request_t *r);
+static json_t *ngx_http_postback_callback_json(
+    ngx_http_postback_cb_shm_t *cs, ngx_http_postback_callback_t *cb);
+static json_t *ngx_http_postback_delivery_json(
+    ngx_http_postback_delivery_t *d);
+static json_t *ngx_http_postback_request_json(ngx_http_request_t *r,
+    ngx_http_postback_delivery_t *d);
+static json_t *ngx_http_postback_json_str(u_char *data, size_t len);
+static json_t *ngx_http_postback_json_time(uint64_t ms);
+static ngx_int_t ngx_http_postback_metrics(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap);
+static u_char *ngx_http_postback_metric(u_char *p, u_char *last,
+    const char *name, const char *type, const char *help);
+static u_char *ngx_http_postback_histogram(u_char *p, u_char *last,
+    const char *name, ngx_http_postback_cb_shm_t *cs,
+    ngx_http_postback_histogram_t *h);
+static ngx_int_t ngx_http_postback_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *json);
+static ngx_int_t ngx_http_postback_send(ngx_http_request_t *r,
+    ngx_uint_t status, char *type, u_char *data, size_t len);
+
+
+/* a per-callback metric of a uint64_t in ngx_http_postback_cb_shm_t */
+typedef struct {
+    const char                   *name;
+    const char                   *type;
+    const char                   *help;
+    size_t                        offset;
+} ngx_http_postback_series_t;
+
+
+#define ngx_http_postback_cs(field)                                          \
+    offsetof(ngx_http_postback_cb_shm_t, field)
+
+static ngx_http_postback_series_t  ngx_http_postback_series[] = {
+    { "postback_events_total", "counter",
+      "Events that matched the callback.", ngx_http_postback_cs(events) },
+    { "postback_delivered_total", "counter",
+      "Deliveries answered 2xx.", ngx_http_postback_cs(delivered) },
+    { "postback_failed_total", "counter",
+      "Deliveries that used all their attempts.",
+      ngx_http_postback_cs(failed) },
+    { "postback_dropped_total", "counter",
+      "Events refused for want of room in the zone.",
+      ngx_http_postback_cs(dropped) },
+    { "postback_spooled_total", "counter",
+      "Events kept in the spool only, for want of room in the zone.",
+      ngx_http_postback_cs(spooled) },
+    { "postback_manual_retries_total", "counter",
+      "Deliveries sent again through the status API.",
+      ngx_http_postback_cs(manual) },
+    { "postback_pending", "gauge",
+      "Deliveries waiting for an attempt or in one.",
+      ngx_http_postback_cs(pending) },
+    { "postback_paused", "gauge",
+      "Deliveries kept while the callback is disabled.",
+      ngx_http_postback_cs(paused) },
+    { "postback_consecutive_failures", "gauge",
+      "Deliveries failed in a row.",
+      ngx_http_postback_cs(consecutive_failures) }
+};
+
+
+static ngx_http_postback_route_t  ngx_http_postback_routes[] = {
+
+    { ngx_string("deliveries/"), ngx_null_string, NGX_HTTP_GET,
+      ngx_http_postback_status_delivery },
+
+    { ngx_string("deliveries/"), ngx_string("/retry"), NGX_HTTP_POST,
+      ngx_http_postback_status_retry },
+
+    { ngx_string("callbacks/"), ngx_string("/test"), NGX_HTTP_POST,
+      ngx_http_postback_status_test },
+
+    { ngx_string("callbacks/"), ngx_string("/enable"), NGX_HTTP_POST,
+      ngx_http_postback_status_enable },
+
+    { ngx_string("callbacks/"), ngx_string("/disable"), NGX_HTTP_POST,
+      ngx_http_postback_status_disable },
+
+    { ngx_null_string, ngx_null_string, 0, NULL }
+};
+
+
+/*
+ * Content-Security-Policy of every answer: the page's script alone runs.
+ * Static, not in a cycle's pool: the page never changes.
+ */
+static u_char     ngx_http_postback_policy_text[256];
+static ngx_str_t  ngx_http_postback_policy;
+
+
+static const char  *ngx_http_postback_counter_names[] = {
+    "examined",
+    "events",
+    "header_values_sanitized",
+    "subrequest",
+    "head",
+    "no_body",
+    "not_json",
+    "encoding",
+    "too_large",
+    "truncated",
+    "malformed",
+    "no_event",
+    "no_match"
+};
+
+
+static const char  *ngx_http_postback_state_names[] = {
+    "pending",
+    "sending",
+    "delivered",
+    "failed",
+    "paused"
+};
+
+
+static const char  *ngx_http_postback_method_names[] = {
+    "GET",
+    "POST",
+    "POST"
+};
+
+
+static const char  *ngx_http_postback_disabled_names[] = {
+    NULL,
+    "gone",
+    "failures",
+    "api"
+};
+
+
+static const char  *ngx_http_postback_outcome_names[] = {
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "error"
+};
 
 
 char *
 ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_postback_loc_conf_t   *plcf;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
@@ -30,27 +221,100 @@ ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+#if (NGX_PCRE)
+    if (clcf->regex) {
+        /* its routes are relative to a prefix */
+        return "cannot be used in a regex location";
+    }
+#endif
+
     clcf->handler = ngx_http_postback_status_handler;
+
+    /* its own answers are not a checkout's: never examined */
+    plcf = conf;
+    plcf->enable = 0;
+
+    if (ngx_http_postback_policy.len == 0
+        && ngx_http_postback_page_policy() != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
 
 
+/*
+ * The page's script is allowed by its hash, not as "any inline script":
+ * markup that ever slipped into the page could not run.
+ */
+
+static ngx_int_t
+ngx_http_postback_page_policy(void)
+{
+    u_char        *start, *end;
+    u_char         md[EVP_MAX_MD_SIZE];
+    u_char         text[ngx_base64_encoded_length(EVP_MAX_MD_SIZE)];
+    unsigned int   mdlen;
+    ngx_str_t      digest, hash;
+
+    start = ngx_strnstr(ngx_http_postback_page.data, "<script>",
+                        ngx_http_postback_page.len);
+    end = ngx_strnstr(ngx_http_postback_page.data, "</script>",
+                      ngx_http_postback_page.len);
+
+    if (start == NULL || end == NULL
+        || EVP_Digest(start + sizeof("<script>") - 1,
+                      end - start - (sizeof("<script>") - 1), md, &mdlen,
+                      EVP_sha256(), NULL)
+           != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    digest.data = md;
+    digest.len = mdlen;
+
+    hash.data = text;
+    ngx_encode_base64(&hash, &digest);
+
+    ngx_http_postback_policy.data = ngx_http_postback_policy_text;
+    ngx_http_postback_policy.len =
+        ngx_snprintf(ngx_http_postback_policy_text,
+                     sizeof(ngx_http_postback_policy_text),
+                     NGX_HTTP_POSTBACK_POLICY, &hash)
+        - ngx_http_postback_policy_text;
+
+    return NGX_OK;
+}
+
+
+/* routes: the path after the location's prefix picks the answer */
+
 static ngx_int_t
 ngx_http_postback_status_handler(ngx_http_request_t *r)
 {
-    char                           *text;
-    size_t                          len;
-    ngx_int_t                       rc, n;
-    ngx_str_t                       arg;
-    ngx_buf_t                      *b;
-    ngx_uint_t                      limit;
-    ngx_chain_t                     out;
-    json_t                         *root;
-    ngx_http_postback_main_conf_t  *pmcf;
+    u_char                     *slash;
+    ngx_int_t                   rc;
+    ngx_str_t                   path, name, rest;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_postback_route_t  *route;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path = r->uri;
+
+    if (clcf->name.len <= path.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+    }
+
+    if (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -58,26 +322,1035 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    limit = NGX_HTTP_POSTBACK_STATUS_LIMIT;
-
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
-        n = ngx_atoi(arg.data, arg.len);
-        if (n == NGX_ERROR || n > NGX_HTTP_POSTBACK_STATUS_LIMIT_MAX) {
-            return NGX_HTTP_BAD_REQUEST;
+    if (path.len == 0) {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_postback_not_allowed(r, "GET, HEAD");
         }
 
-        limit = n;
+        return ngx_http_postback_status_root(r);
+    }
+
+    for (route = ngx_http_postback_routes; route->handler; route++) {
+
+        if (path.len <= route->collection.len
+            || ngx_strncmp(path.data, route->collection.data,
+                           route->collection.len)
+               != 0)
+        {
+            continue;
+        }
+
+        name.data = path.data + route->collection.len;
+        slash = ngx_strlchr(name.data, path.data + path.len, '/');
+        name.len = (slash ? slash : path.data + path.len) - name.data;
+
+        rest.data = name.data + name.len;
+        rest.len = path.data + path.len - rest.data;
+
+        if (name.len == 0
+            || rest.len != route->action.len
+            || ngx_strncmp(rest.data, route->action.data, rest.len) != 0)
+        {
+            continue;
+        }
+
+        if (route->method == NGX_HTTP_POST) {
+            if (r->method != NGX_HTTP_POST) {
+                return ngx_http_postback_not_allowed(r, "POST");
+            }
+
+            if (ngx_http_postback_same_origin(r) != NGX_OK) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "postback: a POST from another site's page "
+                              "refused");
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+        } else if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_postback_not_allowed(r, "GET, HEAD");
+        }
+
+        return route->handler(r, &name);
+    }
+
+    return NGX_HTTP_NOT_FOUND;
+}
+
+
+/* 405, with the methods the route takes */
+
+static ngx_int_t
+ngx_http_postback_not_allowed(ngx_http_request_t *r, char *allow)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/*
+ * A browser sends Origin with a POST: one from a page of another site
+ * (cross-site request forgery against the operator's browser) is refused.
+ * Its host and port must be the Host the request was sent to.  Tools such
+ * as curl send no Origin.
+ */
+
+static ngx_int_t
+ngx_http_postback_same_origin(ngx_http_request_t *r)
+{
+    u_char           *host, *last;
+    ngx_str_t        *target;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Origin") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                               sizeof("Origin") - 1)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (r->headers_in.host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    target = &r->headers_in.host->value;
+
+    /* scheme://host[:port] */
+    last = h[i].value.data + h[i].value.len;
+    host = ngx_strlcasestrn(h[i].value.data, last, (u_char *) "://", 2);
+
+    if (host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    host += 3;
+
+    if ((size_t) (last - host) != target->len
+        || ngx_strncasecmp(host, target->data, target->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_root(ngx_http_request_t *r)
+{
+    ngx_str_t                       format;
+    ngx_flag_t                      metrics;
+    ngx_http_postback_query_t       query;
+    ngx_http_postback_snapshot_t    snap;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    if (ngx_http_postback_arg(r, (u_char *) "format", 6, &format) != NGX_OK) {
+        ngx_str_set(&format, "json");
+
+        /* a browser asks for HTML */
+        if (r->headers_in.accept
+            && ngx_strcasestrn(r->headers_in.accept->value.data,
+                               "text/html", sizeof("text/html") - 2))
+        {
+            ngx_str_set(&format, "html");
+        }
+    }
+
+    if (ngx_http_postback_str_is(&format, "html")) {
+        return ngx_http_postback_send(r, NGX_HTTP_OK,
+                                      "text/html; charset=utf-8",
+                                      ngx_http_postback_page.data,
+                                      ngx_http_postback_page.len);
+    }
+
+    metrics = ngx_http_postback_str_is(&format, "prometheus");
+
+    if ((!metrics && !ngx_http_postback_str_is(&format, "json"))
+        || ngx_http_postback_status_query(r, &query) != NGX_OK)
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (metrics) {
+        /* metrics list no delivery: none copied under the lock */
+        query.limit = 0;
     }
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
-    root = ngx_http_postback_zone_status(pmcf->shm_zone, limit);
-    if (root == NULL) {
+    if (ngx_http_postback_zone_snapshot(pmcf->shm_zone, &query, &snap,
+                                        r->pool)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    text = json_dumps(root, JSON_INDENT(1));
-    json_decref(root);
+    return metrics ? ngx_http_postback_metrics(r, &snap)
+                   : ngx_http_postback_status_json(r, &snap);
+}
+
+
+/*
+ * JSON objects are filled before they are attached: jansson frees a
+ * child whose attachment fails, so a child is not touched after it.
+ */
+
+static ngx_int_t
+ngx_http_postback_status_json(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap)
+{
+    ngx_uint_t                      i;
+    json_t                         *root, *zone, *capture, *skipped;
+    json_t                         *callbacks, *deliveries;
+    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    cbp = pmcf->callbacks.elts;
+
+    root = json_object();
+    zone = json_object();
+    capture = json_object();
+    skipped = json_object();
+    callbacks = json_array();
+    deliveries = json_array();
+
+    if (root == NULL || zone == NULL || capture == NULL || skipped == NULL
+        || callbacks == NULL || deliveries == NULL)
+    {
+        json_decref(root);
+        json_decref(zone);
+        json_decref(capture);
+        json_decref(skipped);
+        json_decref(callbacks);
+        json_decref(deliveries);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_object_set_new(zone, "name",
+                        json_stringn((char *) pmcf->shm_zone->shm.name.data,
+                                     pmcf->shm_zone->shm.name.len));
+    json_object_set_new(zone, "size", json_integer(snap->size));
+    json_object_set_new(zone, "used", json_integer(snap->used));
+    json_object_set_new(zone, "records", json_integer(snap->records));
+    json_object_set_new(zone, "evicted", json_integer(snap->evicted));
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
+        json_object_set_new(i < NGX_HTTP_POSTBACK_SKIP_SUBREQUEST
+                            ? capture : skipped,
+                            ngx_http_postback_counter_names[i],
+                            json_integer(snap->counters[i]));
+    }
+
+    json_object_set_new(capture, "skipped", skipped);
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        json_array_append_new(callbacks,
+                              ngx_http_postback_callback_json(
+                                  &snap->callbacks[i], cbp[i]));
+    }
+
+    for (i = 0; i < snap->ndeliveries; i++) {
+        json_array_append_new(deliveries,
+                              ngx_http_postback_delivery_json(
+                                  snap->deliveries[i]));
+    }
+
+    json_object_set_new(root, "zone", zone);
+    json_object_set_new(root, "capture", capture);
+    json_object_set_new(root, "callbacks", callbacks);
+    json_object_set_new(root, "deliveries", deliveries);
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_OK, root);
+}
+
+
+/* ?callback=NAME&state=STATE&event=EVENT&limit=N */
+
+static ngx_int_t
+ngx_http_postback_status_query(ngx_http_request_t *r,
+    ngx_http_postback_query_t *query)
+{
+    ngx_int_t   n;
+    ngx_str_t   arg;
+    ngx_uint_t  i;
+
+    ngx_memzero(query, sizeof(ngx_http_postback_query_t));
+    query->state = -1;
+    query->limit = NGX_HTTP_POSTBACK_STATUS_LIMIT;
+
+    if (ngx_http_postback_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
+        n = ngx_atoi(arg.data, arg.len);
+        if (n == NGX_ERROR || n > NGX_HTTP_POSTBACK_STATUS_LIMIT_MAX) {
+            return NGX_ERROR;
+        }
+
+        query->limit = n;
+    }
+
+    if (ngx_http_postback_arg(r, (u_char *) "state", 5, &arg) == NGX_OK) {
+        for (i = 0; i < NGX_HTTP_POSTBACK_STATES; i++) {
+            if (arg.len == ngx_strlen(ngx_http_postback_state_names[i])
+                && ngx_strncmp(arg.data, ngx_http_postback_state_names[i],
+                               arg.len)
+                   == 0)
+            {
+                query->state = i;
+                break;
+            }
+        }
+
+        if (query->state == -1) {
+            return NGX_ERROR;
+        }
+    }
+
+    (void) ngx_http_postback_arg(r, (u_char *) "callback", 8, &query->callback);
+    (void) ngx_http_postback_arg(r, (u_char *) "event", 5, &query->event);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_delivery(ngx_http_request_t *r, ngx_str_t *id)
+{
+    json_t                         *o;
+    ngx_http_postback_delivery_t   *d;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    d = ngx_http_postback_zone_find(pmcf->shm_zone, id, r->pool);
+    if (d == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    o = ngx_http_postback_delivery_json(d);
+    if (o == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_object_set_new(o, "request", ngx_http_postback_request_json(r, d));
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_OK, o);
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_retry(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_int_t                       rc;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    rc = ngx_http_postback_zone_retry(pmcf->shm_zone, id,
+                                      r->connection->log);
+
+    if (rc == NGX_DECLINED) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (rc == NGX_BUSY) {
+        /* being sent now, or its callback is disabled */
+        return NGX_HTTP_CONFLICT;
+    }
+
+    ngx_http_postback_deliver_soon();
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_ACCEPTED,
+                                       json_pack("{s:s%,s:s}",
+                                                 "id", id->data, id->len,
+                                                 "state", "pending"));
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_test(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
+    json_t                         *doc;
+    ngx_str_t                       event, *events;
+    ngx_uint_t                      i;
+    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    cb = ngx_http_postback_find_callback(pmcf, name);
+    if (cb == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    /* the event asked for, else the callback's first */
+    if (ngx_http_postback_arg(r, (u_char *) "event", 5, &event) != NGX_OK
+        || event.len == 0)
+    {
+        if (cb->events) {
+            events = cb->events->elts;
+            event = events[0];
+
+        } else {
+            ngx_str_set(&event, "TEST");
+        }
+    }
+
+    /* as a captured event's: printable, and UTF-8 for JSON */
+    for (i = 0; i < event.len; i++) {
+        if (event.data[i] < 0x20 || event.data[i] == 0x7f) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    doc = json_stringn((char *) event.data, event.len);
+    if (doc == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    json_decref(doc);
+
+    doc = ngx_http_postback_sample(r);
+    if (doc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_postback_test_send(r, cb, &event, doc, id) != NGX_OK) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "postback: test delivery %*s of callback \"%V\", event "
+                  "\"%V\", asked through the status API",
+                  (size_t) NGX_HTTP_POSTBACK_ID_LEN, id, &cb->name, &event);
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_ACCEPTED,
+                                       json_pack("{s:s%,s:s%,s:s%}",
+                                                 "id", id,
+                                                 (size_t)
+                                                 NGX_HTTP_POSTBACK_ID_LEN,
+                                                 "callback", cb->name.data,
+                                                 cb->name.len,
+                                                 "event", event.data,
+                                                 event.len));
+}
+
+
+/*
+ * The sample document of a test send: each JSONPath field's path holds
+ * the query argument of the field's name, or "test".
+ */
+
+static json_t *
+ngx_http_postback_sample(ngx_http_request_t *r)
+{
+    json_t                         *doc;
+    ngx_str_t                       value;
+    ngx_uint_t                      i;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    field = pmcf->fields.elts;
+    doc = NULL;
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        if (field[i].value || field[i].nsteps == 0) {
+            continue;
+        }
+
+        if (doc == NULL) {
+            doc = field[i].steps[0].key ? json_object() : json_array();
+            if (doc == NULL) {
+                return NULL;
+            }
+        }
+
+        /* a name argument that is not set leaves the literal "test" */
+        if (ngx_http_postback_arg(r, field[i].name.data, field[i].name.len,
+                                  &value)
+            != NGX_OK)
+        {
+            ngx_str_set(&value, "test");
+        }
+
+        /* a path at odds with an earlier one is left out */
+        (void) pb_path_set(doc, field[i].steps, field[i].nsteps,
+                           ngx_http_postback_json_str(value.data, value.len));
+    }
+
+    return doc ? doc : json_object();
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_enable(ngx_http_request_t *r, ngx_str_t *name)
+{
+    return ngx_http_postback_status_switch(r, name, 1);
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_disable(ngx_http_request_t *r, ngx_str_t *name)
+{
+    return ngx_http_postback_status_switch(r, name, 0);
+}
+
+
+static ngx_int_t
+ngx_http_postback_status_switch(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_flag_t enable)
+{
+    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    cb = ngx_http_postback_find_callback(pmcf, name);
+    if (cb == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    ngx_http_postback_zone_switch(pmcf->shm_zone, cb, enable);
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "postback: callback \"%V\" %s through the status API",
+                  &cb->name, enable ? "enabled" : "disabled");
+
+    if (enable) {
+        /* its paused deliveries are due now */
+        ngx_http_postback_deliver_soon();
+    }
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_OK,
+                                       json_pack("{s:s%,s:s}",
+                                                 "callback", cb->name.data,
+                                                 cb->name.len,
+                                                 "state", enable
+                                                          ? "enabled"
+                                                          : "disabled"));
+}
+
+
+/* a query argument, unescaped, in the request's pool */
+
+static ngx_int_t
+ngx_http_postback_arg(ngx_http_request_t *r, u_char *name, size_t len,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, name, len, &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    value->data = ngx_pnalloc(r->pool, raw.len);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = value->data;
+    src = raw.data;
+
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_postback_callback_json(ngx_http_postback_cb_shm_t *cs,
+    ngx_http_postback_callback_t *cb)
+{
+    json_t      *o, *outcomes;
+    ngx_uint_t   i;
+
+    o = json_object();
+    outcomes = json_object();
+
+    if (o == NULL || outcomes == NULL) {
+        json_decref(o);
+        json_decref(outcomes);
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_OUTCOMES; i++) {
+        json_object_set_new(outcomes, ngx_http_postback_outcome_names[i],
+                            json_integer(cs->outcomes[i]));
+    }
+
+    json_object_set_new(o, "name",
+                        json_stringn((char *) cs->name, cs->name_len));
+    json_object_set_new(o, "state",
+                        json_string(cs->disabled ? "disabled" : "enabled"));
+    json_object_set_new(o, "disabled_reason",
+                        cs->disabled
+                        ? json_string(
+                              ngx_http_postback_disabled_names[cs->disabled])
+                        : json_null());
+    json_object_set_new(o, "state_changed_at",
+                        cs->state_changed
+                        ? ngx_http_postback_json_time(cs->state_changed)
+                        : json_null());
+    json_object_set_new(o, "url",
+                        json_stringn((char *) cb->origin.data,
+                                     cb->origin.len));
+    json_object_set_new(o, "events", json_integer(cs->events));
+    json_object_set_new(o, "delivered", json_integer(cs->delivered));
+    json_object_set_new(o, "failed", json_integer(cs->failed));
+    json_object_set_new(o, "pending", json_integer(cs->pending));
+    json_object_set_new(o, "paused", json_integer(cs->paused));
+    json_object_set_new(o, "dropped", json_integer(cs->dropped));
+    json_object_set_new(o, "spooled", json_integer(cs->spooled));
+    json_object_set_new(o, "attempts", json_integer(cs->attempts));
+    json_object_set_new(o, "manual_retries", json_integer(cs->manual));
+    json_object_set_new(o, "outcomes", outcomes);
+
+    json_object_set_new(o, "consecutive_failures",
+                        json_integer(cs->consecutive_failures));
+    json_object_set_new(o, "last_attempt_at",
+                        cs->last_attempt
+                        ? ngx_http_postback_json_time(cs->last_attempt)
+                        : json_null());
+    json_object_set_new(o, "last_status", json_integer(cs->last_status));
+    json_object_set_new(o, "last_error",
+                        ngx_http_postback_json_str(cs->last_error,
+                                                   cs->last_error_len));
+    json_object_set_new(o, "last_latency_ms",
+                        json_integer(cs->last_latency));
+
+    return o;
+}
+
+
+static json_t *
+ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
+{
+    json_t                       *o, *attempts, *a;
+    ngx_http_postback_attempt_t  *at;
+
+    o = json_object();
+    attempts = json_array();
+
+    if (o == NULL || attempts == NULL) {
+        json_decref(o);
+        json_decref(attempts);
+        return NULL;
+    }
+
+    for (at = d->attempts; at; at = at->next) {
+        a = json_pack("{s:o,s:I,s:I,s:b,s:o?,s:o?}",
+                      "at", ngx_http_postback_json_time(at->start),
+                      "duration_ms", (json_int_t) at->duration,
+                      "status", (json_int_t) at->status,
+                      "manual", (int) at->manual,
+                      "error", ngx_http_postback_json_str(at->data,
+                                                          at->error_len),
+                      "response", ngx_http_postback_json_str(
+                                      at->data + at->error_len,
+                                      at->response_len));
+        json_array_append_new(attempts, a);
+    }
+
+    json_object_set_new(o, "id",
+                        json_stringn((char *) d->id, NGX_HTTP_POSTBACK_ID_LEN));
+    json_object_set_new(o, "callback",
+                        json_stringn((char *) d->cb->name, d->cb->name_len));
+    json_object_set_new(o, "event",
+                        ngx_http_postback_json_str(d->data, d->event_len));
+    json_object_set_new(o, "state",
+                        json_string(ngx_http_postback_state_names[d->state]));
+    json_object_set_new(o, "test", json_boolean(d->test));
+    json_object_set_new(o, "created_at",
+                        ngx_http_postback_json_time(d->created));
+    json_object_set_new(o, "method",
+                        json_string(ngx_http_postback_method_names[d->method]));
+    json_object_set_new(o, "url",
+                        ngx_http_postback_json_str(d->data + d->event_len,
+                                                   d->url_len));
+    json_object_set_new(o, "next_attempt_at",
+                        d->state == NGX_HTTP_POSTBACK_PENDING
+                        ? ngx_http_postback_json_time(d->due.key)
+                        : json_null());
+    json_object_set_new(o, "attempts", attempts);
+
+    return o;
+}
+
+
+/*
+ * The request as sent: the header lines the zone keeps, with those of
+ * secret_header= shown without their values, and the ones added at each
+ * attempt (credentials and signature are never shown).
+ */
+
+static json_t *
+ngx_http_postback_request_json(ngx_http_request_t *r,
+    ngx_http_postback_delivery_t *d)
+{
+    u_char                         *p, *line, *last, *colon;
+    json_t                         *headers;
+    ngx_str_t                       name, lines;
+    const char                     *type;
+    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    name.data = d->cb->name;
+    name.len = d->cb->name_len;
+    cb = ngx_http_postback_find_callback(pmcf, &name);
+
+    headers = json_array();
+    if (headers == NULL) {
+        return NULL;
+    }
+
+    json_array_append_new(headers,
+                          json_pack("s+%", "webhook-id: ", d->id,
+                                    (size_t) NGX_HTTP_POSTBACK_ID_LEN));
+
+    line = d->data + d->event_len + d->url_len;
+    last = line + d->headers_len;
+
+    for ( /* void */ ; line < last; line = p + 1) {
+        p = ngx_strlchr(line, last, '\n');
+        if (p == NULL) {
+            break;
+        }
+
+        if (*line != NGX_HTTP_POSTBACK_SECRET_MARK) {
+            json_array_append_new(headers,
+                                  ngx_http_postback_json_str(line, p - line));
+            continue;
+        }
+
+        colon = ngx_strlchr(line, p, ':');
+
+        json_array_append_new(headers,
+                              json_pack("s%+", line + 1,
+                                        (size_t) ((colon ? colon : p)
+                                                  - line - 1),
+                                        ": " NGX_HTTP_POSTBACK_SECRET_TEXT));
+    }
+
+    lines.data = d->data + d->event_len + d->url_len;
+    lines.len = d->headers_len;
+    type = ngx_http_postback_content_type(d->method, &lines);
+
+    if (type) {
+        json_array_append_new(headers, json_string(type));
+    }
+
+    json_array_append_new(headers,
+                          json_string("User-Agent: "
+                                      NGX_HTTP_POSTBACK_USER_AGENT));
+
+    if (cb && cb->authorization.len) {
+        json_array_append_new(headers,
+                              json_string("Authorization: "
+                                          NGX_HTTP_POSTBACK_SECRET_TEXT));
+    }
+
+    if (cb && cb->secret.len) {
+        json_array_append_new(headers,
+                              json_string("webhook-timestamp: "
+                                          "[each attempt's]"));
+        json_array_append_new(headers,
+                              json_string("webhook-signature: "
+                                          "[each attempt's]"));
+    }
+
+    return json_pack("{s:s,s:o?,s:o,s:o?}",
+                     "method", ngx_http_postback_method_names[d->method],
+                     "url", ngx_http_postback_json_str(d->data + d->event_len,
+                                                       d->url_len),
+                     "headers", headers,
+                     "body", ngx_http_postback_json_str(last, d->body_len));
+}
+
+
+/* JSON string of bytes from outside: invalid UTF-8 becomes U+FFFD */
+
+static json_t *
+ngx_http_postback_json_str(u_char *data, size_t len)
+{
+    u_char  *buf, *last;
+    json_t  *s;
+
+    s = json_stringn((char *) data, len);
+    if (s) {
+        return s;
+    }
+
+    buf = malloc(pb_utf8_sanitize_len(data, len) + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    last = pb_utf8_sanitize(buf, data, len);
+    s = json_stringn((char *) buf, last - buf);
+    free(buf);
+
+    return s;
+}
+
+
+static json_t *
+ngx_http_postback_json_time(uint64_t ms)
+{
+    u_char  buf[NGX_HTTP_POSTBACK_TIME_LEN];
+
+    return json_stringn((char *) buf,
+                        ngx_http_postback_time_text(buf, ms) - buf);
+}
+
+
+/* the Prometheus text exposition format, version 0.0.4 */
+
+static ngx_int_t
+ngx_http_postback_metrics(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap)
+{
+    u_char                      *buf, *p, *last;
+    size_t                       size;
+    ngx_uint_t                   i, k;
+    ngx_http_postback_series_t  *series;
+    ngx_http_postback_cb_shm_t  *cs;
+
+    size = NGX_HTTP_POSTBACK_METRICS_BASE
+           + snap->ncallbacks * NGX_HTTP_POSTBACK_METRICS_CALLBACK;
+
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = buf;
+    last = buf + size;
+
+    p = ngx_http_postback_metric(p, last, "postback_zone_size_bytes", "gauge",
+                                 "Size of the postback_zone.");
+    p = ngx_slprintf(p, last, "postback_zone_size_bytes %uz\n", snap->size);
+
+    p = ngx_http_postback_metric(p, last, "postback_zone_used_bytes", "gauge",
+                                 "Bytes of the zone in use.");
+    p = ngx_slprintf(p, last, "postback_zone_used_bytes %uz\n", snap->used);
+
+    p = ngx_http_postback_metric(p, last, "postback_zone_free_bytes", "gauge",
+                                 "Bytes of the zone free.");
+    p = ngx_slprintf(p, last, "postback_zone_free_bytes %uz\n",
+                     snap->size - snap->used);
+
+    p = ngx_http_postback_metric(p, last, "postback_zone_records", "gauge",
+                                 "Deliveries kept in the zone.");
+    p = ngx_slprintf(p, last, "postback_zone_records %uL\n", snap->records);
+
+    p = ngx_http_postback_metric(p, last, "postback_zone_evicted_total",
+                                 "counter",
+                                 "Finished deliveries evicted for room.");
+    p = ngx_slprintf(p, last, "postback_zone_evicted_total %uL\n",
+                     snap->evicted);
+
+    p = ngx_http_postback_metric(p, last, "postback_responses_examined_total",
+                                 "counter",
+                                 "Responses examined for an event.");
+    p = ngx_slprintf(p, last, "postback_responses_examined_total %uL\n",
+                     snap->counters[NGX_HTTP_POSTBACK_EXAMINED]);
+
+    p = ngx_http_postback_metric(p, last, "postback_responses_events_total",
+                                 "counter", "Responses that had an event.");
+    p = ngx_slprintf(p, last, "postback_responses_events_total %uL\n",
+                     snap->counters[NGX_HTTP_POSTBACK_EVENTS]);
+
+    p = ngx_http_postback_metric(p, last,
+                                 "postback_header_values_sanitized_total",
+                                 "counter",
+                                 "Control characters replaced in header "
+                                 "values.");
+    p = ngx_slprintf(p, last, "postback_header_values_sanitized_total %uL\n",
+                     snap->counters[NGX_HTTP_POSTBACK_SANITIZED]);
+
+    p = ngx_http_postback_metric(p, last, "postback_responses_skipped_total",
+                                 "counter",
+                                 "Responses without an event, by reason.");
+
+    for (i = NGX_HTTP_POSTBACK_SKIP_SUBREQUEST;
+         i < NGX_HTTP_POSTBACK_COUNTERS;
+         i++)
+    {
+        p = ngx_slprintf(p, last,
+                         "postback_responses_skipped_total{reason=\"%s\"} "
+                         "%uL\n", ngx_http_postback_counter_names[i],
+                         snap->counters[i]);
+    }
+
+    for (k = 0; k < sizeof(ngx_http_postback_series)
+                    / sizeof(ngx_http_postback_series_t); k++)
+    {
+        series = &ngx_http_postback_series[k];
+
+        p = ngx_http_postback_metric(p, last, series->name, series->type,
+                                     series->help);
+
+        for (i = 0; i < snap->ncallbacks; i++) {
+            cs = &snap->callbacks[i];
+            p = ngx_slprintf(p, last, "%s{callback=\"%*s\"} %uL\n",
+                             series->name, cs->name_len, cs->name,
+                             *(uint64_t *) ((u_char *) cs + series->offset));
+        }
+    }
+
+    p = ngx_http_postback_metric(p, last, "postback_disabled", "gauge",
+                                 "1 when the callback is disabled.");
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        cs = &snap->callbacks[i];
+        p = ngx_slprintf(p, last, "postback_disabled{callback=\"%*s\"} %d\n",
+                         cs->name_len, cs->name, cs->disabled ? 1 : 0);
+    }
+
+    p = ngx_http_postback_metric(p, last, "postback_attempts_total",
+                                 "counter",
+                                 "Attempts, by outcome: the answer's class, "
+                                 "or error.");
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        cs = &snap->callbacks[i];
+
+        for (k = 0; k < NGX_HTTP_POSTBACK_OUTCOMES; k++) {
+            p = ngx_slprintf(p, last,
+                             "postback_attempts_total{callback=\"%*s\","
+                             "outcome=\"%s\"} %uL\n", cs->name_len, cs->name,
+                             ngx_http_postback_outcome_names[k],
+                             cs->outcomes[k]);
+        }
+    }
+
+    p = ngx_http_postback_metric(p, last, "postback_attempt_duration_seconds",
+                                 "histogram",
+                                 "Time an attempt took, request to answer.");
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        p = ngx_http_postback_histogram(p, last,
+                                        "postback_attempt_duration_seconds",
+                                        &snap->callbacks[i],
+                                        &snap->callbacks[i].attempt_duration);
+    }
+
+    p = ngx_http_postback_metric(p, last,
+                                 "postback_delivery_duration_seconds",
+                                 "histogram",
+                                 "Time from the event to its delivery, "
+                                 "retries included.");
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        p = ngx_http_postback_histogram(p, last,
+                                        "postback_delivery_duration_seconds",
+                                        &snap->callbacks[i],
+                                        &snap->callbacks[i].delivery_latency);
+    }
+
+    if (p == last) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "postback: metrics do not fit in %uz bytes", size);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_postback_send(r, NGX_HTTP_OK,
+                                  "text/plain; version=0.0.4; charset=utf-8",
+                                  buf, p - buf);
+}
+
+
+static u_char *
+ngx_http_postback_metric(u_char *p, u_char *last, const char *name,
+    const char *type, const char *help)
+{
+    return ngx_slprintf(p, last, "# HELP %s %s\n# TYPE %s %s\n",
+                        name, help, name, type);
+}
+
+
+/* one callback's series of a histogram, its buckets counted up */
+
+static u_char *
+ngx_http_postback_histogram(u_char *p, u_char *last, const char *name,
+    ngx_http_postback_cb_shm_t *cs, ngx_http_postback_histogram_t *h)
+{
+    uint64_t    total;
+    ngx_uint_t  i;
+
+    total = 0;
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_BUCKETS; i++) {
+        total += h->count[i];
+        p = ngx_slprintf(p, last,
+                         "%s_bucket{callback=\"%*s\",le=\"%M.%03M\"} %uL\n",
+                         name, cs->name_len, cs->name,
+                         ngx_http_postback_buckets[i] / 1000,
+                         ngx_http_postback_buckets[i] % 1000, total);
+    }
+
+    total += h->count[NGX_HTTP_POSTBACK_BUCKETS];
+
+    return ngx_slprintf(p, last,
+                        "%s_bucket{callback=\"%*s\",le=\"+Inf\"} %uL\n"
+                        "%s_sum{callback=\"%*s\"} %uL.%03uL\n"
+                        "%s_count{callback=\"%*s\"} %uL\n",
+                        name, cs->name_len, cs->name, total,
+                        name, cs->name_len, cs->name,
+                        h->sum / 1000, h->sum % 1000,
+                        name, cs->name_len, cs->name, total);
+}
+
+
+static ngx_int_t
+ngx_http_postback_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *json)
+{
+    char       *text;
+    u_char     *data;
+    size_t      len;
+
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    text = json_dumps(json, JSON_INDENT(1));
+    json_decref(json);
 
     if (text == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -85,26 +1358,75 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 
     len = ngx_strlen(text);
 
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
+    data = ngx_pnalloc(r->pool, len + 1);
+    if (data == NULL) {
         free(text);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, text, len);
-    *b->last++ = '\n';
+    ngx_memcpy(data, text, len);
+    data[len++] = '\n';
     free(text);
 
+    return ngx_http_postback_send(r, status, "application/json", data, len);
+}
+
+
+static ngx_int_t
+ngx_http_postback_send(ngx_http_request_t *r, ngx_uint_t status, char *type,
+    u_char *data, size_t len)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
 
     /* counters change all the time */
     r->headers_out.last_modified_time = -1;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Content-Security-Policy");
+    h->value = ngx_http_postback_policy;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Content-Type-Options");
+    ngx_str_set(&h->value, "nosniff");
 
     rc = ngx_http_send_header(r);
 

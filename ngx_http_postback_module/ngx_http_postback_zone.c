@@ -14,7 +14,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620005
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620006
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -24,22 +24,6 @@
 
 /* the spool is rewritten once this big and mostly finished records */
 #define NGX_HTTP_POSTBACK_COMPACT_MIN   (1024 * 1024)
-
-
-/*
- * pending: due at d->due.key; sending: claimed by d->owner until the lease
- * at d->due.key; paused: its callback is disabled; delivered and failed
- * are finished.  Pending and sending records are in the due tree.
- */
-#define NGX_HTTP_POSTBACK_PENDING    0
-#define NGX_HTTP_POSTBACK_SENDING    1
-#define NGX_HTTP_POSTBACK_DELIVERED  2
-#define NGX_HTTP_POSTBACK_FAILED     3
-#define NGX_HTTP_POSTBACK_PAUSED     4
-
-#define ngx_http_postback_finished(d)                                         \
-    ((d)->state == NGX_HTTP_POSTBACK_DELIVERED                                \
-     || (d)->state == NGX_HTTP_POSTBACK_FAILED)
 
 
 typedef struct {
@@ -67,65 +51,6 @@ typedef struct {
 } ngx_http_postback_shctx_t;
 
 
-struct ngx_http_postback_cb_shm_s {
-    ngx_queue_t                   queue;
-    ngx_uint_t                    generation;   /* last configured in */
-    ngx_uint_t                    disabled;
-    uint64_t                      events;
-    uint64_t                      delivered;
-    uint64_t                      failed;
-    uint64_t                      pending;
-    uint64_t                      paused;
-    uint64_t                      dropped;
-    uint64_t                      spooled;
-    uint64_t                      attempts;
-    uint64_t                      consecutive_failures;
-    uint64_t                      last_attempt;
-    ngx_int_t                     last_status;
-    ngx_msec_t                    last_latency;
-    size_t                        last_error_len;
-    u_char                        last_error[NGX_HTTP_POSTBACK_ERROR_MAX];
-    size_t                        name_len;
-    u_char                        name[NGX_HTTP_POSTBACK_NAME_MAX];
-};
-
-
-typedef struct ngx_http_postback_attempt_s  ngx_http_postback_attempt_t;
-
-struct ngx_http_postback_attempt_s {
-    ngx_http_postback_attempt_t  *next;
-    uint64_t                      start;
-    ngx_msec_t                    duration;
-    ngx_int_t                     status;
-    size_t                        error_len;
-    size_t                        response_len;
-    u_char                        data[1];      /* error, response */
-};
-
-
-struct ngx_http_postback_delivery_s {
-    ngx_rbtree_node_t             node;
-    ngx_rbtree_node_t             due;
-    ngx_queue_t                   queue;
-    ngx_http_postback_cb_shm_t   *cb;
-    ngx_http_postback_attempt_t  *attempts;
-    ngx_http_postback_attempt_t  *last_attempt;
-    uint64_t                      created;
-    ngx_uint_t                    nattempts;
-    ngx_uint_t                    claims;
-    size_t                        journal_size;     /* its created record */
-    ngx_pid_t                     owner;
-    unsigned                      state:3;
-    unsigned                      method:2;
-    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
-    size_t                        event_len;
-    size_t                        url_len;
-    size_t                        headers_len;
-    size_t                        body_len;
-    u_char                        data[1];  /* event, url, headers, body */
-};
-
-
 static void ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh);
 static void ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
@@ -151,45 +76,18 @@ static void ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, ngx_http_postback_delivery_t *d);
 static ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_shctx_t *sh);
-static json_t *ngx_http_postback_json_str(u_char *data, size_t len);
-static json_t *ngx_http_postback_json_time(uint64_t ms);
-static json_t *ngx_http_postback_delivery_json(
-    ngx_http_postback_delivery_t *d);
+static ngx_http_postback_delivery_t *ngx_http_postback_zone_lookup(
+    ngx_http_postback_shctx_t *sh, ngx_str_t *id);
 static ngx_http_postback_delivery_t *ngx_http_postback_delivery_copy(
-    ngx_http_postback_delivery_t *d);
-static void ngx_http_postback_delivery_free(ngx_http_postback_delivery_t *c);
+    ngx_http_postback_delivery_t *d, ngx_flag_t request, ngx_pool_t *pool);
+static void ngx_http_postback_histogram_add(
+    ngx_http_postback_histogram_t *h, ngx_msec_t ms);
 
 
-static const char  *ngx_http_postback_counter_names[] = {
-    "examined",
-    "events",
-    "header_values_sanitized",
-    "subrequest",
-    "head",
-    "no_body",
-    "not_json",
-    "encoding",
-    "too_large",
-    "truncated",
-    "malformed",
-    "no_event",
-    "no_match"
-};
-
-
-static const char  *ngx_http_postback_state_names[] = {
-    "pending",
-    "sending",
-    "delivered",
-    "failed",
-    "paused"
-};
-
-
-static const char  *ngx_http_postback_method_names[] = {
-    "GET",
-    "POST",
-    "POST"
+/* bounds of the duration histograms' buckets, in ms */
+const ngx_msec_t  ngx_http_postback_buckets[NGX_HTTP_POSTBACK_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    300000, 1800000, 7200000
 };
 
 
@@ -657,6 +555,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     d->cb = cs;
     d->created = req->created;
     d->method = req->method;
+    d->test = req->test ? 1 : 0;
     ngx_memcpy(d->id, id, NGX_HTTP_POSTBACK_ID_LEN);
 
     d->event_len = req->event.len;
@@ -878,6 +777,7 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 {
     size_t                         len;
     uint64_t                       now, delay, due;
+    ngx_uint_t                     manual, resent, outcome;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_shm_t    *cs;
     ngx_http_postback_shctx_t     *sh;
@@ -905,6 +805,12 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
 
     cs = d->cb;
 
+    /* a manual attempt is marked; a finished delivery resent gets one */
+    manual = d->manual;
+    resent = d->resent;
+    d->manual = 0;
+    d->resent = 0;
+
     a = ngx_http_postback_zone_alloc(shpool, sh,
                                      offsetof(ngx_http_postback_attempt_t, data)
                                      + res->error.len + res->response.len);
@@ -913,6 +819,7 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
         a->start = res->start;
         a->duration = res->duration;
         a->status = res->status;
+        a->manual = manual;
         a->error_len = res->error.len;
         a->response_len = res->response.len;
         ngx_memcpy(ngx_cpymem(a->data, res->error.data, res->error.len),
@@ -928,8 +835,17 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
         d->last_attempt = a;
     }
 
+    if (res->error.len || res->status < 200 || res->status > 599) {
+        outcome = NGX_HTTP_POSTBACK_OUTCOME_ERROR;
+
+    } else {
+        outcome = NGX_HTTP_POSTBACK_OUTCOME_2XX + res->status / 100 - 2;
+    }
+
     d->nattempts++;
     cs->attempts++;
+    cs->outcomes[outcome]++;
+    ngx_http_postback_histogram_add(&cs->attempt_duration, res->duration);
     cs->last_attempt = res->start;
     cs->last_status = res->status;
     cs->last_latency = res->duration;
@@ -939,11 +855,17 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     cs->last_error_len = len;
 
     /* a 2xx whose body then timed out or broke is no success */
-    if (res->error.len == 0 && res->status >= 200 && res->status < 300) {
+    if (outcome == NGX_HTTP_POSTBACK_OUTCOME_2XX) {
         ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_DELIVERED);
         cs->pending--;
         cs->delivered++;
         cs->consecutive_failures = 0;
+
+        if (!resent) {
+            ngx_http_postback_histogram_add(&cs->delivery_latency,
+                                            (ngx_msec_t) (now - d->created));
+        }
+
         goto done;
     }
 
@@ -951,9 +873,10 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "postback: callback \"%V\" disabled: its receiver "
                       "answered 410 Gone", &cb->name);
-        cs->disabled = 1;
+        cs->disabled = NGX_HTTP_POSTBACK_DISABLED_GONE;
+        cs->state_changed = now;
 
-    } else if (d->nattempts < cb->attempts) {
+    } else if (!resent && d->nattempts < cb->attempts) {
         delay = pb_backoff_delay(cb->retry, cb->nretry, d->nattempts,
                                  (uint32_t) ngx_random(), res->retry_after);
 
@@ -980,7 +903,8 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
                       "postback: callback \"%V\" disabled after %uL failed "
                       "deliveries in a row", &cb->name,
                       cs->consecutive_failures);
-        cs->disabled = 1;
+        cs->disabled = NGX_HTTP_POSTBACK_DISABLED_FAILS;
+        cs->state_changed = now;
     }
 
 done:
@@ -1087,24 +1011,39 @@ ngx_http_postback_time_text(u_char *buf, uint64_t ms)
 }
 
 
+static void
+ngx_http_postback_histogram_add(ngx_http_postback_histogram_t *h,
+    ngx_msec_t ms)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_BUCKETS; i++) {
+        if (ms <= ngx_http_postback_buckets[i]) {
+            break;
+        }
+    }
+
+    h->count[i]++;
+    h->sum += ms;
+}
+
+
 /*
- * The status: what it shows is copied under the lock, and the JSON built
- * after, so that a large ?limit= does not hold every worker's zone work.
+ * What the status shows, copied under the lock into the request's pool:
+ * the counters, the callbacks as configured, the newest deliveries that
+ * the query selects.  The answer is built after, without the lock.
  */
 
-json_t *
-ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
+ngx_int_t
+ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_query_t *query, ngx_http_postback_snapshot_t *snap,
+    ngx_pool_t *pool)
 {
-    size_t                          used;
-    uint64_t                        records, evicted;
-    ngx_uint_t                      i, n, ncb;
+    ngx_uint_t                      i;
     ngx_queue_t                    *q;
-    json_t                         *root, *zone, *capture, *skipped;
-    json_t                         *callbacks, *deliveries, *o;
     ngx_slab_pool_t                *shpool;
-    ngx_http_postback_cb_shm_t     *cs, *cbs;
     ngx_http_postback_shctx_t      *sh;
-    ngx_http_postback_delivery_t   *d, **copies;
+    ngx_http_postback_delivery_t   *d;
     ngx_http_postback_callback_t  **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
@@ -1112,133 +1051,243 @@ ngx_http_postback_zone_status(ngx_shm_zone_t *shm_zone, ngx_uint_t limit)
     sh = shpool->data;
     pmcf = shm_zone->data;
     cbp = pmcf->callbacks.elts;
-    ncb = pmcf->callbacks.nelts;
 
-    cbs = ngx_alloc((ncb + 1) * sizeof(ngx_http_postback_cb_shm_t),
-                    ngx_cycle->log);
-    copies = ngx_alloc((limit + 1) * sizeof(void *), ngx_cycle->log);
+    ngx_memzero(snap, sizeof(ngx_http_postback_snapshot_t));
 
-    if (cbs == NULL || copies == NULL) {
-        ngx_free(cbs);
-        ngx_free(copies);
-        return NULL;
+    snap->ncallbacks = pmcf->callbacks.nelts;
+    snap->callbacks = ngx_palloc(pool, (snap->ncallbacks + 1)
+                                       * sizeof(ngx_http_postback_cb_shm_t));
+    snap->deliveries = ngx_palloc(pool, (query->limit + 1) * sizeof(void *));
+
+    if (snap->callbacks == NULL || snap->deliveries == NULL) {
+        return NGX_ERROR;
     }
 
-    n = 0;
+    snap->size = shm_zone->shm.size;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    used = shm_zone->shm.size - shpool->pfree * ngx_pagesize;
-    records = sh->records;
-    evicted = sh->evicted;
+    snap->used = shm_zone->shm.size - shpool->pfree * ngx_pagesize;
+    snap->records = sh->records;
+    snap->evicted = sh->evicted;
 
-    for (i = 0; i < ncb; i++) {
-        cbs[i] = *cbp[i]->shm;
+    for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
+        snap->counters[i] = sh->counters[i];
+    }
+
+    for (i = 0; i < snap->ncallbacks; i++) {
+        snap->callbacks[i] = *cbp[i]->shm;
     }
 
     for (q = ngx_queue_last(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries) && n < limit;
+         q != ngx_queue_sentinel(&sh->deliveries)
+         && snap->ndeliveries < query->limit;
          q = ngx_queue_prev(q))
     {
         d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
 
-        copies[n] = ngx_http_postback_delivery_copy(d);
-        if (copies[n] == NULL) {
+        if ((query->state != -1 && d->state != (ngx_uint_t) query->state)
+            || (query->callback.len
+                && (query->callback.len != d->cb->name_len
+                    || ngx_strncmp(query->callback.data, d->cb->name,
+                                   d->cb->name_len) != 0))
+            || (query->event.len
+                && (query->event.len != d->event_len
+                    || ngx_strncmp(query->event.data, d->data,
+                                   d->event_len) != 0)))
+        {
+            continue;
+        }
+
+        d = ngx_http_postback_delivery_copy(d, 0, pool);
+        if (d == NULL) {
             break;
         }
 
-        n++;
+        snap->deliveries[snap->ndeliveries++] = d;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    root = json_object();
-    zone = json_object();
-    capture = json_object();
-    skipped = json_object();
-    callbacks = json_array();
-    deliveries = json_array();
+    return NGX_OK;
+}
 
-    json_object_set_new(root, "zone", zone);
-    json_object_set_new(root, "capture", capture);
-    json_object_set_new(root, "callbacks", callbacks);
-    json_object_set_new(root, "deliveries", deliveries);
 
-    json_object_set_new(zone, "name",
-                        json_stringn((char *) shm_zone->shm.name.data,
-                                     shm_zone->shm.name.len));
-    json_object_set_new(zone, "size", json_integer(shm_zone->shm.size));
-    json_object_set_new(zone, "used", json_integer(used));
-    json_object_set_new(zone, "records", json_integer(records));
-    json_object_set_new(zone, "evicted", json_integer(evicted));
+/* one delivery with its request, copied into the pool; NULL: not known */
 
-    /* atomic counters: read as they are */
-    for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
-        json_object_set_new(i < NGX_HTTP_POSTBACK_SKIP_SUBREQUEST
-                            ? capture : skipped,
-                            ngx_http_postback_counter_names[i],
-                            json_integer(sh->counters[i]));
+ngx_http_postback_delivery_t *
+ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
+    ngx_pool_t *pool)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_delivery_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    d = ngx_http_postback_zone_lookup(shpool->data, id);
+    if (d) {
+        d = ngx_http_postback_delivery_copy(d, 1, pool);
     }
 
-    json_object_set_new(capture, "skipped", skipped);
+    ngx_shmtx_unlock(&shpool->mutex);
 
-    for (i = 0; i < ncb; i++) {
-        cs = &cbs[i];
-
-        o = json_object();
-        json_array_append_new(callbacks, o);
-
-        json_object_set_new(o, "name",
-                            json_stringn((char *) cs->name, cs->name_len));
-        json_object_set_new(o, "state",
-                            json_string(cs->disabled ? "disabled"
-                                                     : "enabled"));
-        json_object_set_new(o, "url",
-                            json_stringn((char *) cbp[i]->origin.data,
-                                         cbp[i]->origin.len));
-        json_object_set_new(o, "events", json_integer(cs->events));
-        json_object_set_new(o, "delivered", json_integer(cs->delivered));
-        json_object_set_new(o, "failed", json_integer(cs->failed));
-        json_object_set_new(o, "pending", json_integer(cs->pending));
-        json_object_set_new(o, "paused", json_integer(cs->paused));
-        json_object_set_new(o, "dropped", json_integer(cs->dropped));
-        json_object_set_new(o, "spooled", json_integer(cs->spooled));
-        json_object_set_new(o, "attempts", json_integer(cs->attempts));
-        json_object_set_new(o, "consecutive_failures",
-                            json_integer(cs->consecutive_failures));
-        json_object_set_new(o, "last_attempt_at",
-                            cs->last_attempt
-                            ? ngx_http_postback_json_time(cs->last_attempt)
-                            : json_null());
-        json_object_set_new(o, "last_status", json_integer(cs->last_status));
-        json_object_set_new(o, "last_error",
-                            ngx_http_postback_json_str(cs->last_error,
-                                                       cs->last_error_len));
-        json_object_set_new(o, "last_latency_ms",
-                            json_integer(cs->last_latency));
-    }
-
-    for (i = 0; i < n; i++) {
-        json_array_append_new(deliveries,
-                              ngx_http_postback_delivery_json(copies[i]));
-        ngx_http_postback_delivery_free(copies[i]);
-    }
-
-    ngx_free(copies);
-    ngx_free(cbs);
-
-    return root;
+    return d;
 }
 
 
 /*
- * Under the lock: a heap copy of what the status shows of a record (its
- * event and url, its attempts), or NULL.  Its cb still points to the
- * zone: a callback's name never changes.
+ * A delivery sent again now, at the operator's word.  A pending one goes
+ * at once and keeps its schedule after; a finished one gets one attempt.
+ * NGX_OK; NGX_DECLINED: not known; NGX_BUSY: being sent or paused.
+ */
+
+ngx_int_t
+ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
+    ngx_log_t *log)
+{
+    ngx_int_t                      rc;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_delivery_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    d = ngx_http_postback_zone_lookup(sh, id);
+
+    if (d == NULL) {
+        rc = NGX_DECLINED;
+
+    } else if (d->state == NGX_HTTP_POSTBACK_SENDING
+               || d->state == NGX_HTTP_POSTBACK_PAUSED
+               || d->cb->disabled)
+    {
+        rc = NGX_BUSY;
+
+    } else {
+        if (ngx_http_postback_finished(d)) {
+            d->resent = 1;
+            d->cb->pending++;
+        }
+
+        d->manual = 1;
+        d->cb->manual++;
+        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                        ngx_http_postback_now());
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "postback: delivery %V to be sent again, as asked "
+                      "through the status API", id);
+    }
+
+    return rc;
+}
+
+
+/* the status API switches a callback; enabling it resumes its paused */
+
+void
+ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_callback_t *cb, ngx_flag_t enable)
+{
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_cb_shm_t  *cs;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    cs = cb->shm;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (enable) {
+        cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
+        cs->consecutive_failures = 0;
+
+    } else {
+        cs->disabled = NGX_HTTP_POSTBACK_DISABLED_API;
+    }
+
+    cs->state_changed = ngx_http_postback_now();
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (enable) {
+        ngx_http_postback_zone_resume(shpool, shpool->data);
+    }
+}
+
+
+/*
+ * Under the lock: the record of an id.  Its number is in the id, except
+ * for records restored from the spool, which got new numbers.
  */
 
 static ngx_http_postback_delivery_t *
-ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d)
+ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, ngx_str_t *id)
+{
+    ngx_int_t                      key;
+    ngx_queue_t                   *q;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_postback_delivery_t  *d;
+
+    if (id->len != NGX_HTTP_POSTBACK_ID_LEN
+        || ngx_strncmp(id->data, "msg_", 4) != 0)
+    {
+        return NULL;
+    }
+
+    key = ngx_hextoi(id->data + 4 + 12, 12);
+
+    if (key != NGX_ERROR) {
+        node = sh->rbtree.root;
+        sentinel = sh->rbtree.sentinel;
+
+        while (node != sentinel && node->key != (ngx_rbtree_key_t) key) {
+            node = ((ngx_rbtree_key_t) key < node->key) ? node->left
+                                                        : node->right;
+        }
+
+        d = (ngx_http_postback_delivery_t *) node;
+
+        if (node != sentinel
+            && ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0)
+        {
+            return d;
+        }
+    }
+
+    for (q = ngx_queue_head(&sh->deliveries);
+         q != ngx_queue_sentinel(&sh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+
+        if (ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0) {
+            return d;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Under the lock: a copy of a record in the pool, with its attempts, and
+ * with its headers and body when asked.  Its cb still points to the zone:
+ * a callback's name never changes.
+ */
+
+static ngx_http_postback_delivery_t *
+ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d,
+    ngx_flag_t request, ngx_pool_t *pool)
 {
     size_t                         size;
     ngx_http_postback_attempt_t   *a, *ac, **next;
@@ -1247,7 +1296,11 @@ ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d)
     size = offsetof(ngx_http_postback_delivery_t, data)
            + d->event_len + d->url_len;
 
-    c = ngx_alloc(size, ngx_cycle->log);
+    if (request) {
+        size += d->headers_len + d->body_len;
+    }
+
+    c = ngx_palloc(pool, size);
     if (c == NULL) {
         return NULL;
     }
@@ -1256,13 +1309,18 @@ ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d)
     c->attempts = NULL;
     next = &c->attempts;
 
+    if (!request) {
+        c->headers_len = 0;
+        c->body_len = 0;
+    }
+
     for (a = d->attempts; a; a = a->next) {
         size = offsetof(ngx_http_postback_attempt_t, data)
                + a->error_len + a->response_len;
 
-        ac = ngx_alloc(size, ngx_cycle->log);
+        ac = ngx_palloc(pool, size);
         if (ac == NULL) {
-            break;
+            return NULL;
         }
 
         ngx_memcpy(ac, a, size);
@@ -1272,107 +1330,4 @@ ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d)
     }
 
     return c;
-}
-
-
-static void
-ngx_http_postback_delivery_free(ngx_http_postback_delivery_t *c)
-{
-    ngx_http_postback_attempt_t  *a, *next;
-
-    for (a = c->attempts; a; a = next) {
-        next = a->next;
-        ngx_free(a);
-    }
-
-    ngx_free(c);
-}
-
-
-static json_t *
-ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
-{
-    json_t                       *o, *attempts, *a;
-    ngx_http_postback_attempt_t  *at;
-
-    o = json_object();
-    if (o == NULL) {
-        return NULL;
-    }
-
-    attempts = json_array();
-
-    json_object_set_new(o, "id",
-                        json_stringn((char *) d->id, NGX_HTTP_POSTBACK_ID_LEN));
-    json_object_set_new(o, "callback",
-                        json_stringn((char *) d->cb->name, d->cb->name_len));
-    json_object_set_new(o, "event",
-                        ngx_http_postback_json_str(d->data, d->event_len));
-    json_object_set_new(o, "state",
-                        json_string(ngx_http_postback_state_names[d->state]));
-    json_object_set_new(o, "created_at",
-                        ngx_http_postback_json_time(d->created));
-    json_object_set_new(o, "method",
-                        json_string(ngx_http_postback_method_names[d->method]));
-    json_object_set_new(o, "url",
-                        ngx_http_postback_json_str(d->data + d->event_len,
-                                                   d->url_len));
-    json_object_set_new(o, "next_attempt_at",
-                        d->state == NGX_HTTP_POSTBACK_PENDING
-                        ? ngx_http_postback_json_time(d->due.key)
-                        : json_null());
-    json_object_set_new(o, "attempts", attempts);
-
-    for (at = d->attempts; at; at = at->next) {
-        a = json_object();
-        json_array_append_new(attempts, a);
-
-        json_object_set_new(a, "at", ngx_http_postback_json_time(at->start));
-        json_object_set_new(a, "duration_ms", json_integer(at->duration));
-        json_object_set_new(a, "status", json_integer(at->status));
-        json_object_set_new(a, "error",
-                            ngx_http_postback_json_str(at->data,
-                                                       at->error_len));
-        json_object_set_new(a, "response",
-                            ngx_http_postback_json_str(
-                                at->data + at->error_len, at->response_len));
-    }
-
-    return o;
-}
-
-
-/* JSON string of bytes from outside: invalid UTF-8 becomes U+FFFD */
-
-static json_t *
-ngx_http_postback_json_str(u_char *data, size_t len)
-{
-    u_char  *buf, *last;
-    json_t  *s;
-
-    s = json_stringn((char *) data, len);
-    if (s) {
-        return s;
-    }
-
-    buf = malloc(pb_utf8_sanitize_len(data, len) + 1);
-    if (buf == NULL) {
-        return NULL;
-    }
-
-    last = pb_utf8_sanitize(buf, data, len);
-    s = json_stringn((char *) buf, last - buf);
-    free(buf);
-
-    return s;
-}
-
-
-static json_t *
-ngx_http_postback_json_time(uint64_t ms)
-{
-    u_char  buf[NGX_HTTP_POSTBACK_TIME_LEN];
-
-    return json_stringn((char *) buf,
-                        ngx_http_postback_time_text(buf, ms) - buf);
 }

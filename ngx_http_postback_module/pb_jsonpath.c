@@ -164,6 +164,76 @@ pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n)
 }
 
 
+/* puts value (a reference it takes, as jansson's _new calls) at a step */
+
+static int
+pb_path_put(json_t *container, const pb_path_step_t *step, json_t *value)
+{
+    if (value == NULL) {
+        return -1;
+    }
+
+    if (step->key != NULL) {
+        if (json_is_object(container)) {
+            return json_object_setn_new(container, step->key, step->key_len,
+                                        value);
+        }
+
+    } else if (json_is_array(container)
+               && step->index <= PB_PATH_SET_INDEX_MAX)
+    {
+        while (json_array_size(container) < step->index) {
+            if (json_array_append_new(container, json_null()) != 0) {
+                goto failed;
+            }
+        }
+
+        return (json_array_size(container) == step->index)
+               ? json_array_append_new(container, value)
+               : json_array_set_new(container, step->index, value);
+    }
+
+failed:
+
+    json_decref(value);
+    return -1;
+}
+
+
+int
+pb_path_set(json_t *root, const pb_path_step_t *steps, size_t n,
+    json_t *value)
+{
+    size_t   i;
+    json_t  *v, *next;
+
+    v = root;
+
+    for (i = 0; i < n; i++) {
+        next = pb_path_eval(v, &steps[i], 1);
+
+        if (next != NULL && i + 1 < n) {
+            v = next;
+            continue;
+        }
+
+        /* the last step takes the value, the others a new container */
+        next = (i + 1 == n) ? json_incref(value)
+               : (steps[i + 1].key != NULL) ? json_object() : json_array();
+
+        if (pb_path_put(v, &steps[i], next) != 0) {
+            break;
+        }
+
+        v = next;
+    }
+
+    json_decref(value);
+
+    return (n > 0 && i == n) ? 0 : -1;
+}
+
+
 static char *
 pb_text_copy(const char *s, size_t n, size_t *len)
 {

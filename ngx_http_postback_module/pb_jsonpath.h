@@ -40,6 +40,18 @@ json_t *pb_json_parse(const char *buf, size_t len, json_error_t *err);
 /* Borrowed reference to the value at the path, or NULL. */
 json_t *pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n);
 
+/* Deepest array index pb_path_set pads an array to. */
+#define PB_PATH_SET_INDEX_MAX  64
+
+/*
+ * Puts value at the path in root, making the objects and arrays on the
+ * way (arrays padded with nulls), as a sample document for the path.
+ * Takes the reference to value.  0, or -1 when the path goes through a
+ * value of another kind, is empty, or indexes past PB_PATH_SET_INDEX_MAX.
+ */
+int pb_path_set(json_t *root, const pb_path_step_t *steps, size_t n,
+    json_t *value);
+
 /*
  * Text of a value as a field: strings as they are (may contain NUL),
  * integers as JSON writes them, reals with the fewest digits (15 to 17)

@@ -97,6 +97,9 @@ my @bad = (
     [ 'server { listen 127.0.0.1:%%PORT_front%%; location / { postback_status; } }',
       qr/"postback_status" directive requires "postback_zone"/ ],
     [ 'postback_zone pb:1m; server { listen 127.0.0.1:%%PORT_front%%;'
+      . ' location ~ ^/s/ { postback_status; } }',
+      qr/"postback_status" directive cannot be used in a regex location/ ],
+    [ 'postback_zone pb:1m; server { listen 127.0.0.1:%%PORT_front%%;'
       . ' location / { postback_buffer_size 0; } }',
       qr/"postback_buffer_size" directive must be between 1 and 64m/ ],
 );

@@ -1,6 +1,7 @@
 # conf.d/postback.conf, the example the README and `make demo` use, loaded
 # as it is (only its ports moved to free ones): the members area gets the
-# product-1234 purchases as signed-in POST JSON, the tracker gets the
+# product-1234 purchases as signed POST JSON with credentials, the tracker
+# gets the
 # approved ones as GET postbacks with the click id.
 
 use strict;
@@ -39,6 +40,9 @@ for my $tx (sort keys %m) {
     is $req->{headers}{authorization}, 'Bearer members-area-token',
         "members $tx: bearer token";
     is $req->{headers}{'x-members-product'}, '1234', "members $tx: header";
+    is $req->{headers}{'x-api-key'}, 'members-api-key',
+        "members $tx: secret header";
+    like $req->{headers}{'webhook-signature'}, qr/^v1,/, "members $tx: signed";
     is $req->{headers}{'webhook-id'}, $body->{id}, "members $tx: webhook-id";
     is $body->{callback}, 'members', "members $tx: callback";
     is $body->{data}{data}{purchase}{transaction}, $tx,

@@ -62,6 +62,8 @@ is scalar keys %ids, $n, 'their ids';
 
 $t->stop;
 ok -s $journal, 'the journal holds them';
+is sprintf('%o', (stat $journal)[2] & 07777), '600',
+    'readable by its owner only: it holds payloads and secret headers';
 
 # a record torn by a crash at its end
 open my $fh, '>>', $journal or die "$journal: $!";

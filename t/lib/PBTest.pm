@@ -116,11 +116,20 @@ sub upstream {
 }
 
 # A callback receiver: answers 200 "ok" unless told otherwise by respond =>
-# sub { my ($req, $n) = @_; ... }, status => CODE, delay => seconds.
+# sub { my ($req, $n) = @_; ... }, status => CODE, delay => seconds, or
+# fail_first => N (500 to its first N requests, then 200; the body says
+# "<name> says <n>").
 sub receiver {
     my ($self, $name, %opt) = @_;
     my $status = $opt{status} // 200;
     my $respond = $opt{respond} // sub { { status => $status, body => 'ok' } };
+    if (my $fails = $opt{fail_first}) {
+        $respond = sub {
+            my ($req, $n) = @_;
+            return { status => $n <= $fails ? 500 : 200,
+                     body => "$name says $n" };
+        };
+    }
     return $self->_serve($name, $respond, $opt{delay});
 }
 

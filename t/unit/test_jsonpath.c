@@ -481,6 +481,80 @@ test_json_parse(void)
 }
 
 
+/* Sets path to a string in doc; whether pb_path_set said it worked. */
+static int
+set(json_t *doc, const char *path, const char *value)
+{
+    int  n;
+
+    n = parses(path, strlen(path));
+
+    return n >= 0 && pb_path_set(doc, steps, n, json_string(value)) == 0;
+}
+
+
+static void
+test_set_builds_the_path(void)
+{
+    char    *text;
+    json_t  *doc;
+
+    doc = json_object();
+
+    CHECK(set(doc, "$.data.purchase.status", "test"));
+    CHECK(set(doc, "$.data.purchase.tx", "T1"));
+    CHECK(set(doc, "$.data.items[2].id", "P"));
+    CHECK(set(doc, "$['k.x']", "dotted"));
+
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK(text != NULL
+          && strcmp(text, "{\"data\":{\"items\":[null,null,{\"id\":\"P\"}],"
+                          "\"purchase\":{\"status\":\"test\",\"tx\":\"T1\"}},"
+                          "\"k.x\":\"dotted\"}") == 0);
+    free(text);
+
+    /* what it set is what evaluation finds */
+    CHECK(text_is(lookup(doc, "$.data.items[2].id"), S("P")));
+
+    /* a later value replaces an earlier one */
+    CHECK(set(doc, "$.data.purchase.tx", "T2"));
+    CHECK(text_is(lookup(doc, "$.data.purchase.tx"), S("T2")));
+
+    json_decref(doc);
+
+    doc = json_array();
+    CHECK(set(doc, "$[1].a", "x"));
+    CHECK(text_is(lookup(doc, "$[1].a"), S("x")));
+    json_decref(doc);
+}
+
+
+static void
+test_set_conflicts(void)
+{
+    json_t  *doc;
+
+    doc = json_object();
+
+    CHECK(set(doc, "$.a.b", "x"));
+    /* through a string, or an index into an object: no */
+    CHECK(!set(doc, "$.a.b.c", "y"));
+    CHECK(!set(doc, "$.a[0]", "y"));
+    CHECK(!set(doc, "$[0]", "y"));
+    /* the root itself holds no value */
+    CHECK(!set(doc, "$", "y"));
+    /* arrays are padded so far only */
+    CHECK(!set(doc, "$.big[65]", "y"));
+    CHECK(set(doc, "$.big[64]", "y"));
+    CHECK(json_array_size(json_object_get(doc, "big")) == 65);
+
+    /* a failure takes the value's reference all the same (no leak) */
+    CHECK(pb_path_set(doc, steps, 0, json_string("z")) == -1);
+
+    json_decref(doc);
+}
+
+
 const unit_test_t  jsonpath_tests[] = {
     UNIT_TEST(test_parse_root),
     UNIT_TEST(test_parse_dot_names),
@@ -499,6 +573,8 @@ const unit_test_t  jsonpath_tests[] = {
     UNIT_TEST(test_text_containers),
     UNIT_TEST(test_text_missing),
     UNIT_TEST(test_json_parse),
+    UNIT_TEST(test_set_builds_the_path),
+    UNIT_TEST(test_set_conflicts),
 };
 
 const size_t  jsonpath_ntests =
