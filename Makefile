@@ -118,6 +118,8 @@ bench: deps $(MODULE)
 	$(MAKE) -s deps PACKAGES="$(BENCH_PACKAGES)"
 	MODULE_SO=$(MODULE) bash $(BENCH_PEERS)/run.sh $(BENCH_SECONDS) \
 	    $(BENCH_CONNS) | perl bench/ratios.pl
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_CONNS=$(BENCH_CONNS) \
+	    perl bench/module.pl $(MODULE)
 
 demo: deps $(MODULE)
 	PB_MODULE=$(MODULE) perl -I t/lib demo/demo.pl

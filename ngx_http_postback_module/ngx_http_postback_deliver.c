@@ -214,6 +214,15 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim, ngx_log_t *log)
 }
 
 
+/* deliveries wait for a slot: a transfer that ends calls the pickup */
+
+void
+ngx_http_postback_deliver_backlog(void)
+{
+    ngx_http_postback_deliverer.backlog = 1;
+}
+
+
 /* a delivery was made due now: this worker looks for it at once */
 
 void

@@ -836,6 +836,10 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 
     if (rc == NGX_OK) {
         ngx_http_postback_deliver(&claim, r->connection->log);
+
+    } else if (rc == NGX_AGAIN) {
+        /* the next transfer to end here frees a slot for it */
+        ngx_http_postback_deliver_backlog();
     }
 
     return NGX_OK;

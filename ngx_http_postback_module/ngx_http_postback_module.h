@@ -403,6 +403,7 @@ void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim,
     ngx_log_t *log);
 void ngx_http_postback_deliver_soon(void);
+void ngx_http_postback_deliver_backlog(void);
 const char *ngx_http_postback_content_type(ngx_uint_t method,
     ngx_str_t *headers);
 

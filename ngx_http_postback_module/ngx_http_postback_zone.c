@@ -414,8 +414,9 @@ ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id)
 
 /*
  * Records a delivery.  NGX_OK: claimed by this worker at once (a slot of
- * cb was free here), *claim filled; NGX_DECLINED: left pending for any
- * worker's pickup, or paused; NGX_ERROR: no room, dropped.
+ * cb was free here), *claim filled; NGX_AGAIN: left pending for any
+ * worker's pickup; NGX_DECLINED: paused or spooled; NGX_ERROR: no room,
+ * dropped.
  */
 
 ngx_int_t
@@ -474,6 +475,7 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
     } else {
         /* this worker has no free slot for it: any worker's pickup will */
+        rc = NGX_AGAIN;
         cs->pending++;
         ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
                                         req->created);
