@@ -4,6 +4,8 @@
 #   make test    unit tests, fuzz smoke run, prove t/*.t against real nginx
 #   make demo    nginx + sample checkout + receivers from conf.d/, a few
 #                checkouts, what the receivers got and the status page
+#   make bench   side-by-side figures against ../shared/bench-peers
+#   make deb     the libnginx-mod-http-postback Debian package
 #
 # Each target installs the Debian packages it lacks (as root, with apt-get).
 
@@ -31,6 +33,10 @@ BENCH_SECONDS ?= 5
 BENCH_CONNS   ?= 32
 BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-cjson
 
+# `make deb`: built as Debian builds its nginx modules (dh-sequence-nginx)
+DEB_PACKAGES := debhelper dpkg-dev build-essential
+DEB_DIR   := $(BUILD)/deb
+
 # the status page is tested in a real browser
 TEST_PACKAGES := chromium chromium-driver
 
@@ -39,7 +45,7 @@ TEST_PACKAGES := chromium chromium-driver
 PROMTOOL  := $(BUILD)/tools/usr/bin/promtool
 
 .PHONY: all deps test-deps test unit fuzz-smoke fuzz prove demo test-asan \
-        bench clean
+        bench deb test-deb clean
 
 all: $(MODULE)
 
@@ -84,7 +90,7 @@ $(PROMTOOL): | deps
 	    && dpkg-deb -x prometheus_*.deb . && rm prometheus_*.deb
 	touch $@
 
-test: deps $(MODULE) unit fuzz-smoke prove
+test: deps $(MODULE) unit fuzz-smoke deb prove
 
 unit: deps
 	$(MAKE) -s -C t/unit
@@ -96,8 +102,11 @@ fuzz-smoke: deps
 fuzz: deps
 	$(MAKE) -s -C fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 
+# t/16-deb.t installs the package built by `make deb`, when there is one
 prove: $(MODULE) test-deps
-	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) prove -I t/lib t/
+	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) \
+	    PB_DEB="$$(ls $(DEB_DIR)/libnginx-mod-http-postback_*.deb 2>/dev/null)" \
+	    prove -I t/lib t/
 
 # the t/ suite against the module built with AddressSanitizer, loaded into
 # Debian's nginx with the ASan runtime preloaded
@@ -120,6 +129,16 @@ bench: deps $(MODULE)
 	    $(BENCH_CONNS) | perl bench/ratios.pl
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_CONNS=$(BENCH_CONNS) \
 	    perl bench/module.pl $(MODULE)
+
+# libnginx-mod-http-postback_VERSION_ARCH.deb in build/deb, from the files
+# git tracks, as they are in the working tree
+deb: deps
+	$(MAKE) -s deps PACKAGES="$(DEB_PACKAGES)"
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z | xargs -0 cp --parents -t $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }
+	ls $(DEB_DIR)/*.deb
 
 demo: deps $(MODULE)
 	PB_MODULE=$(MODULE) perl -I t/lib demo/demo.pl
