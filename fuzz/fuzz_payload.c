@@ -21,13 +21,15 @@
 #define MAX_PAIRS  64
 
 
-static json_t  *doc;
+static const char  doc_text[] =
+    "{\"x\": [1, 2.5, \"s\", null, true], \"y\": {}}";
+static json_t      *doc;
 
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    doc = json_loads("{\"x\": [1, 2.5, \"s\", null, true], \"y\": {}}", 0,
+    doc = json_loads(doc_text, 0,
                      NULL);
 
     if (doc == NULL) {
@@ -120,7 +122,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.id = "id";
     p.callback = "cb";
     p.created_at = "2024-01-02T03:04:05Z";
-    p.data = (data[0] & 1) ? doc : NULL;
+    p.data = (data[0] & 1) ? doc_text : NULL;
+    p.data_len = sizeof(doc_text) - 1;
 
     p.event = s;
     p.event_len = field_len(s, size, '\n');
@@ -171,7 +174,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         || (nparams > 0) != json_is_object(params)
         || json_object_size(params) > nparams
         || !json_equal(json_object_get(body, "data"),
-                       p.data ? p.data : json_null()))
+                       p.data ? doc : json_null()))
     {
         abort();
     }

@@ -16,6 +16,8 @@
 
 /* due deliveries taken at once by a pickup */
 #define NGX_HTTP_POSTBACK_PICKUP_MAX       256
+/* easy handles kept for the next transfers, at most */
+#define NGX_HTTP_POSTBACK_IDLE_MAX         64
 #define NGX_HTTP_POSTBACK_PICKUP_INTERVAL  1000
 #define NGX_HTTP_POSTBACK_RETRY_AFTER_MAX  86400   /* seconds */
 
@@ -45,6 +47,8 @@ typedef struct {
     ngx_queue_t                     active;
     ngx_connection_t              **sockets;        /* by fd */
     ngx_uint_t                      nsockets;
+    CURL                           *idle[NGX_HTTP_POSTBACK_IDLE_MAX];
+    ngx_uint_t                      nidle;
 } ngx_http_postback_deliverer_t;
 
 
@@ -151,6 +155,10 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
 
         ngx_http_postback_zone_release(dl->shm_zone, &t->claim);
         ngx_http_postback_transfer_end(t);
+    }
+
+    while (dl->nidle) {
+        curl_easy_cleanup(dl->idle[--dl->nidle]);
     }
 
     /* closes the cached connections through our close callback */
@@ -308,7 +316,8 @@ ngx_http_postback_start(ngx_http_postback_transfer_t *t)
 
     t->start = ngx_http_postback_now();
 
-    t->easy = curl_easy_init();
+    /* a handle of an ended transfer, reset, costs less than a new one */
+    t->easy = dl->nidle ? dl->idle[--dl->nidle] : curl_easy_init();
     if (t->easy == NULL) {
         return NGX_ERROR;
     }
@@ -665,7 +674,14 @@ ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t)
 
     if (t->easy) {
         curl_multi_remove_handle(dl->multi, t->easy);
-        curl_easy_cleanup(t->easy);
+
+        if (dl->nidle < NGX_HTTP_POSTBACK_IDLE_MAX) {
+            curl_easy_reset(t->easy);
+            dl->idle[dl->nidle++] = t->easy;
+
+        } else {
+            curl_easy_cleanup(t->easy);
+        }
     }
 
     curl_slist_free_all(t->headers);

@@ -483,6 +483,7 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
     u_char *id)
 {
     pb_kv_t                  *fields;
+    ngx_str_t                 text;
     ngx_pool_cleanup_t       *cln;
     ngx_http_postback_ctx_t  *ctx;
 
@@ -501,6 +502,14 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
 
     cln->handler = ngx_http_postback_cleanup;
     ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
+
+    /* the sample's text, as a captured body's */
+    if (ngx_http_postback_data_value(r, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->buf = text.data;
+    ctx->len = text.len;
 
     if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -800,7 +809,15 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
         payload.nfields = pmcf->fields.nelts;
         payload.params = params;
         payload.nparams = nparams;
-        payload.data = ctx->doc;
+        /* the document as the upstream wrote it: parsed, so JSON text */
+        payload.data = (char *) ctx->buf;
+        payload.data_len = ctx->len;
+
+        while (payload.data_len
+               && ngx_strchr(" \t\r\n", payload.data[payload.data_len - 1]))
+        {
+            payload.data_len--;
+        }
 
         json = (u_char *) pb_payload_json(&payload, &req.body.len);
         if (json == NULL) {

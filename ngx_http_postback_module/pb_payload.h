@@ -1,12 +1,11 @@
 /*
- * Bodies of callback requests.  Pure C (jansson), no nginx headers.
+ * Bodies of callback requests.  Pure C, no nginx headers.
  */
 
 #ifndef PB_PAYLOAD_H
 #define PB_PAYLOAD_H
 
 #include <stddef.h>
-#include <jansson.h>
 
 
 typedef struct {
@@ -27,7 +26,8 @@ typedef struct {
     size_t       nfields;
     pb_kv_t     *params;        /* "params" member only when nparams > 0 */
     size_t       nparams;
-    json_t      *data;          /* upstream document, or NULL for null */
+    const char  *data;          /* the upstream document's JSON text, */
+    size_t       data_len;      /* or NULL for null */
 } pb_payload_t;
 
 
@@ -35,7 +35,10 @@ typedef struct {
  * The default post_json body, compact:
  * {"id":..,"event":..,"callback":..,"created_at":..,
  *  "fields":{name:value,..},["params":{..},]"data":<document>}
- * Returns malloc'd NUL-terminated text (*len without the NUL), or NULL.
+ * Strings are made valid UTF-8; a name given twice is written once, with
+ * its last value.  data is copied as it is: it must be JSON text (a
+ * document the caller parsed).  Returns malloc'd NUL-terminated text
+ * (*len without the NUL), or NULL.
  */
 char *pb_payload_json(const pb_payload_t *p, size_t *len);
 
