@@ -103,7 +103,7 @@ fuzz: deps
 	$(MAKE) -s -C fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 
 # t/16-deb.t installs the package built by `make deb`, when there is one
-prove: $(MODULE) test-deps
+prove: $(MODULE) test-deps deb
 	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) \
 	    PB_DEB="$$(ls $(DEB_DIR)/libnginx-mod-http-postback_*.deb 2>/dev/null)" \
 	    prove -I t/lib t/

@@ -22,7 +22,7 @@ use warnings;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use JSON::PP;
-use POSIX qw(floor);
+use POSIX qw(ceil);
 use Time::HiRes qw(time sleep);
 
 my $so = shift or die "usage: $0 module.so\n";
@@ -33,9 +33,12 @@ my $nmillion = $ENV{BENCH_DELIVERIES} // 1_000_000;
 
 my $dir = tempdir('pb-bench-XXXX', TMPDIR => 1, CLEANUP => 1);
 my %port = map { $_ => free_port() } qw(front checkout receiver);
-my @running;
+my (@running, $wrk_pid);
 
-END { stop($_) for @running }
+END {
+    kill 'INT', $wrk_pid if $wrk_pid;
+    stop($_) for @running;
+}
 
 # the checkout document of ../shared/bench-peers, and a 300-byte payload
 my $doc = '{"id":"evt_1","event":"PURCHASE_APPROVED","data":{"purchase":'
@@ -120,7 +123,8 @@ for my $share (0.5, 0.9) {
                pace_ms => $conns * 1000 / $rate);
     wait_until(sub { callback('rcv')->{pending} == 0 }, 60);
     my @lat = sort { $a <=> $b } latencies();
-    my $label = sprintf 'at %d%% (%.0f/s)', $share * 100, $run->{rps};
+    my $label = sprintf 'at %.0f%% (%.0f/s)', $run->{rps} / $top * 100,
+                        $run->{rps};
     push @rows, [ "delivery latency p50 $label", ms(pct(\@lat, 50)), '<= 2 ms',
                   pct(\@lat, 50) <= 2 ];
     push @rows, [ "delivery latency p99 $label", ms(pct(\@lat, 99)), '<= 10 ms',
@@ -158,6 +162,7 @@ push @rows, [ "drain of $paused pending, one worker",
 
 my $worker = worker_pid($front);
 wrk("/api/checkout", limit => 100_000);
+wait_until(sub { callback('rcv')->{pending} == 0 }, 60);
 my $rss0 = rss($worker);
 my $before = callback('rcv')->{delivered};
 wrk("/api/checkout", limit => $nmillion);
@@ -225,21 +230,26 @@ sub wrk {
     my ($path, %o) = @_;
     my $lua = "$dir/wrk.lua";
     open my $fh, '>', $lua or die "$lua: $!\n";
-    print $fh $o{pace_ms} ? "function delay() return $o{pace_ms} end\n" : '';
+    # wrk takes whole ms: rounded up or down at random, the mean is right
+    print $fh $o{pace_ms}
+              ? "function delay() return math.floor($o{pace_ms} "
+                . "+ math.random()) end\n"
+              : '';
     close $fh;
     my $d = $o{limit} ? 3600 : $o{duration};
     my $examined = status()->{capture}{examined};
-    my $pid = open my $out, '-|',
+    $wrk_pid = open my $out, '-|',
         "exec taskset -c 1 wrk -t1 -c$conns -d${d}s -s $lua --latency "
         . "http://127.0.0.1:$port{front}$path 2>&1"
         or die "wrk: $!\n";
     if ($o{limit}) {
         wait_until(sub { status()->{capture}{examined} - $examined
                          >= $o{limit} }, 600);
-        kill 'INT', $pid;
+        kill 'INT', $wrk_pid;
     }
     my $text = do { local $/; <$out> };
     close $out;
+    $wrk_pid = undef;
     my ($requests) = $text =~ /(\d+) requests in/ or die "wrk: $text\n";
     my ($rps) = $text =~ /Requests\/sec:\s+([\d.]+)/;
     my ($p50) = $text =~ /^\s+50%\s+(\S+)/m;
@@ -283,15 +293,18 @@ sub read_log {
     return <$fh>;
 }
 
-# ms from capture to receipt of each callback in the log
+# ms from capture to receipt of each callback in the log: $msec is
+# seconds.milliseconds, taken as whole ms (no floating-point noise)
 sub latencies {
-    return map { /^([\d.]+) ([\d.]+)$/ ? ($1 - $2) * 1000 : () } read_log();
+    return map { /^(\d+)\.(\d{3}) (\d+)\.(\d{3})$/
+                 ? ($1 . $2) - ($3 . $4) : () } read_log();
 }
 
+# nearest rank
 sub pct {
     my ($sorted, $p) = @_;
     return 0 unless @$sorted;
-    return $sorted->[floor($#$sorted * $p / 100)];
+    return $sorted->[ceil(@$sorted * $p / 100) - 1];
 }
 
-sub ms { sprintf '%.1f ms', $_[0] }
+sub ms { sprintf '%d ms', $_[0] }

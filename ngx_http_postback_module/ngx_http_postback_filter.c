@@ -54,6 +54,8 @@ static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
     ngx_http_postback_callback_t *cb, ngx_str_t *event);
 static pb_kv_t *ngx_http_postback_fields(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_doc_text(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_str_t *text);
 static ngx_int_t ngx_http_postback_enqueue(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_callback_t *cb,
     ngx_str_t *event, pb_kv_t *fields, ngx_flag_t test, u_char *id);
@@ -524,6 +526,45 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
 }
 
 
+/*
+ * The document's text for the default body: as the upstream wrote it (it
+ * parsed, so it is JSON), its outer white space left out; but written
+ * again from the parse when it has a \u0000, which the parse replaced in
+ * keys and which many receivers refuse there.
+ */
+
+static ngx_int_t
+ngx_http_postback_doc_text(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_str_t *text)
+{
+    u_char  *p, *last;
+
+    p = ctx->buf;
+    last = ctx->buf + ctx->len;
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "\\u0000", 6 - 1)) {
+        return ngx_http_postback_data_value(r, text);
+    }
+
+    while (p < last && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    {
+        p++;
+    }
+
+    while (last > p
+           && (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\r'
+               || last[-1] == '\n'))
+    {
+        last--;
+    }
+
+    text->data = p;
+    text->len = last - p;
+
+    return NGX_OK;
+}
+
+
 /* the fields' values as the payload takes them */
 
 static pb_kv_t *
@@ -714,7 +755,7 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
     size_t                          len, nparams;
     uint64_t                        now;
-    ngx_str_t                       target;
+    ngx_str_t                       target, text;
     ngx_int_t                       rc;
     ngx_uint_t                      sanitized;
     pb_kv_t                        *params;
@@ -809,15 +850,12 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
         payload.nfields = pmcf->fields.nelts;
         payload.params = params;
         payload.nparams = nparams;
-        /* the document as the upstream wrote it: parsed, so JSON text */
-        payload.data = (char *) ctx->buf;
-        payload.data_len = ctx->len;
-
-        while (payload.data_len
-               && ngx_strchr(" \t\r\n", payload.data[payload.data_len - 1]))
-        {
-            payload.data_len--;
+        if (ngx_http_postback_doc_text(r, ctx, &text) != NGX_OK) {
+            return NGX_ERROR;
         }
+
+        payload.data = (char *) text.data;
+        payload.data_len = text.len;
 
         json = (u_char *) pb_payload_json(&payload, &req.body.len);
         if (json == NULL) {

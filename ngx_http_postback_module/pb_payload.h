@@ -32,7 +32,7 @@ typedef struct {
 
 
 /*
- * The default post_json body, compact:
+ * The default post_json body, compact but for data:
  * {"id":..,"event":..,"callback":..,"created_at":..,
  *  "fields":{name:value,..},["params":{..},]"data":<document>}
  * Strings are made valid UTF-8; a name given twice is written once, with

@@ -13,7 +13,9 @@
 #   rendered into the callback body;
 # - invalid UTF-8 in strings (0xff, an overlong form, an encoded surrogate,
 #   a lone \ud800 escape): malformed, with jansson's reason in the log;
-# - valid JSON with \u0000 in a key: examined like any document;
+# - valid JSON with \u0000 in a key: examined like any document, the key
+#   sent with U+FFFD in the default body's "data";
+# - a spaced document with a big integer: "data" is its text as sent;
 # - a parse error whose text would carry a raw newline into the log: the
 #   log line stays one line;
 # - 100000 keys in one object (postback_buffer_size 4m): examined, a field
@@ -110,6 +112,8 @@ my %DOC = (
     utf8_escape    => '{"status":"APPROVED","tx":"UTF-ESC","name":"\ud800"}',
     # RFC 8259 allows any code point in a key
     nul_key => '{"status":"APPROVED","tx":"NUL-KEY","a\u0000b":1}',
+    # the default body's "data" is the document as sent, spacing and all
+    spaced => qq(\n  {"status": "APPROVED",\n   "tx": "SPACED", "n": 123456789012345678901234567890}\n\n),
     # a backslash, then a raw newline: jansson's error text ends with both
     log_forge => qq({"status":"APPROVED","note":"forged\\\n"}),
     many => '{' . join(',', map { qq("k$_":$_) } 0 .. $MANY - 1)
@@ -523,8 +527,22 @@ subtest '\u0000 in a key' => sub {
     my $delta = get_doc('NUL in a key', 'nul_key');
     is_deeply $delta, { examined => 1, events => 1 }, 'examined, with an event'
         or diag log_since($from);
-    ok $delta->{events} && hook_for('NUL-KEY'), 'delivered';
+    my $hook = hook_for('NUL-KEY');
+    ok $delta->{events} && $hook, 'delivered';
+    my $body = $hook && eval { decode_json($hook->{body}) };
+    is $body && $body->{data}{"a\x{FFFD}b"}, 1,
+        'its key written again with U+FFFD, which receivers accept';
     still_fine('NUL in a key', $from, \@workers);
+};
+
+subtest 'the document as sent' => sub {
+    my $from = length $t->error_log;
+    get_doc('spaced', 'spaced');
+    my $hook = hook_for('SPACED');
+    like $hook && $hook->{body},
+        qr/,"data":\{"status": "APPROVED",\n   "tx": "SPACED", "n": 123456789012345678901234567890\}\}\z/,
+        'in the default body as the upstream wrote it, without the space around';
+    still_fine('spaced', $from, \@workers);
 };
 
 # jansson quotes the bytes near a parse error; the log must not get a line

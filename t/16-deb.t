@@ -33,18 +33,25 @@ die "$CONF exists\n" if -e $CONF;
 my $was_running = running();
 
 my $t = PBTest->new;
-my $cleanup = sub {
+
+# whatever happens (a failure, a signal), the system is put back: the
+# package purged (even half-installed) before nginx reloads without it
+my ($started, $cleaned);
+sub cleanup {
+    return if !$started || $cleaned++;
     unlink $CONF;
+    system "apt-get purge -y -qq $PKG >/dev/null 2>&1";
     if ($was_running) {
         system 'nginx -s reload 2>/dev/null';
     } elsif (running()) {
         system 'nginx -s quit 2>/dev/null';
         PBTest::eventually(sub { !running() }, 10);
     }
-    system "apt-get purge -y -qq $PKG >/dev/null 2>&1" if installed();
-};
-$SIG{__DIE__} = sub { $cleanup->() };
+}
+END { cleanup() }
+$SIG{$_} = sub { exit 1 } for qw(INT TERM);
 
+$started = 1;
 my $out = `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq '$deb' 2>&1`;
 is $?, 0, 'apt installs the package' or diag $out;
 ok installed(), "$PKG installed";
@@ -86,8 +93,7 @@ is scalar @$got, 1, 'the members area got its callback';
 is $t->wait_received(tracker => 1, 10)->[0]{args}{clickid}, 'c1',
     'the tracker its postback';
 
-$cleanup->();
-$SIG{__DIE__} = 'DEFAULT';
+cleanup();
 
 ok !installed(), 'purged';
 ok !-e $ENABLED, 'its load file is gone';
