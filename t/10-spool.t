@@ -21,29 +21,10 @@ my $journal = $t->dir . '/spool/postback.journal';
 
 sub conf {
     my ($zone) = @_;
-    return $t->module_conf(<<"EOF");
-    postback_zone pb:$zone spool=$journal;
-    postback_field status \$.status;
-    postback_field tx \$.tx;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+    return $t->checkout_conf(zone => "pb:$zone spool=$journal",
+                             callbacks => <<"EOF");
             postback_callback rcv url=http://127.0.0.1:%%PORT_rcv%%/
                 attempts=100 retry=1s;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
 EOF
 }
 

@@ -24,31 +24,11 @@ $t->receiver(signed => respond => sub {
 });
 $t->receiver('get');
 
-$t->nginx_conf($t->module_conf(<<"EOF"));
-    postback_zone pb:1m;
-    postback_field status \$.status;
-    postback_field tx \$.tx;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+$t->nginx_conf($t->checkout_conf(callbacks => <<"EOF"));
             postback_callback signed url=http://127.0.0.1:%%PORT_signed%%/
                 secret=$SECRET retry=2s;
             postback_callback get url=http://127.0.0.1:%%PORT_get%%/
                 method=get param=tx=\$postback_tx secret=$SECRET;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
 EOF
 $t->start;
 

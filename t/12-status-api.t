@@ -25,19 +25,12 @@ $t->receiver('members');
 # the tracker fails its first two requests, then accepts
 $t->receiver(tracker => fail_first => 2);
 
-$t->nginx_conf($t->module_conf(<<"EOF"));
-    postback_zone pb:1m;
-    postback_field status \$.data.status;
-    postback_field tx \$.data.tx;
-    postback_field product \$.data.product.id;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+$t->nginx_conf($t->checkout_conf(
+    fields => [ status => '$.data.status', tx => '$.data.tx',
+                product => '$.data.product.id' ],
+    doc => '{"data":{"status":"$arg_status","tx":"$arg_tx",'
+           . '"product":{"id":"$arg_product"}}}',
+    callbacks => <<"EOF"));
             postback_callback members
                 url=http://127.0.0.1:%%PORT_members%%/hook
                 events=APPROVED,REFUNDED
@@ -48,16 +41,6 @@ $t->nginx_conf($t->module_conf(<<"EOF"));
                 url=http://tracker:$PASSWORD\@127.0.0.1:%%PORT_tracker%%/pb
                 events=APPROVED method=get param=tx=\$postback_tx
                 attempts=2 retry=1s;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"data":{"status":"\$arg_status","tx":"\$arg_tx",
-                                 "product":{"id":"\$arg_product"}}}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
 EOF
 $t->start;
 

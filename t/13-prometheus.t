@@ -17,29 +17,11 @@ my $t = PBTest->new;
 $t->receiver('ok');
 $t->receiver(down => status => 503);
 
-$t->nginx_conf($t->module_conf(<<'EOF'));
-    postback_zone pb:1m;
-    postback_field status $.status;
-    postback_event $postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+$t->nginx_conf($t->checkout_conf(fields => [ status => '$.status' ],
+                                  callbacks => <<'EOF'));
             postback_callback ok url=http://127.0.0.1:%%PORT_ok%%/;
             postback_callback down url=http://127.0.0.1:%%PORT_down%%/
                 attempts=2 retry=1s disable_after=2;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"$arg_status"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
 EOF
 $t->start;
 

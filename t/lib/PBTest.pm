@@ -217,6 +217,43 @@ sub module_conf {
          . ";\nevents {}\nhttp {\n" . $self->http_common . "\n$http}\n";
 }
 
+# The nginx.conf of a checkout test: zone => "pb:1m" (as postback_zone
+# takes it), fields => [ name => JSONPath, ... ] (status $.status and tx
+# $.tx), the event from $postback_status, and one server: /buy/ proxies to
+# /doc/, which answers doc => (a JSON template, by default the query's
+# status and tx), with the callbacks => text given; /status/ holds the
+# status.  workers => as module_conf.
+sub checkout_conf {
+    my ($self, %o) = @_;
+    my @fields = @{ $o{fields} // [ status => '$.status', tx => '$.tx' ] };
+    my $doc = $o{doc} // '{"status":"$arg_status","tx":"$arg_tx"}';
+    my $http = "    postback_zone " . ($o{zone} // 'pb:1m') . ";\n";
+    while (my ($name, $path) = splice @fields, 0, 2) {
+        $http .= "    postback_field $name $path;\n";
+    }
+    $http .= <<"EOF";
+    postback_event \$postback_status;
+
+    server {
+        listen 127.0.0.1:%%PORT_front%%;
+
+        location /buy/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback on;
+$o{callbacks}
+        }
+        location /doc/ {
+            default_type application/json;
+            return 200 '$doc';
+        }
+        location /status/ {
+            postback_status;
+        }
+    }
+EOF
+    return $self->module_conf($http, workers => $o{workers});
+}
+
 sub include_conf_d {
     my ($self, $file) = @_;
     return $self->conf_d_text($file);
