@@ -104,7 +104,7 @@ check_form(const pb_kv_t *kv, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char           *text;
+    char           *text, *end;
     size_t          npairs, nparams, pos, line, eq, len;
     json_t         *body, *fields, *params;
     pb_kv_t         pairs[MAX_PAIRS];
@@ -153,8 +153,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.params = pairs + p.nfields;
     p.nparams = nparams;
 
-    text = pb_payload_json(&p, &len);
-    if (text == NULL || len != strlen(text)) {
+    len = pb_payload_json_len(&p);
+
+    text = malloc(len + 1);
+    if (text == NULL) {
+        return 0;
+    }
+
+    end = (char *) pb_payload_json((unsigned char *) text, &p);
+    *end = '\0';
+
+    /* exactly the length announced, and no NUL inside */
+    if (end != text + len || len != strlen(text)) {
         abort();
     }
 

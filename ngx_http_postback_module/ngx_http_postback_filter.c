@@ -751,7 +751,7 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
     ngx_flag_t test, u_char *id)
 {
-    u_char                         *p, *json;
+    u_char                         *p;
     u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
     size_t                          len, nparams;
     uint64_t                        now;
@@ -857,19 +857,13 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
         payload.data = (char *) text.data;
         payload.data_len = text.len;
 
-        json = (u_char *) pb_payload_json(&payload, &req.body.len);
-        if (json == NULL) {
-            return NGX_ERROR;
-        }
-
+        req.body.len = pb_payload_json_len(&payload);
         req.body.data = ngx_pnalloc(r->pool, req.body.len);
         if (req.body.data == NULL) {
-            free(json);
             return NGX_ERROR;
         }
 
-        ngx_memcpy(req.body.data, json, req.body.len);
-        free(json);
+        pb_payload_json(req.body.data, &payload);
     }
 
     if (sanitized) {

@@ -58,6 +58,8 @@ static void ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
 static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_callback_t *cb, ngx_http_postback_delivery_t *d,
     uint64_t now, ngx_http_postback_claim_t *claim);
+static ngx_http_postback_delivery_t *ngx_http_postback_zone_numbered(
+    ngx_http_postback_shctx_t *sh, ngx_rbtree_key_t key);
 static ngx_http_postback_delivery_t *ngx_http_postback_zone_claimed(
     ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
 static ngx_http_postback_delivery_t *ngx_http_postback_zone_insert(
@@ -604,22 +606,33 @@ ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
 }
 
 
-/* under the lock: the record of a claim, if the claim still holds */
+/* under the lock: the record of a number, or NULL */
 
 static ngx_http_postback_delivery_t *
-ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_claim_t *claim)
+ngx_http_postback_zone_numbered(ngx_http_postback_shctx_t *sh,
+    ngx_rbtree_key_t key)
 {
     ngx_rbtree_node_t  *node, *sentinel;
 
     node = sh->rbtree.root;
     sentinel = sh->rbtree.sentinel;
 
-    while (node != sentinel && node->key != claim->key) {
-        node = (claim->key < node->key) ? node->left : node->right;
+    while (node != sentinel && node->key != key) {
+        node = (key < node->key) ? node->left : node->right;
     }
 
-    if (node != &claim->d->node
+    /* node is the record's first member */
+    return (node != sentinel) ? (ngx_http_postback_delivery_t *) node : NULL;
+}
+
+
+/* under the lock: the record of a claim, if the claim still holds */
+
+static ngx_http_postback_delivery_t *
+ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_claim_t *claim)
+{
+    if (ngx_http_postback_zone_numbered(sh, claim->key) != claim->d
         || claim->d->state != NGX_HTTP_POSTBACK_SENDING
         || claim->d->owner != ngx_pid
         || claim->d->claims != claim->claim)
@@ -1237,7 +1250,6 @@ ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, ngx_str_t *id)
 {
     ngx_int_t                      key;
     ngx_queue_t                   *q;
-    ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_postback_delivery_t  *d;
 
     if (id->len != NGX_HTTP_POSTBACK_ID_LEN
@@ -1248,22 +1260,10 @@ ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, ngx_str_t *id)
 
     key = ngx_hextoi(id->data + 4 + 12, 12);
 
-    if (key != NGX_ERROR) {
-        node = sh->rbtree.root;
-        sentinel = sh->rbtree.sentinel;
+    d = (key == NGX_ERROR) ? NULL : ngx_http_postback_zone_numbered(sh, key);
 
-        while (node != sentinel && node->key != (ngx_rbtree_key_t) key) {
-            node = ((ngx_rbtree_key_t) key < node->key) ? node->left
-                                                        : node->right;
-        }
-
-        d = (ngx_http_postback_delivery_t *) node;
-
-        if (node != sentinel
-            && ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0)
-        {
-            return d;
-        }
+    if (d && ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0) {
+        return d;
     }
 
     for (q = ngx_queue_head(&sh->deliveries);

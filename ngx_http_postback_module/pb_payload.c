@@ -141,11 +141,10 @@ pb_json_kv(unsigned char *dst, const pb_kv_t *kv, size_t n)
 #define pb_literal(dst, s)  (memcpy(dst, s, sizeof(s) - 1), dst + sizeof(s) - 1)
 
 
-char *
-pb_payload_json(const pb_payload_t *p, size_t *len)
+size_t
+pb_payload_json_len(const pb_payload_t *p)
 {
-    size_t          n;
-    unsigned char  *text, *dst;
+    size_t  n;
 
     n = sizeof(PB_ID PB_EVENT PB_CALLBACK PB_CREATED_AT PB_FIELDS PB_DATA "}")
         - 1
@@ -160,12 +159,14 @@ pb_payload_json(const pb_payload_t *p, size_t *len)
         n += sizeof(PB_PARAMS) - 1 + pb_json_kv_len(p->params, p->nparams);
     }
 
-    text = malloc(n + 1);
-    if (text == NULL) {
-        return NULL;
-    }
+    return n;
+}
 
-    dst = pb_literal(text, PB_ID);
+
+unsigned char *
+pb_payload_json(unsigned char *dst, const pb_payload_t *p)
+{
+    dst = pb_literal(dst, PB_ID);
     dst = pb_json_string(dst, p->id, strlen(p->id));
     dst = pb_literal(dst, PB_EVENT);
     dst = pb_json_string(dst, p->event, p->event_len);
@@ -192,11 +193,8 @@ pb_payload_json(const pb_payload_t *p, size_t *len)
     }
 
     *dst++ = '}';
-    *dst = '\0';
 
-    *len = n;
-
-    return (char *) text;
+    return dst;
 }
 
 

@@ -37,10 +37,11 @@ typedef struct {
  *  "fields":{name:value,..},["params":{..},]"data":<document>}
  * Strings are made valid UTF-8; a name given twice is written once, with
  * its last value.  data is copied as it is: it must be JSON text (a
- * document the caller parsed).  Returns malloc'd NUL-terminated text
- * (*len without the NUL), or NULL.
+ * document the caller parsed).  pb_payload_json_len is the exact size
+ * pb_payload_json writes; it returns the end of what it wrote.
  */
-char *pb_payload_json(const pb_payload_t *p, size_t *len);
+size_t pb_payload_json_len(const pb_payload_t *p);
+unsigned char *pb_payload_json(unsigned char *dst, const pb_payload_t *p);
 
 /* name=value&name=value, both sides percent-encoded (pb_escape_uri). */
 size_t pb_payload_form_len(const pb_kv_t *kv, size_t n);

@@ -43,7 +43,35 @@ payload(void)
 }
 
 
-/* Builds the body, checks *len and parses it back. */
+/*
+ * The body, NUL-terminated in malloc'd memory, *len its length; NULL when
+ * the writer does not write exactly pb_payload_json_len bytes.
+ */
+static char *
+body_text(const pb_payload_t *p, size_t *len)
+{
+    unsigned char  *text, *end;
+
+    *len = pb_payload_json_len(p);
+
+    text = malloc(*len + 1);
+    if (text == NULL) {
+        abort();
+    }
+
+    end = pb_payload_json(text, p);
+    *end = '\0';
+
+    if ((size_t) (end - text) != *len) {
+        free(text);
+        return NULL;
+    }
+
+    return (char *) text;
+}
+
+
+/* Builds the body, checks its length and parses it back. */
 static json_t *
 round_trip(const pb_payload_t *p)
 {
@@ -51,9 +79,7 @@ round_trip(const pb_payload_t *p)
     size_t   len;
     json_t  *body;
 
-    len = (size_t) -1;
-
-    text = pb_payload_json(p, &len);
+    text = body_text(p, &len);
     if (text == NULL) {
         return NULL;
     }
@@ -87,7 +113,7 @@ json_is(const pb_payload_t *p, const char *want)
     char    *text;
     size_t   len;
 
-    text = pb_payload_json(p, &len);
+    text = body_text(p, &len);
 
     ok = text != NULL && unit_bytes_eq(text, len, want, strlen(want));
 
