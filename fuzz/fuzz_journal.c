@@ -1,8 +1,11 @@
 /*
  * Reads the input as a journal, the way a reader does: on CORRUPT skips
  * one byte and goes on, on TORN stops.  Every record read must point into
- * its frame, and must write back, in exactly pb_journal_size bytes, to the
- * same frame, which reads back as the same record.
+ * its frame, and must write back, in exactly pb_journal_size bytes, to a
+ * frame that reads back as the same record: the same frame for a 'D' or
+ * 'E' one, a 'D' or 'E' one of tag 0 for a 'C' or 'F' one of 0.1.  Then
+ * the input is listed whole, as the spool reads a journal, and its live
+ * records are checked against a plain count.
  */
 
 #include <stdint.h>
@@ -23,14 +26,16 @@ same_bytes(const pb_bytes_t *a, const pb_bytes_t *b)
 static int
 same_record(const pb_journal_record_t *a, const pb_journal_record_t *b)
 {
-    return a->type == b->type && a->method == b->method
+    return a->type == b->type && a->tag == b->tag
+           && a->method == b->method && a->state == b->state
            && a->created == b->created
            && same_bytes(&a->id, &b->id)
            && same_bytes(&a->callback, &b->callback)
            && same_bytes(&a->event, &b->event)
            && same_bytes(&a->url, &b->url)
            && same_bytes(&a->headers, &b->headers)
-           && same_bytes(&a->body, &b->body);
+           && same_bytes(&a->body, &b->body)
+           && same_bytes(&a->fields, &b->fields);
 }
 
 
@@ -43,24 +48,69 @@ inside(const pb_bytes_t *b, const unsigned char *buf, size_t len)
 }
 
 
+/* What the record's type leaves out is empty. */
+static int
+well_formed(const pb_journal_record_t *r)
+{
+    if (r->method > 0xff || r->state > 0xff) {
+        return 0;
+    }
+
+    if (r->type == PB_JOURNAL_CREATED) {
+        return r->state == 0;
+    }
+
+    return r->type == PB_JOURNAL_FINISHED
+           && r->method == 0 && r->created == 0
+           && r->callback.len == 0 && r->event.len == 0
+           && r->url.len == 0 && r->headers.len == 0
+           && r->body.len == 0 && r->fields.len == 0;
+}
+
+
 static void
 check_record(const pb_journal_record_t *r, const unsigned char *frame,
     size_t used)
 {
+    int                   legacy;
     size_t                n, again_used;
     unsigned char        *buf;
     pb_journal_record_t   again;
 
-    if ((r->type != PB_JOURNAL_CREATED && r->type != PB_JOURNAL_FINISHED)
-        || r->method > 0xff
+    if (!well_formed(r)
         || !inside(&r->id, frame, used)
         || !inside(&r->callback, frame, used)
         || !inside(&r->event, frame, used)
         || !inside(&r->url, frame, used)
         || !inside(&r->headers, frame, used)
-        || !inside(&r->body, frame, used))
+        || !inside(&r->body, frame, used)
+        || !inside(&r->fields, frame, used))
     {
         abort();
+    }
+
+    switch (frame[3]) {
+
+    case 'C':
+    case 'F':
+        /* read as 'D' or 'E', with what 0.1 did not have empty */
+        if (r->type != (frame[3] == 'C' ? PB_JOURNAL_CREATED
+                                        : PB_JOURNAL_FINISHED)
+            || r->tag != 0 || r->state != 0 || r->fields.len != 0)
+        {
+            abort();
+        }
+
+        legacy = 1;
+        break;
+
+    default:
+        if (r->type != frame[3]) {
+            abort();
+        }
+
+        legacy = 0;
+        break;
     }
 
     /* exactly the size, so ASan catches a write past it */
@@ -71,12 +121,18 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
         abort();
     }
 
-    if (pb_journal_write(buf, r) != buf + n) {
+    if (pb_journal_write(buf, r) != buf + n || buf[3] != r->type) {
         abort();
     }
 
-    /* the frame is canonical: the same record, the same bytes */
-    if (n != used || memcmp(buf, frame, n) != 0) {
+    if (legacy) {
+        /* the tag and fields, or the tag and state, are added */
+        if (n != used + (r->type == PB_JOURNAL_CREATED ? 8 + 4 : 8 + 1)) {
+            abort();
+        }
+
+    } else if (n != used || memcmp(buf, frame, n) != 0) {
+        /* the frame is canonical: the same record, the same bytes */
         abort();
     }
 
@@ -90,6 +146,85 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
     }
 
     free(buf);
+}
+
+
+static int
+same_id(const pb_journal_entry_t *a, const pb_journal_entry_t *b)
+{
+    return a->id_len == b->id_len
+           && (a->id_len == 0 || memcmp(a->id, b->id, a->id_len) == 0);
+}
+
+
+/*
+ * The whole input as a journal: listed in order, a few records at a time
+ * (as a reader with a small list does), each listed one reading back at
+ * its place; the live ones are the first created record of each id that
+ * no finished record names, and only those.
+ */
+
+static void
+check_scan(const uint8_t *data, size_t size)
+{
+    int                  finished, first;
+    size_t               i, k, n, at, end, used;
+    pb_journal_entry_t   e[64];
+    pb_journal_record_t  r;
+
+    n = 0;
+    at = 0;
+
+    for ( ;; ) {
+        k = pb_journal_scan(data + at, size - at, e + n,
+                            n + 3 < 64 ? 3 : 64 - n, NULL, &end);
+
+        for (i = n; i < n + k; i++) {
+            e[i].offset += at;
+
+            if (e[i].offset + e[i].size > size
+                || (i > 0 && e[i].offset < e[i - 1].offset + e[i - 1].size)
+                || pb_journal_read(data + e[i].offset, size - e[i].offset,
+                                   &r, &used)
+                   != PB_JOURNAL_OK
+                || used != e[i].size || r.type != e[i].type)
+            {
+                abort();
+            }
+        }
+
+        n += k;
+        at += end;
+
+        if (k == 0 || n == 64 || at >= size) {
+            break;
+        }
+    }
+
+    if (pb_journal_live(e, n) < 0) {
+        abort();
+    }
+
+    for (i = 0; i < n; i++) {
+        finished = 0;
+        first = (e[i].type == PB_JOURNAL_CREATED);
+
+        for (k = 0; k < n; k++) {
+            if (!same_id(&e[i], &e[k])) {
+                continue;
+            }
+
+            finished |= (e[k].type == PB_JOURNAL_FINISHED);
+
+            if (k < i && e[k].type == PB_JOURNAL_CREATED) {
+                first = 0;
+            }
+        }
+
+        if (e[i].live != (first && !finished)) {
+            abort();
+        }
+    }
 }
 
 
@@ -123,6 +258,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         pos += used;
     }
+
+    check_scan(data, size);
 
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "ngx_http_postback_module.h"
 #include "pb_escape.h"
+#include "pb_fields.h"
 #include "pb_inflate.h"
 #include "pb_payload.h"
 
@@ -46,27 +47,33 @@ static void ngx_http_postback_skip(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_counter_e reason);
 static void ngx_http_postback_copy(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, u_char *pos, size_t size);
-static void ngx_http_postback_finish(ngx_http_request_t *r,
+static void ngx_http_postback_examine(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_evaluate(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event);
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *event);
 static pb_kv_t *ngx_http_postback_fields(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_doc_text(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_str_t *text);
+static ngx_int_t ngx_http_postback_pack_fields(ngx_http_request_t *r,
+    pb_kv_t *fields, ngx_uint_t n, ngx_str_t *packed);
 static ngx_int_t ngx_http_postback_enqueue(ngx_http_request_t *r,
-    ngx_http_postback_ctx_t *ctx, ngx_http_postback_callback_t *cb,
-    ngx_str_t *event, pb_kv_t *fields, ngx_flag_t test, u_char *id);
-static ngx_int_t ngx_http_postback_render_headers(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *lines,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_cb_conf_t *cb,
+    ngx_str_t *event, pb_kv_t *fields, ngx_str_t *packed, ngx_flag_t test,
+    u_char *id);
+static ngx_int_t ngx_http_postback_render_url(ngx_http_request_t *r,
+    ngx_http_postback_cb_conf_t *cb, pb_kv_t *params, ngx_str_t *url,
     ngx_uint_t *sanitized);
-static void ngx_http_postback_log_dropped(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
-    ngx_uint_t nfields);
+static ngx_int_t ngx_http_postback_render_body(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_cb_conf_t *cb,
+    pb_payload_t *payload, ngx_str_t *body, ngx_uint_t *sanitized);
+static ngx_int_t ngx_http_postback_render_headers(ngx_http_request_t *r,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *lines,
+    ngx_uint_t *sanitized);
 static ngx_int_t ngx_http_postback_render_params(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, pb_kv_t **kv);
+    ngx_http_postback_cb_conf_t *cb, pb_kv_t **kv);
 static void ngx_http_postback_cleanup(void *data);
 
 
@@ -275,7 +282,7 @@ ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     rc = ngx_http_next_body_filter(r, in);
 
     if (last) {
-        ngx_http_postback_finish(r, ctx);
+        ngx_http_postback_examine(r, ctx);
     }
 
     return rc;
@@ -381,15 +388,15 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 
 
 static void
-ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
     u_char                         *p;
     u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
-    ngx_str_t                       event;
+    ngx_str_t                       event, packed;
     ngx_uint_t                      i, matched;
     json_error_t                    err;
     pb_kv_t                        *fields;
-    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_cb_conf_t  **cbp;
     ngx_http_postback_loc_conf_t   *plcf;
     ngx_http_postback_main_conf_t  *pmcf;
 
@@ -447,7 +454,12 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
     ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
 
     fields = ngx_http_postback_fields(r, ctx);
-    if (fields == NULL) {
+
+    if (fields == NULL
+        || ngx_http_postback_pack_fields(r, fields, pmcf->fields.nelts,
+                                         &packed)
+           != NGX_OK)
+    {
         return;
     }
 
@@ -462,7 +474,7 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
             if (ngx_http_postback_matches(r, cbp[i], &event)) {
                 matched++;
                 (void) ngx_http_postback_enqueue(r, ctx, cbp[i], &event,
-                                                 fields, 0, id);
+                                                 fields, &packed, 0, id);
             }
         }
     }
@@ -481,11 +493,11 @@ ngx_http_postback_finish(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 
 ngx_int_t
 ngx_http_postback_test_send(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, json_t *doc,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, json_t *doc,
     u_char *id)
 {
     pb_kv_t                  *fields;
-    ngx_str_t                 text;
+    ngx_str_t                 text, packed;
     ngx_pool_cleanup_t       *cln;
     ngx_http_postback_ctx_t  *ctx;
 
@@ -518,11 +530,17 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
     }
 
     fields = ngx_http_postback_fields(r, ctx);
-    if (fields == NULL) {
+
+    if (fields == NULL
+        || ngx_http_postback_pack_fields(r, fields, ctx->pmcf->fields.nelts,
+                                         &packed)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    return ngx_http_postback_enqueue(r, ctx, cb, event, fields, 1, id);
+    return ngx_http_postback_enqueue(r, ctx, cb, event, fields, &packed, 1,
+                                     id);
 }
 
 
@@ -709,7 +727,7 @@ ngx_http_postback_data_value(ngx_http_request_t *r, ngx_str_t *value)
 
 static ngx_int_t
 ngx_http_postback_matches(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event)
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *event)
 {
     ngx_str_t   val, *e;
     ngx_uint_t  i;
@@ -744,126 +762,78 @@ ngx_http_postback_matches(ngx_http_request_t *r,
 }
 
 
-/* renders cb's request and records it; id receives its id */
+/* the fields as a delivery keeps them, for its log lines and history */
+
+static ngx_int_t
+ngx_http_postback_pack_fields(ngx_http_request_t *r, pb_kv_t *fields,
+    ngx_uint_t n, ngx_str_t *packed)
+{
+    packed->len = pb_fields_size(fields, n);
+    packed->data = ngx_pnalloc(r->pool, packed->len + 1);
+    if (packed->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    pb_fields_pack(packed->data, fields, n);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Renders cb's request and hands it to the delivery side; id receives
+ * its id.  NGX_ERROR: not rendered, or dropped.
+ */
 
 static ngx_int_t
 ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
-    ngx_flag_t test, u_char *id)
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, pb_kv_t *fields,
+    ngx_str_t *packed, ngx_flag_t test, u_char *id)
 {
-    u_char                         *p;
     u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
-    size_t                          len, nparams;
-    uint64_t                        now;
-    ngx_str_t                       target, text;
-    ngx_int_t                       rc;
     ngx_uint_t                      sanitized;
     pb_kv_t                        *params;
     pb_payload_t                    payload;
-    ngx_http_postback_claim_t       claim;
     ngx_http_postback_request_t     req;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ctx->pmcf;
 
-    now = ngx_http_postback_now();
-
-    ngx_http_postback_zone_new_id(pmcf->shm_zone, id);
-    *ngx_http_postback_time_text(created, now) = '\0';
-
     ngx_memzero(&req, sizeof(ngx_http_postback_request_t));
     req.event = *event;
+    req.fields = *packed;
     req.method = cb->method;
-    req.created = now;
+    req.created = ngx_http_postback_now();
     req.test = test;
     sanitized = 0;
 
-    if (ngx_http_postback_tpl_render(r, &cb->target, &target, &sanitized)
-        != NGX_OK)
+    ngx_http_postback_zone_new_id(pmcf->shm_zone, id);
+    *ngx_http_postback_time_text(created, req.created) = '\0';
+
+    if (ngx_http_postback_render_params(r, cb, &params) != NGX_OK
+        || ngx_http_postback_render_url(r, cb, params, &req.url, &sanitized)
+           != NGX_OK
+        || ngx_http_postback_render_headers(r, cb, &req.headers, &sanitized)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (ngx_http_postback_render_params(r, cb, &params) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    payload.id = (char *) id;
+    payload.callback = (char *) cb->name.data;
+    payload.created_at = (char *) created;
+    payload.event = (char *) event->data;
+    payload.event_len = event->len;
+    payload.fields = fields;
+    payload.nfields = pmcf->fields.nelts;
+    payload.params = params;
+    payload.nparams = cb->params.nelts;
 
-    nparams = cb->params.nelts;
-
-    /* url: origin, target and, for GET, the parameters */
-
-    len = cb->origin.len + target.len;
-
-    if (cb->method == NGX_HTTP_POSTBACK_GET && nparams) {
-        len += 1 + pb_payload_form_len(params, nparams);
-    }
-
-    req.url.data = ngx_pnalloc(r->pool, len);
-    if (req.url.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(req.url.data, cb->origin.data, cb->origin.len);
-    p = ngx_cpymem(p, target.data, target.len);
-
-    if (cb->method == NGX_HTTP_POSTBACK_GET && nparams) {
-        *p++ = ngx_strlchr(target.data, target.data + target.len, '?')
-               ? '&' : '?';
-        p = pb_payload_form(p, params, nparams);
-    }
-
-    req.url.len = p - req.url.data;
-
-    /* header lines */
-
-    if (ngx_http_postback_render_headers(r, cb, &req.headers, &sanitized)
+    if (ngx_http_postback_render_body(r, ctx, cb, &payload, &req.body,
+                                      &sanitized)
         != NGX_OK)
     {
         return NGX_ERROR;
-    }
-
-    /* body */
-
-    if (cb->body) {
-        if (ngx_http_postback_tpl_render(r, cb->body, &req.body, &sanitized)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (cb->method == NGX_HTTP_POSTBACK_POST_FORM) {
-        req.body.len = pb_payload_form_len(params, nparams);
-        req.body.data = ngx_pnalloc(r->pool, req.body.len + 1);
-        if (req.body.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        pb_payload_form(req.body.data, params, nparams);
-
-    } else if (cb->method == NGX_HTTP_POSTBACK_POST_JSON) {
-        payload.id = (char *) id;
-        payload.callback = (char *) cb->name.data;
-        payload.created_at = (char *) created;
-        payload.event = (char *) event->data;
-        payload.event_len = event->len;
-        payload.fields = fields;
-        payload.nfields = pmcf->fields.nelts;
-        payload.params = params;
-        payload.nparams = nparams;
-        if (ngx_http_postback_doc_text(r, ctx, &text) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        payload.data = (char *) text.data;
-        payload.data_len = text.len;
-
-        req.body.len = pb_payload_json_len(&payload);
-        req.body.data = ngx_pnalloc(r->pool, req.body.len);
-        if (req.body.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        pb_payload_json(req.body.data, &payload);
     }
 
     if (sanitized) {
@@ -874,30 +844,109 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
                                      NGX_HTTP_POSTBACK_SANITIZED, sanitized);
     }
 
-    /* sent at once when this worker has a slot free, else picked up */
-    rc = ngx_http_postback_zone_add(pmcf->shm_zone, cb, id, &req, &claim);
+    return ngx_http_postback_deliver_add(pmcf->shm_zone, cb, id, &req,
+                                         r->connection->log);
+}
 
-    if (rc == NGX_ERROR) {
-        ngx_http_postback_log_dropped(r, cb, event, fields,
-                                      pmcf->fields.nelts);
+
+/* url: origin, target and, for GET, the parameters */
+
+static ngx_int_t
+ngx_http_postback_render_url(ngx_http_request_t *r,
+    ngx_http_postback_cb_conf_t *cb, pb_kv_t *params, ngx_str_t *url,
+    ngx_uint_t *sanitized)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   target;
+    ngx_flag_t  query;
+
+    if (ngx_http_postback_tpl_render(r, &cb->target, &target, sanitized)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_OK) {
-        ngx_http_postback_deliver(&claim, r->connection->log);
+    query = (cb->method == NGX_HTTP_POSTBACK_GET && cb->params.nelts);
 
-    } else if (rc == NGX_AGAIN) {
-        /* the next transfer to end here frees a slot for it */
-        ngx_http_postback_deliver_backlog();
+    len = cb->origin.len + target.len;
+
+    if (query) {
+        len += 1 + pb_payload_form_len(params, cb->params.nelts);
     }
+
+    url->data = ngx_pnalloc(r->pool, len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(url->data, cb->origin.data, cb->origin.len);
+    p = ngx_cpymem(p, target.data, target.len);
+
+    if (query) {
+        *p++ = ngx_strlchr(target.data, target.data + target.len, '?')
+               ? '&' : '?';
+        p = pb_payload_form(p, params, cb->params.nelts);
+    }
+
+    url->len = p - url->data;
 
     return NGX_OK;
 }
 
 
+/* body: body=, the form of the parameters, or the default JSON */
+
+static ngx_int_t
+ngx_http_postback_render_body(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_cb_conf_t *cb,
+    pb_payload_t *payload, ngx_str_t *body, ngx_uint_t *sanitized)
+{
+    ngx_str_t  text;
+
+    if (cb->body) {
+        return ngx_http_postback_tpl_render(r, cb->body, body, sanitized);
+    }
+
+    switch (cb->method) {
+
+    case NGX_HTTP_POSTBACK_POST_FORM:
+        body->len = pb_payload_form_len(payload->params, payload->nparams);
+        body->data = ngx_pnalloc(r->pool, body->len + 1);
+        if (body->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        pb_payload_form(body->data, payload->params, payload->nparams);
+        return NGX_OK;
+
+    case NGX_HTTP_POSTBACK_POST_JSON:
+        if (ngx_http_postback_doc_text(r, ctx, &text) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        payload->data = (char *) text.data;
+        payload->data_len = text.len;
+
+        body->len = pb_payload_json_len(payload);
+        body->data = ngx_pnalloc(r->pool, body->len);
+        if (body->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        pb_payload_json(body->data, payload);
+        return NGX_OK;
+
+    default:
+        ngx_str_null(body);
+        return NGX_OK;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_postback_render_headers(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *lines,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *lines,
     ngx_uint_t *sanitized)
 {
     u_char                    *p;
@@ -950,37 +999,9 @@ ngx_http_postback_render_headers(ngx_http_request_t *r,
 }
 
 
-static void
-ngx_http_postback_log_dropped(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, pb_kv_t *fields,
-    ngx_uint_t nfields)
-{
-    u_char      *p, *last;
-    u_char       text[NGX_MAX_ERROR_STR / 2];
-    ngx_uint_t   i;
-
-    p = text;
-    last = text + sizeof(text);
-
-    for (i = 0; i < nfields && p < last; i++) {
-        p = ngx_slprintf(p, last, " %*s=\"%*s\"",
-                         fields[i].name_len, fields[i].name,
-                         fields[i].value_len, fields[i].value);
-    }
-
-    /* values come from upstream data: they must not forge log lines */
-    (void) pb_header_sanitize(text, p - text);
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "postback: delivery dropped, zone full: callback \"%V\", "
-                  "event \"%V\", fields:%*s", &cb->name, event,
-                  (size_t) (p - text), text);
-}
-
-
 static ngx_int_t
 ngx_http_postback_render_params(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, pb_kv_t **kv)
+    ngx_http_postback_cb_conf_t *cb, pb_kv_t **kv)
 {
     ngx_str_t                  value;
     ngx_uint_t                 i, sanitized;

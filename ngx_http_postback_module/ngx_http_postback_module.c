@@ -14,6 +14,9 @@
 
 #define NGX_HTTP_POSTBACK_TPL_MAX_PARTS  64
 
+/* retry= delays, at most: 30 days, in ms */
+#define NGX_HTTP_POSTBACK_RETRY_LONGEST  (30 * 86400 * 1000LL)
+
 
 static ngx_int_t ngx_http_postback_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_postback_init(ngx_conf_t *cf);
@@ -28,15 +31,15 @@ static char *ngx_http_postback_field(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_postback_callback_param(ngx_conf_t *cf,
-    ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value);
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *key, ngx_str_t *value);
 static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
-    ngx_http_postback_callback_t *cb, ngx_str_t *url);
-static char *ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *url);
+static char *ngx_http_postback_parse_retry(ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *value);
 static ngx_int_t ngx_http_postback_basic_auth(ngx_conf_t *cf,
-    ngx_http_postback_callback_t *cb, ngx_str_t *cred);
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *cred);
 static char *ngx_http_postback_parse_auth(ngx_conf_t *cf,
-    ngx_http_postback_callback_t *cb, ngx_str_t *value);
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *value);
 static char *ngx_http_postback_parse_pair(ngx_conf_t *cf, ngx_array_t *pairs,
     ngx_str_t *value, u_char sep, ngx_uint_t escape);
 static char *ngx_http_postback_tpl_compile(ngx_conf_t *cf,
@@ -51,6 +54,7 @@ static ngx_int_t ngx_http_postback_data_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_postback_init_process(ngx_cycle_t *cycle);
 static void ngx_http_postback_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_postback_exit_master(ngx_cycle_t *cycle);
 
 
 static char *ngx_http_postback_check_buffer_size(ngx_conf_t *cf, void *post,
@@ -142,7 +146,7 @@ ngx_module_t  ngx_http_postback_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_postback_exit_process,        /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_postback_exit_master,         /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -232,7 +236,7 @@ ngx_http_postback_create_main_conf(ngx_conf_t *cf)
     }
 
     if (ngx_array_init(&pmcf->callbacks, cf->pool, 4,
-                       sizeof(ngx_http_postback_callback_t *))
+                       sizeof(ngx_http_postback_cb_conf_t *))
         != NGX_OK)
     {
         return NULL;
@@ -378,6 +382,14 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         ngx_sprintf(pmcf->spool_new.data, "%V.new%Z", &pmcf->spool);
+
+#if (NGX_THREADS)
+        /* the journal's I/O never blocks a worker: nginx's default pool */
+        pmcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (pmcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+#endif
     }
 
     pmcf->cycle = cf->cycle;
@@ -525,7 +537,7 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char                            *rv;
     ngx_str_t                       *value, key, val;
     ngx_uint_t                       i;
-    ngx_http_postback_callback_t    *cb, **cbp;
+    ngx_http_postback_cb_conf_t    *cb, **cbp;
     ngx_http_postback_main_conf_t   *pmcf;
 
     value = cf->args->elts;
@@ -557,7 +569,7 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    cb = ngx_pcalloc(cf->pool, sizeof(ngx_http_postback_callback_t));
+    cb = ngx_pcalloc(cf->pool, sizeof(ngx_http_postback_cb_conf_t));
     if (cb == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -644,7 +656,7 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (plcf->callbacks == NULL) {
         plcf->callbacks = ngx_array_create(cf->pool, 4,
-                                       sizeof(ngx_http_postback_callback_t *));
+                                       sizeof(ngx_http_postback_cb_conf_t *));
         if (plcf->callbacks == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -663,7 +675,7 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 static char *
 ngx_http_postback_callback_param(ngx_conf_t *cf,
-    ngx_http_postback_callback_t *cb, ngx_str_t *key, ngx_str_t *value)
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *key, ngx_str_t *value)
 {
     char                              *rv;
     u_char                            *p, *last, *start;
@@ -862,7 +874,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
 
 
 static char *
-ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *url)
 {
     u_char     *p, *host, *last, *at, *start;
@@ -940,7 +952,7 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
 
 
 static char *
-ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
+ngx_http_postback_parse_retry(ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *value)
 {
     u_char     *p, *last, *start;
@@ -968,6 +980,11 @@ ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
             return "invalid time in retry=";
         }
 
+        /* a due time must stay a due time in ms since the epoch */
+        if (ms > NGX_HTTP_POSTBACK_RETRY_LONGEST) {
+            return "a delay in retry= is 30d at most";
+        }
+
         cb->retry[cb->nretry++] = ms;
     }
 
@@ -978,7 +995,7 @@ ngx_http_postback_parse_retry(ngx_http_postback_callback_t *cb,
 /* Authorization: Basic, from "user:password" */
 
 static ngx_int_t
-ngx_http_postback_basic_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+ngx_http_postback_basic_auth(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *cred)
 {
     cb->authorization.len = sizeof("Basic ") - 1 + pb_base64_len(cred->len);
@@ -996,7 +1013,7 @@ ngx_http_postback_basic_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
 
 
 static char *
-ngx_http_postback_parse_auth(ngx_conf_t *cf, ngx_http_postback_callback_t *cb,
+ngx_http_postback_parse_auth(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *value)
 {
     u_char     *p;
@@ -1260,12 +1277,12 @@ ngx_http_postback_tpl_render(ngx_http_request_t *r,
 }
 
 
-ngx_http_postback_callback_t *
+ngx_http_postback_cb_conf_t *
 ngx_http_postback_find_callback(ngx_http_postback_main_conf_t *pmcf,
     ngx_str_t *name)
 {
     ngx_uint_t                      i;
-    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_cb_conf_t  **cbp;
 
     cbp = pmcf->callbacks.elts;
 
@@ -1360,7 +1377,7 @@ ngx_http_postback_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_postback_spool_open(cycle, pmcf) != NGX_OK) {
+    if (ngx_http_postback_spool_init(cycle, pmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1372,5 +1389,12 @@ static void
 ngx_http_postback_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_postback_deliver_exit(cycle);
-    ngx_http_postback_spool_close();
+    ngx_http_postback_spool_exit(cycle);
+}
+
+
+static void
+ngx_http_postback_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_postback_spool_exit_master(cycle);
 }

@@ -3,8 +3,10 @@
  * Copyright (C) The ngx_http_postback_module authors
  *
  * Types shared by the module's files.  Each file owns one concern:
- * module (directives, variables), filter (capture), zone (shared ledger),
- * deliver (libcurl on the event loop), status (the status location).
+ * module (directives, variables), filter (capture), zone (the shared
+ * ledger), deliver (a delivery's life: claim, attempt, record), curl (the
+ * libcurl engine), spool (the journal and all its I/O), status (the
+ * status location), page (the page for people).
  */
 
 
@@ -18,6 +20,7 @@
 #include <jansson.h>
 
 #include "pb_jsonpath.h"
+#include "pb_policy.h"
 
 
 #define NGX_HTTP_POSTBACK_GET        0
@@ -95,9 +98,11 @@ typedef struct {
 } ngx_http_postback_field_t;
 
 
-typedef struct ngx_http_postback_cb_shm_s  ngx_http_postback_cb_shm_t;
+/* a callback's state and counters, in the zone: see below */
+typedef struct ngx_http_postback_cb_state_s  ngx_http_postback_cb_state_t;
 
 
+/* a callback as postback_callback configures it */
 typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     origin;   /* scheme://host[:port] */
@@ -118,21 +123,25 @@ typedef struct {
     ngx_uint_t                    nretry;
     uint64_t                      retry[NGX_HTTP_POSTBACK_RETRY_MAX];
 
-    ngx_http_postback_cb_shm_t   *shm;      /* set by the zone's init */
+    ngx_http_postback_cb_state_t *state;    /* set by the zone's init */
 
     ngx_uint_t                    active;   /* this worker's transfers */
-} ngx_http_postback_callback_t;
+} ngx_http_postback_cb_conf_t;
 
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     spool;    /* journal path, or empty */
     ngx_str_t                     spool_new;    /* its rewrite, beside it */
+#if (NGX_THREADS)
+    ngx_thread_pool_t            *thread_pool;  /* the journal's I/O */
+#endif
     ngx_cycle_t                  *cycle;    /* the one configured */
+    ngx_uint_t                    generation;   /* the zone's, at init */
     ngx_array_t                   fields;   /* ngx_http_postback_field_t */
     ngx_http_complex_value_t     *event;
     ngx_array_t                   callbacks;
-                                  /* ngx_http_postback_callback_t * */
+                                  /* ngx_http_postback_cb_conf_t * */
     ngx_int_t                     data_index;   /* $postback_data */
 } ngx_http_postback_main_conf_t;
 
@@ -141,13 +150,14 @@ typedef struct {
     ngx_flag_t                    enable;
     size_t                        buffer_size;
     ngx_array_t                  *callbacks;
-                                  /* ngx_http_postback_callback_t * */
+                                  /* ngx_http_postback_cb_conf_t * */
 } ngx_http_postback_loc_conf_t;
 
 
-/* what a finished capture hands to the zone for one callback */
+/* what a capture makes for one callback: the request to send, and why */
 typedef struct {
     ngx_str_t                     event;
+    ngx_str_t                     fields;   /* pb_fields packed */
     ngx_uint_t                    method;
     ngx_str_t                     url;
     ngx_str_t                     headers;  /* "Name: value\n" lines */
@@ -157,31 +167,16 @@ typedef struct {
 } ngx_http_postback_request_t;
 
 
-/* one finished attempt */
+/* one attempt: its outcome, as a transfer ends, and as the zone keeps it */
 typedef struct {
     uint64_t                      start;    /* ms since the epoch */
     ngx_msec_t                    duration;
     ngx_int_t                     status;   /* HTTP status, 0: none */
     uint64_t                      retry_after;      /* ms, 0: none */
+    ngx_flag_t                    manual;   /* asked for by the API */
     ngx_str_t                     error;
     ngx_str_t                     response; /* first bytes */
 } ngx_http_postback_result_t;
-
-
-/*
- * What the zone keeps.  The status reads copies of these, made under the
- * zone's lock; only the zone changes them.
- */
-
-/* the outcome classes of attempts, for the metrics */
-typedef enum {
-    NGX_HTTP_POSTBACK_OUTCOME_2XX = 0,
-    NGX_HTTP_POSTBACK_OUTCOME_3XX,
-    NGX_HTTP_POSTBACK_OUTCOME_4XX,
-    NGX_HTTP_POSTBACK_OUTCOME_5XX,
-    NGX_HTTP_POSTBACK_OUTCOME_ERROR,    /* no answer, or a broken one */
-    NGX_HTTP_POSTBACK_OUTCOMES
-} ngx_http_postback_outcome_e;
 
 
 /* why a callback is disabled */
@@ -203,7 +198,11 @@ typedef struct {
 } ngx_http_postback_histogram_t;
 
 
-struct ngx_http_postback_cb_shm_s {
+/*
+ * The gauges (pending, paused, in_spool) follow the states of the
+ * callback's deliveries and are changed with them, in one place.
+ */
+struct ngx_http_postback_cb_state_s {
     ngx_queue_t                   queue;
     ngx_uint_t                    generation;   /* last configured in */
     ngx_uint_t                    disabled;     /* and why */
@@ -211,13 +210,14 @@ struct ngx_http_postback_cb_shm_s {
     uint64_t                      events;
     uint64_t                      delivered;
     uint64_t                      failed;
-    uint64_t                      pending;
+    uint64_t                      pending;      /* due, sending, in_spool */
     uint64_t                      paused;
+    uint64_t                      in_spool;     /* in the journal only */
     uint64_t                      dropped;
     uint64_t                      spooled;
     uint64_t                      attempts;
     uint64_t                      manual;       /* retries asked for */
-    uint64_t                      outcomes[NGX_HTTP_POSTBACK_OUTCOMES];
+    uint64_t                      outcomes[PB_OUTCOMES];
     ngx_http_postback_histogram_t attempt_duration;
     ngx_http_postback_histogram_t delivery_latency;  /* event to 2xx */
     uint64_t                      consecutive_failures;
@@ -232,9 +232,10 @@ struct ngx_http_postback_cb_shm_s {
 
 
 /*
- * pending: due at d->due.key; sending: claimed by d->owner until the lease
- * at d->due.key; paused: its callback is disabled; delivered and failed
- * are finished.  Pending and sending records are in the due tree.
+ * A delivery's states in the zone.  pending: due at its time; sending:
+ * claimed by a worker until its lease ends; paused: its callback is
+ * disabled; delivered and failed: finished.  A delivery the zone had no
+ * room for is in the journal only, counted in its callback's in_spool.
  */
 #define NGX_HTTP_POSTBACK_PENDING    0
 #define NGX_HTTP_POSTBACK_SENDING    1
@@ -243,51 +244,25 @@ struct ngx_http_postback_cb_shm_s {
 #define NGX_HTTP_POSTBACK_PAUSED     4
 #define NGX_HTTP_POSTBACK_STATES     5
 
-#define ngx_http_postback_finished(d)                                         \
-    ((d)->state == NGX_HTTP_POSTBACK_DELIVERED                                \
-     || (d)->state == NGX_HTTP_POSTBACK_FAILED)
+#define ngx_http_postback_finished(state)                                     \
+    ((state) == NGX_HTTP_POSTBACK_DELIVERED                                   \
+     || (state) == NGX_HTTP_POSTBACK_FAILED)
 
 
-typedef struct ngx_http_postback_attempt_s  ngx_http_postback_attempt_t;
-
-struct ngx_http_postback_attempt_s {
-    ngx_http_postback_attempt_t  *next;
-    uint64_t                      start;
-    ngx_msec_t                    duration;
-    ngx_int_t                     status;
-    unsigned                      manual:1;     /* asked for by the API */
-    size_t                        error_len;
-    size_t                        response_len;
-    u_char                        data[1];      /* error, response */
-};
+/* a delivery's record in the zone: its layout is the zone's alone */
+typedef struct ngx_http_postback_record_s  ngx_http_postback_record_t;
 
 
-typedef struct ngx_http_postback_delivery_s  ngx_http_postback_delivery_t;
-
-struct ngx_http_postback_delivery_s {
-    ngx_rbtree_node_t             node;
-    ngx_rbtree_node_t             due;
-    ngx_queue_t                   queue;
-    ngx_http_postback_cb_shm_t   *cb;
-    ngx_http_postback_attempt_t  *attempts;
-    ngx_http_postback_attempt_t  *last_attempt;
-    uint64_t                      created;
-    ngx_uint_t                    nattempts;
-    ngx_uint_t                    claims;
-    size_t                        journal_size;     /* its created record */
-    ngx_pid_t                     owner;
-    unsigned                      state:3;
-    unsigned                      method:2;
-    unsigned                      test:1;       /* a test send */
-    unsigned                      manual:1;     /* next attempt asked for */
-    unsigned                      resent:1;     /* finished, sent once more */
+/* a delivery as the status shows it: a copy, in a request's pool */
+typedef struct {
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
-    size_t                        event_len;
-    size_t                        url_len;
-    size_t                        headers_len;
-    size_t                        body_len;
-    u_char                        data[1];  /* event, url, headers, body */
-};
+    ngx_str_t                     callback;
+    ngx_uint_t                    state;
+    uint64_t                      due;      /* pending: next attempt */
+    ngx_http_postback_request_t   req;      /* headers, body when asked */
+    ngx_http_postback_result_t   *attempts;
+    ngx_uint_t                    nattempts;
+} ngx_http_postback_view_t;
 
 
 /* which deliveries a status answer lists */
@@ -299,6 +274,17 @@ typedef struct {
 } ngx_http_postback_query_t;
 
 
+/* the journal's figures, for the status */
+typedef struct {
+    uint64_t                      bytes;        /* the file's size */
+    uint64_t                      live;         /* of pending deliveries */
+    uint64_t                      unwritten;    /* deliveries not on disk */
+    uint64_t                      write_errors;
+    uint64_t                      lost;
+    uint64_t                      compactions;
+} ngx_http_postback_spool_stats_t;
+
+
 /* copies of the zone's state, in a request's pool */
 typedef struct {
     size_t                        size;
@@ -306,9 +292,10 @@ typedef struct {
     uint64_t                      records;
     uint64_t                      evicted;
     uint64_t                      counters[NGX_HTTP_POSTBACK_COUNTERS];
-    ngx_http_postback_cb_shm_t   *callbacks;    /* as configured */
+    ngx_http_postback_spool_stats_t  spool;
+    ngx_http_postback_cb_state_t *callbacks;    /* as configured */
     ngx_uint_t                    ncallbacks;
-    ngx_http_postback_delivery_t **deliveries;  /* newest first */
+    ngx_http_postback_view_t     *deliveries;   /* newest first */
     ngx_uint_t                    ndeliveries;
 } ngx_http_postback_snapshot_t;
 
@@ -320,11 +307,40 @@ typedef struct {
  * and freed, by another worker.
  */
 typedef struct {
-    ngx_http_postback_callback_t *cb;
-    ngx_http_postback_delivery_t *d;
-    ngx_rbtree_key_t              key;      /* the record's number */
+    ngx_http_postback_cb_conf_t  *cb;
+    ngx_http_postback_record_t   *record;
     ngx_uint_t                    claim;    /* the record's claim count */
+    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
 } ngx_http_postback_claim_t;
+
+
+/*
+ * A record whose next journal record a writer took (as a claim, checked
+ * against the record's count), and that record's place: in the batch,
+ * then in the journal.  No record: a delivery the zone had no room for.
+ */
+typedef struct {
+    ngx_http_postback_record_t   *record;
+    ngx_uint_t                    claim;
+    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
+    off_t                         offset;   /* -1: not known */
+    size_t                        size;
+} ngx_http_postback_jref_t;
+
+
+/* the journal record a delivery needs next, as the zone hands it out */
+typedef struct {
+    ngx_flag_t                    finished; /* else: created */
+    ngx_uint_t                    state;    /* finished: the end state */
+    u_char                       *id;
+    ngx_str_t                     callback;
+    ngx_http_postback_request_t   req;      /* created: what it sends */
+} ngx_http_postback_jitem_t;
+
+
+/* copies a journal item to the writer; 0: no room left, stop */
+typedef size_t (*ngx_http_postback_jput_pt)(void *ctx,
+    ngx_http_postback_jitem_t *item);
 
 
 /* an ngx_str_t * holds exactly the literal s */
@@ -350,7 +366,7 @@ extern ngx_module_t  ngx_http_postback_module;
 /* module */
 ngx_int_t ngx_http_postback_tpl_render(ngx_http_request_t *r,
     ngx_http_postback_tpl_t *tpl, ngx_str_t *out, ngx_uint_t *sanitized);
-ngx_http_postback_callback_t *ngx_http_postback_find_callback(
+ngx_http_postback_cb_conf_t *ngx_http_postback_find_callback(
     ngx_http_postback_main_conf_t *pmcf, ngx_str_t *name);
 
 /* filter */
@@ -360,66 +376,115 @@ ngx_int_t ngx_http_postback_field_value(ngx_http_request_t *r,
 ngx_int_t ngx_http_postback_data_value(ngx_http_request_t *r,
     ngx_str_t *value);
 ngx_int_t ngx_http_postback_test_send(ngx_http_request_t *r,
-    ngx_http_postback_callback_t *cb, ngx_str_t *event, json_t *doc,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, json_t *doc,
     u_char *id);
 
-/* zone */
+/* zone: the ledger */
 ngx_int_t ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 void ngx_http_postback_zone_count(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_counter_e counter, ngx_uint_t n);
 void ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id);
 ngx_int_t ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim);
+ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *callback, ngx_http_postback_cb_conf_t *cb, u_char *id,
+    ngx_http_postback_request_t *req, size_t size, uint64_t due,
+    ngx_flag_t counted);
+void ngx_http_postback_zone_finished_elsewhere(ngx_shm_zone_t *shm_zone,
+    u_char *id, ngx_uint_t state);
 ngx_uint_t ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone,
     ngx_array_t *callbacks, ngx_http_postback_claim_t *out, ngx_uint_t max,
     ngx_flag_t *backlog, uint64_t *next);
-void ngx_http_postback_zone_request(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_claim_t *claim, ngx_http_postback_request_t *req,
-    u_char *id);
-void ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_claim_t *claim);
-uint64_t ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
+void ngx_http_postback_zone_request(ngx_http_postback_claim_t *claim,
+    ngx_http_postback_request_t *req);
+uint64_t ngx_http_postback_zone_record_attempt(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
     ngx_log_t *log);
+void ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_claim_t *claim);
 ngx_int_t ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_query_t *query, ngx_http_postback_snapshot_t *snap,
     ngx_pool_t *pool);
-ngx_http_postback_delivery_t *ngx_http_postback_zone_find(
-    ngx_shm_zone_t *shm_zone, ngx_str_t *id, ngx_pool_t *pool);
+ngx_int_t ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *id, ngx_http_postback_view_t *view, ngx_pool_t *pool);
 ngx_int_t ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone,
     ngx_str_t *id, ngx_log_t *log);
 void ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, ngx_flag_t enable);
-ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req, size_t size);
+    ngx_http_postback_cb_conf_t *cb, ngx_flag_t enable);
 u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 
-/* deliver */
+/* zone: what the journal needs of it */
+uint64_t ngx_http_postback_zone_tag(ngx_shm_zone_t *shm_zone);
+ngx_uint_t ngx_http_postback_zone_generation(ngx_shm_zone_t *shm_zone);
+void *ngx_http_postback_zone_spool(ngx_shm_zone_t *shm_zone);
+ngx_uint_t ngx_http_postback_zone_journal_take(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jput_pt put, void *ctx, ngx_http_postback_jref_t *out,
+    ngx_uint_t max, ngx_flag_t all);
+void ngx_http_postback_zone_journal_done(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n);
+uint64_t ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone);
+void ngx_http_postback_zone_journal_lost(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_log_t *log,
+    const char *what);
+void ngx_http_postback_zone_journal_renew(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n);
+ngx_flag_t ngx_http_postback_zone_has_room(ngx_shm_zone_t *shm_zone);
+uint64_t ngx_http_postback_zone_in_spool(ngx_shm_zone_t *shm_zone);
+void ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *callback, ngx_int_t delta);
+
+/* deliver: a delivery's life */
 ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
     ngx_http_postback_main_conf_t *pmcf);
 void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
-void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim,
-    ngx_log_t *log);
+ngx_int_t ngx_http_postback_deliver_add(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_cb_conf_t *cb, u_char *id,
+    ngx_http_postback_request_t *req, ngx_log_t *log);
 void ngx_http_postback_deliver_soon(void);
-void ngx_http_postback_deliver_backlog(void);
+void ngx_http_postback_deliver_done(void *transfer,
+    ngx_http_postback_result_t *res);
+void ngx_http_postback_deliver_abort_all(void);
 const char *ngx_http_postback_content_type(ngx_uint_t method,
     ngx_str_t *headers);
+void ngx_http_postback_log_lost(ngx_log_t *log, u_char *id, const char *what,
+    ngx_str_t *callback, ngx_str_t *event, ngx_str_t *fields);
 
-/* spool */
-ngx_int_t ngx_http_postback_spool_replay(ngx_shm_zone_t *shm_zone);
-ngx_int_t ngx_http_postback_spool_open(ngx_cycle_t *cycle,
+/*
+ * What an engine sends for one attempt, NUL-terminated strings in pool,
+ * which lasts until the attempt is recorded.  The engine reports with
+ * ngx_http_postback_deliver_done(transfer, result).
+ */
+typedef struct {
+    void                         *transfer;     /* the deliverer's */
+    ngx_http_postback_cb_conf_t  *cb;
+    ngx_uint_t                    method;
+    ngx_str_t                     url;
+    ngx_array_t                   headers;      /* ngx_str_t lines */
+    ngx_str_t                     body;
+    ngx_pool_t                   *pool;
+    ngx_log_t                    *log;
+    void                         *engine;       /* the engine's */
+} ngx_http_postback_send_t;
+
+/* curl: the libcurl engine */
+
+ngx_int_t ngx_http_postback_curl_init(ngx_cycle_t *cycle);
+void ngx_http_postback_curl_exit(void);
+ngx_int_t ngx_http_postback_curl_start(ngx_http_postback_send_t *send);
+void ngx_http_postback_curl_stop(ngx_http_postback_send_t *send);
+
+/* spool: the journal */
+void *ngx_http_postback_spool_zone_init(ngx_shm_zone_t *shm_zone);
+void ngx_http_postback_spool_stats(void *spool,
+    ngx_http_postback_spool_stats_t *stats);
+ngx_int_t ngx_http_postback_spool_init(ngx_cycle_t *cycle,
     ngx_http_postback_main_conf_t *pmcf);
-void ngx_http_postback_spool_close(void);
-size_t ngx_http_postback_spool_created(ngx_uint_t generation,
-    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req);
-size_t ngx_http_postback_spool_finished(ngx_uint_t generation, u_char *id);
-ngx_fd_t ngx_http_postback_spool_rewrite(void);
-size_t ngx_http_postback_spool_rewrite_add(ngx_fd_t fd, ngx_str_t *callback,
-    u_char *id, ngx_http_postback_request_t *req);
-ngx_int_t ngx_http_postback_spool_rewrite_commit(ngx_fd_t fd,
-    ngx_uint_t generation, ngx_flag_t ok);
+void ngx_http_postback_spool_keep(ngx_str_t *callback, u_char *id,
+    ngx_http_postback_request_t *req);
+void ngx_http_postback_spool_flush(void);
+void ngx_http_postback_spool_exit(ngx_cycle_t *cycle);
+void ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle);
 
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,

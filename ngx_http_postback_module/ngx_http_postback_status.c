@@ -18,7 +18,7 @@
 #define NGX_HTTP_POSTBACK_STATUS_LIMIT_MAX  1000
 
 /* Prometheus text: bytes enough for the zone's lines, and per callback */
-#define NGX_HTTP_POSTBACK_METRICS_BASE      4096
+#define NGX_HTTP_POSTBACK_METRICS_BASE      8192
 #define NGX_HTTP_POSTBACK_METRICS_CALLBACK  16384
 
 #define NGX_HTTP_POSTBACK_SECRET_TEXT       "[secret]"
@@ -67,19 +67,22 @@ static ngx_int_t ngx_http_postback_arg(ngx_http_request_t *r, u_char *name,
     size_t len, ngx_str_t *value);
 static json_t *ngx_http_postback_sample(ngx_http_request_t *r);
 static json_t *ngx_http_postback_callback_json(
-    ngx_http_postback_cb_shm_t *cs, ngx_http_postback_callback_t *cb);
-static json_t *ngx_http_postback_delivery_json(
-    ngx_http_postback_delivery_t *d);
+    ngx_http_postback_cb_state_t *cs, ngx_http_postback_cb_conf_t *cb);
+static json_t *ngx_http_postback_spool_json(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap);
+static json_t *ngx_http_postback_delivery_json(ngx_http_postback_view_t *d);
 static json_t *ngx_http_postback_request_json(ngx_http_request_t *r,
-    ngx_http_postback_delivery_t *d);
+    ngx_http_postback_view_t *d);
 static json_t *ngx_http_postback_json_str(u_char *data, size_t len);
 static json_t *ngx_http_postback_json_time(uint64_t ms);
 static ngx_int_t ngx_http_postback_metrics(ngx_http_request_t *r,
     ngx_http_postback_snapshot_t *snap);
 static u_char *ngx_http_postback_metric(u_char *p, u_char *last,
     const char *name, const char *type, const char *help);
+static u_char *ngx_http_postback_spool_metrics(u_char *p, u_char *last,
+    ngx_http_postback_spool_stats_t *st);
 static u_char *ngx_http_postback_histogram(u_char *p, u_char *last,
-    const char *name, ngx_http_postback_cb_shm_t *cs,
+    const char *name, ngx_http_postback_cb_state_t *cs,
     ngx_http_postback_histogram_t *h);
 static ngx_int_t ngx_http_postback_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
@@ -87,7 +90,7 @@ static ngx_int_t ngx_http_postback_send(ngx_http_request_t *r,
     ngx_uint_t status, char *type, u_char *data, size_t len);
 
 
-/* a per-callback metric of a uint64_t in ngx_http_postback_cb_shm_t */
+/* a metric of a uint64_t in a struct, at offset */
 typedef struct {
     const char                   *name;
     const char                   *type;
@@ -97,7 +100,7 @@ typedef struct {
 
 
 #define ngx_http_postback_cs(field)                                          \
-    offsetof(ngx_http_postback_cb_shm_t, field)
+    offsetof(ngx_http_postback_cb_state_t, field)
 
 static ngx_http_postback_series_t  ngx_http_postback_series[] = {
     { "postback_events_total", "counter",
@@ -122,9 +125,36 @@ static ngx_http_postback_series_t  ngx_http_postback_series[] = {
     { "postback_paused", "gauge",
       "Deliveries kept while the callback is disabled.",
       ngx_http_postback_cs(paused) },
+    { "postback_in_spool", "gauge",
+      "Pending deliveries kept in the spool only, for want of room.",
+      ngx_http_postback_cs(in_spool) },
     { "postback_consecutive_failures", "gauge",
       "Deliveries failed in a row.",
       ngx_http_postback_cs(consecutive_failures) }
+};
+
+
+#define ngx_http_postback_ss(field)                                          \
+    offsetof(ngx_http_postback_spool_stats_t, field)
+
+static ngx_http_postback_series_t  ngx_http_postback_spool_series[] = {
+    { "postback_spool_bytes", "gauge", "Size of the spool's journal.",
+      ngx_http_postback_ss(bytes) },
+    { "postback_spool_live_bytes", "gauge",
+      "Bytes of the journal that pending deliveries need.",
+      ngx_http_postback_ss(live) },
+    { "postback_spool_unwritten", "gauge",
+      "Deliveries whose journal record is not written yet.",
+      ngx_http_postback_ss(unwritten) },
+    { "postback_spool_write_errors_total", "counter",
+      "Journal writes that failed (each is tried again).",
+      ngx_http_postback_ss(write_errors) },
+    { "postback_spool_lost_total", "counter",
+      "Deliveries lost, not written to the journal as nginx stopped.",
+      ngx_http_postback_ss(lost) },
+    { "postback_spool_compactions_total", "counter",
+      "Rewrites of the journal to what is pending.",
+      ngx_http_postback_ss(compactions) }
 };
 
 
@@ -179,7 +209,8 @@ static const char  *ngx_http_postback_state_names[] = {
     "sending",
     "delivered",
     "failed",
-    "paused"
+    "paused",
+    "spooled"
 };
 
 
@@ -531,7 +562,7 @@ ngx_http_postback_status_json(ngx_http_request_t *r,
     ngx_uint_t                      i;
     json_t                         *root, *zone, *capture, *skipped;
     json_t                         *callbacks, *deliveries;
-    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_cb_conf_t  **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
@@ -582,10 +613,11 @@ ngx_http_postback_status_json(ngx_http_request_t *r,
     for (i = 0; i < snap->ndeliveries; i++) {
         json_array_append_new(deliveries,
                               ngx_http_postback_delivery_json(
-                                  snap->deliveries[i]));
+                                  &snap->deliveries[i]));
     }
 
     json_object_set_new(root, "zone", zone);
+    json_object_set_new(root, "spool", ngx_http_postback_spool_json(r, snap));
     json_object_set_new(root, "capture", capture);
     json_object_set_new(root, "callbacks", callbacks);
     json_object_set_new(root, "deliveries", deliveries);
@@ -645,22 +677,24 @@ static ngx_int_t
 ngx_http_postback_status_delivery(ngx_http_request_t *r, ngx_str_t *id)
 {
     json_t                         *o;
-    ngx_http_postback_delivery_t   *d;
+    ngx_int_t                       rc;
+    ngx_http_postback_view_t        d;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
-    d = ngx_http_postback_zone_find(pmcf->shm_zone, id, r->pool);
-    if (d == NULL) {
+    rc = ngx_http_postback_zone_find(pmcf->shm_zone, id, &d, r->pool);
+
+    if (rc == NGX_DECLINED) {
         return NGX_HTTP_NOT_FOUND;
     }
 
-    o = ngx_http_postback_delivery_json(d);
+    o = (rc == NGX_OK) ? ngx_http_postback_delivery_json(&d) : NULL;
     if (o == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json_object_set_new(o, "request", ngx_http_postback_request_json(r, d));
+    json_object_set_new(o, "request", ngx_http_postback_request_json(r, &d));
 
     return ngx_http_postback_send_json(r, NGX_HTTP_OK, o);
 }
@@ -682,7 +716,7 @@ ngx_http_postback_status_retry(ngx_http_request_t *r, ngx_str_t *id)
     }
 
     if (rc == NGX_BUSY) {
-        /* being sent now, or its callback is disabled */
+        /* a retry of it is queued or being sent, or it cannot go now */
         return NGX_HTTP_CONFLICT;
     }
 
@@ -702,7 +736,7 @@ ngx_http_postback_status_test(ngx_http_request_t *r, ngx_str_t *name)
     json_t                         *doc;
     ngx_str_t                       event, *events;
     ngx_uint_t                      i;
-    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_cb_conf_t   *cb;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
@@ -830,7 +864,7 @@ static ngx_int_t
 ngx_http_postback_status_switch(ngx_http_request_t *r, ngx_str_t *name,
     ngx_flag_t enable)
 {
-    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_cb_conf_t   *cb;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
@@ -891,8 +925,8 @@ ngx_http_postback_arg(ngx_http_request_t *r, u_char *name, size_t len,
 
 
 static json_t *
-ngx_http_postback_callback_json(ngx_http_postback_cb_shm_t *cs,
-    ngx_http_postback_callback_t *cb)
+ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
+    ngx_http_postback_cb_conf_t *cb)
 {
     json_t      *o, *outcomes;
     ngx_uint_t   i;
@@ -906,7 +940,7 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_shm_t *cs,
         return NULL;
     }
 
-    for (i = 0; i < NGX_HTTP_POSTBACK_OUTCOMES; i++) {
+    for (i = 0; i < PB_OUTCOMES; i++) {
         json_object_set_new(outcomes, ngx_http_postback_outcome_names[i],
                             json_integer(cs->outcomes[i]));
     }
@@ -932,6 +966,7 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_shm_t *cs,
     json_object_set_new(o, "failed", json_integer(cs->failed));
     json_object_set_new(o, "pending", json_integer(cs->pending));
     json_object_set_new(o, "paused", json_integer(cs->paused));
+    json_object_set_new(o, "in_spool", json_integer(cs->in_spool));
     json_object_set_new(o, "dropped", json_integer(cs->dropped));
     json_object_set_new(o, "spooled", json_integer(cs->spooled));
     json_object_set_new(o, "attempts", json_integer(cs->attempts));
@@ -956,10 +991,11 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_shm_t *cs,
 
 
 static json_t *
-ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
+ngx_http_postback_delivery_json(ngx_http_postback_view_t *d)
 {
-    json_t                       *o, *attempts, *a;
-    ngx_http_postback_attempt_t  *at;
+    json_t                      *o, *attempts, *a;
+    ngx_uint_t                   i;
+    ngx_http_postback_result_t  *at;
 
     o = json_object();
     attempts = json_array();
@@ -970,40 +1006,43 @@ ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
         return NULL;
     }
 
-    for (at = d->attempts; at; at = at->next) {
+    for (i = 0; i < d->nattempts; i++) {
+        at = &d->attempts[i];
+
         a = json_pack("{s:o,s:I,s:I,s:b,s:o?,s:o?}",
                       "at", ngx_http_postback_json_time(at->start),
                       "duration_ms", (json_int_t) at->duration,
                       "status", (json_int_t) at->status,
                       "manual", (int) at->manual,
-                      "error", ngx_http_postback_json_str(at->data,
-                                                          at->error_len),
+                      "error", ngx_http_postback_json_str(at->error.data,
+                                                          at->error.len),
                       "response", ngx_http_postback_json_str(
-                                      at->data + at->error_len,
-                                      at->response_len));
+                                      at->response.data, at->response.len));
         json_array_append_new(attempts, a);
     }
 
     json_object_set_new(o, "id",
                         json_stringn((char *) d->id, NGX_HTTP_POSTBACK_ID_LEN));
     json_object_set_new(o, "callback",
-                        json_stringn((char *) d->cb->name, d->cb->name_len));
+                        json_stringn((char *) d->callback.data,
+                                     d->callback.len));
     json_object_set_new(o, "event",
-                        ngx_http_postback_json_str(d->data, d->event_len));
+                        ngx_http_postback_json_str(d->req.event.data,
+                                                   d->req.event.len));
     json_object_set_new(o, "state",
                         json_string(ngx_http_postback_state_names[d->state]));
-    json_object_set_new(o, "test", json_boolean(d->test));
+    json_object_set_new(o, "test", json_boolean(d->req.test));
     json_object_set_new(o, "created_at",
-                        ngx_http_postback_json_time(d->created));
+                        ngx_http_postback_json_time(d->req.created));
     json_object_set_new(o, "method",
-                        json_string(ngx_http_postback_method_names[d->method]));
+                        json_string(
+                            ngx_http_postback_method_names[d->req.method]));
     json_object_set_new(o, "url",
-                        ngx_http_postback_json_str(d->data + d->event_len,
-                                                   d->url_len));
+                        ngx_http_postback_json_str(d->req.url.data,
+                                                   d->req.url.len));
     json_object_set_new(o, "next_attempt_at",
-                        d->state == NGX_HTTP_POSTBACK_PENDING
-                        ? ngx_http_postback_json_time(d->due.key)
-                        : json_null());
+                        d->due ? ngx_http_postback_json_time(d->due)
+                               : json_null());
     json_object_set_new(o, "attempts", attempts);
 
     return o;
@@ -1018,20 +1057,17 @@ ngx_http_postback_delivery_json(ngx_http_postback_delivery_t *d)
 
 static json_t *
 ngx_http_postback_request_json(ngx_http_request_t *r,
-    ngx_http_postback_delivery_t *d)
+    ngx_http_postback_view_t *d)
 {
     u_char                         *p, *line, *last, *colon;
     json_t                         *headers;
-    ngx_str_t                       name, lines;
     const char                     *type;
-    ngx_http_postback_callback_t   *cb;
+    ngx_http_postback_cb_conf_t    *cb;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
-    name.data = d->cb->name;
-    name.len = d->cb->name_len;
-    cb = ngx_http_postback_find_callback(pmcf, &name);
+    cb = ngx_http_postback_find_callback(pmcf, &d->callback);
 
     headers = json_array();
     if (headers == NULL) {
@@ -1042,8 +1078,8 @@ ngx_http_postback_request_json(ngx_http_request_t *r,
                           json_pack("s+%", "webhook-id: ", d->id,
                                     (size_t) NGX_HTTP_POSTBACK_ID_LEN));
 
-    line = d->data + d->event_len + d->url_len;
-    last = line + d->headers_len;
+    line = d->req.headers.data;
+    last = line + d->req.headers.len;
 
     for ( /* void */ ; line < last; line = p + 1) {
         p = ngx_strlchr(line, last, '\n');
@@ -1066,12 +1102,11 @@ ngx_http_postback_request_json(ngx_http_request_t *r,
                                         ": " NGX_HTTP_POSTBACK_SECRET_TEXT));
     }
 
-    lines.data = d->data + d->event_len + d->url_len;
-    lines.len = d->headers_len;
-    type = ngx_http_postback_content_type(d->method, &lines);
+    type = ngx_http_postback_content_type(d->req.method, &d->req.headers);
 
     if (type) {
-        json_array_append_new(headers, json_string(type));
+        json_array_append_new(headers,
+                              json_pack("s+", "Content-Type: ", type));
     }
 
     json_array_append_new(headers,
@@ -1094,11 +1129,37 @@ ngx_http_postback_request_json(ngx_http_request_t *r,
     }
 
     return json_pack("{s:s,s:o?,s:o,s:o?}",
-                     "method", ngx_http_postback_method_names[d->method],
-                     "url", ngx_http_postback_json_str(d->data + d->event_len,
-                                                       d->url_len),
+                     "method", ngx_http_postback_method_names[d->req.method],
+                     "url", ngx_http_postback_json_str(d->req.url.data,
+                                                       d->req.url.len),
                      "headers", headers,
-                     "body", ngx_http_postback_json_str(last, d->body_len));
+                     "body", ngx_http_postback_json_str(d->req.body.data,
+                                                        d->req.body.len));
+}
+
+
+/* the journal's figures; null without spool= */
+
+static json_t *
+ngx_http_postback_spool_json(ngx_http_request_t *r,
+    ngx_http_postback_snapshot_t *snap)
+{
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    if (pmcf->spool.len == 0) {
+        return json_null();
+    }
+
+    return json_pack("{s:s%,s:I,s:I,s:I,s:I,s:I,s:I}",
+                     "path", pmcf->spool.data, pmcf->spool.len,
+                     "bytes", (json_int_t) snap->spool.bytes,
+                     "live_bytes", (json_int_t) snap->spool.live,
+                     "unwritten", (json_int_t) snap->spool.unwritten,
+                     "write_errors", (json_int_t) snap->spool.write_errors,
+                     "lost", (json_int_t) snap->spool.lost,
+                     "compactions", (json_int_t) snap->spool.compactions);
 }
 
 
@@ -1144,11 +1205,14 @@ static ngx_int_t
 ngx_http_postback_metrics(ngx_http_request_t *r,
     ngx_http_postback_snapshot_t *snap)
 {
-    u_char                      *buf, *p, *last;
-    size_t                       size;
-    ngx_uint_t                   i, k;
-    ngx_http_postback_series_t  *series;
-    ngx_http_postback_cb_shm_t  *cs;
+    u_char                         *buf, *p, *last;
+    size_t                          size;
+    ngx_uint_t                      i, k;
+    ngx_http_postback_series_t     *series;
+    ngx_http_postback_cb_state_t   *cs;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
     size = NGX_HTTP_POSTBACK_METRICS_BASE
            + snap->ncallbacks * NGX_HTTP_POSTBACK_METRICS_CALLBACK;
@@ -1183,6 +1247,10 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
                                  "Finished deliveries evicted for room.");
     p = ngx_slprintf(p, last, "postback_zone_evicted_total %uL\n",
                      snap->evicted);
+
+    if (pmcf->spool.len) {
+        p = ngx_http_postback_spool_metrics(p, last, &snap->spool);
+    }
 
     p = ngx_http_postback_metric(p, last, "postback_responses_examined_total",
                                  "counter",
@@ -1250,7 +1318,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     for (i = 0; i < snap->ncallbacks; i++) {
         cs = &snap->callbacks[i];
 
-        for (k = 0; k < NGX_HTTP_POSTBACK_OUTCOMES; k++) {
+        for (k = 0; k < PB_OUTCOMES; k++) {
             p = ngx_slprintf(p, last,
                              "postback_attempts_total{callback=\"%*s\","
                              "outcome=\"%s\"} %uL\n", cs->name_len, cs->name,
@@ -1304,11 +1372,36 @@ ngx_http_postback_metric(u_char *p, u_char *last, const char *name,
 }
 
 
+/* the journal's, unlabelled */
+
+static u_char *
+ngx_http_postback_spool_metrics(u_char *p, u_char *last,
+    ngx_http_postback_spool_stats_t *st)
+{
+    ngx_uint_t  i;
+
+    ngx_http_postback_series_t  *series;
+
+    for (i = 0; i < sizeof(ngx_http_postback_spool_series)
+                    / sizeof(ngx_http_postback_series_t); i++)
+    {
+        series = &ngx_http_postback_spool_series[i];
+
+        p = ngx_http_postback_metric(p, last, series->name, series->type,
+                                     series->help);
+        p = ngx_slprintf(p, last, "%s %uL\n", series->name,
+                         *(uint64_t *) ((u_char *) st + series->offset));
+    }
+
+    return p;
+}
+
+
 /* one callback's series of a histogram, its buckets counted up */
 
 static u_char *
 ngx_http_postback_histogram(u_char *p, u_char *last, const char *name,
-    ngx_http_postback_cb_shm_t *cs, ngx_http_postback_histogram_t *h)
+    ngx_http_postback_cb_state_t *cs, ngx_http_postback_histogram_t *h)
 {
     uint64_t    total;
     ngx_uint_t  i;

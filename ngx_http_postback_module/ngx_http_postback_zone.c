@@ -4,84 +4,186 @@
  *
  * The shared ledger: every delivery with its request and attempts, the
  * per-callback counters and the capture counters, in one slab zone that
- * all workers see and that survives a reload.
+ * all workers see and that survives a reload.  A record's state changes
+ * in one place, ngx_http_postback_zone_move(), with everything that goes
+ * with it.  Only short in-memory work is done under the zone's lock: the
+ * journal is written by the spool, after, from what the zone hands out.
  */
 
 
 #include "ngx_http_postback_module.h"
-#include "pb_backoff.h"
-#include "pb_escape.h"
+#include "pb_policy.h"
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620006
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620007
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
 
+/* a writer has a record's next journal record for this long, in ms */
+#define NGX_HTTP_POSTBACK_JOURNAL_LEASE  30000
+
 /* due records a pickup passes over, at most, for want of a free slot */
 #define NGX_HTTP_POSTBACK_CLAIM_SCAN    1024
 
-/* the spool is rewritten once this big and mostly finished records */
-#define NGX_HTTP_POSTBACK_COMPACT_MIN   (1024 * 1024)
+/* a record just made or about to go: in no state */
+#define NGX_HTTP_POSTBACK_NONE     NGX_HTTP_POSTBACK_STATES
+
+/* for the gauges: a delivery in the journal only, for want of room */
+#define NGX_HTTP_POSTBACK_SPILLED  (NGX_HTTP_POSTBACK_STATES + 1)
+
+/* what of a record is in the journal */
+#define NGX_HTTP_POSTBACK_JOURNAL_NONE     0
+#define NGX_HTTP_POSTBACK_JOURNAL_CREATED  1    /* its created record */
+#define NGX_HTTP_POSTBACK_JOURNAL_DONE     2    /* all it needs, or none */
+
+
+typedef struct ngx_http_postback_attempt_s  ngx_http_postback_attempt_t;
+
+struct ngx_http_postback_attempt_s {
+    ngx_http_postback_attempt_t  *next;
+    uint64_t                      start;
+    ngx_msec_t                    duration;
+    ngx_int_t                     status;
+    unsigned                      manual:1;     /* asked for by the API */
+    size_t                        error_len;
+    size_t                        response_len;
+    u_char                        data[1];      /* error, response */
+};
+
+
+struct ngx_http_postback_record_s {
+    ngx_rbtree_node_t             node;     /* by id; key: the id's hash */
+    ngx_rbtree_node_t             due;      /* pending, sending: by time */
+    ngx_queue_t                   queue;    /* the zone's, oldest first */
+    ngx_queue_t                   jqueue;   /* the journal's, if queued */
+    ngx_http_postback_cb_state_t *cb;
+    ngx_http_postback_attempt_t  *attempts;
+    ngx_http_postback_attempt_t  *last_attempt;
+    uint64_t                      created;
+    uint64_t                      jlease;   /* ms: a writer has it until */
+    ngx_pid_t                     owner;    /* sending: the claimer */
+    uint32_t                      jsize;    /* its created record's size */
+    uint32_t                      nattempts;
+    uint32_t                      claims;
+    uint32_t                      jclaims;
+    unsigned                      state:3;
+    unsigned                      method:2;
+    unsigned                      test:1;   /* a test send */
+    unsigned                      manual:1; /* next attempt asked for */
+    unsigned                      resent:1; /* finished, sent once more */
+    unsigned                      journal:2;
+    unsigned                      queued:1; /* in the journal's queue */
+    u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
+    uint32_t                      event_len;
+    uint32_t                      fields_len;
+    uint32_t                      url_len;
+    uint32_t                      headers_len;
+    uint32_t                      body_len;
+    u_char                        data[1];  /* event, fields, url, ... */
+};
 
 
 typedef struct {
-    ngx_rbtree_t                  rbtree;       /* deliveries by number */
-    ngx_rbtree_node_t             sentinel;
+    ngx_rbtree_t                  ids;          /* records by id */
+    ngx_rbtree_node_t             ids_sentinel;
     ngx_rbtree_t                  due;          /* by time to look at */
     ngx_rbtree_node_t             due_sentinel;
-    ngx_queue_t                   deliveries;   /* oldest first */
+    ngx_queue_t                   records;      /* oldest first */
+    ngx_queue_t                   journal;      /* their next record due */
     ngx_queue_t                   callbacks;
     ngx_uint_t                    magic;
     ngx_uint_t                    generation;   /* of the configuration */
     uint64_t                      boot;         /* ms, the ids' prefix */
+    uint64_t                      tag;          /* its journal records' */
     ngx_atomic_t                  seq;
-    ngx_uint_t                    records;
+    ngx_uint_t                    nrecords;
+    ngx_uint_t                    nfinished;    /* can be evicted, mostly */
     uint64_t                      evicted;
-
-    /* the spool: bytes in it, bytes of records still pending in it */
-    ngx_uint_t                    journal_generation;
-    uint64_t                      journal_bytes;
-    uint64_t                      journal_live;
-    ngx_uint_t                    spooled_only;     /* not in the zone */
-    ngx_flag_t                    journal_static;   /* cannot compact */
-
+    uint64_t                      unwritten;    /* in the journal's queue */
+    uint64_t                      lost;         /* given up unwritten */
+    uint64_t                      journal_live; /* bytes on disk needed */
+    void                         *spool;        /* NULL: no journal */
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
 
 
+#define ngx_http_postback_record_of(n, member)                               \
+    ((ngx_http_postback_record_t *)                                           \
+        ((u_char *) (n) - offsetof(ngx_http_postback_record_t, member)))
+
+#define ngx_http_postback_in_due(state)                                       \
+    ((state) == NGX_HTTP_POSTBACK_PENDING                                     \
+     || (state) == NGX_HTTP_POSTBACK_SENDING)
+
+/* where a record's parts are */
+#define ngx_http_postback_fields_of(d)  ((d)->data + (d)->event_len)
+#define ngx_http_postback_url_of(d)                                           \
+    (ngx_http_postback_fields_of(d) + (d)->fields_len)
+#define ngx_http_postback_headers_of(d)                                       \
+    (ngx_http_postback_url_of(d) + (d)->url_len)
+#define ngx_http_postback_body_of(d)                                          \
+    (ngx_http_postback_headers_of(d) + (d)->headers_len)
+
+
+static ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_shctx_t *sh);
 static void ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh);
-static void ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_delivery_t *d, ngx_uint_t state, uint64_t due);
-static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_callback_t *cb, ngx_http_postback_delivery_t *d,
-    uint64_t now, ngx_http_postback_claim_t *claim);
-static ngx_http_postback_delivery_t *ngx_http_postback_zone_numbered(
-    ngx_http_postback_shctx_t *sh, ngx_rbtree_key_t key);
-static ngx_http_postback_delivery_t *ngx_http_postback_zone_claimed(
-    ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
-static ngx_http_postback_delivery_t *ngx_http_postback_zone_insert(
-    ngx_slab_pool_t *shpool, ngx_http_postback_cb_shm_t *cs, u_char *id,
-    ngx_rbtree_key_t key, ngx_http_postback_request_t *req);
-static void ngx_http_postback_zone_end(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_delivery_t *d, ngx_uint_t state);
-static void ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh);
-static void ngx_http_postback_record_request(ngx_http_postback_delivery_t *d,
+static void ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_uint_t state, uint64_t due);
+static void ngx_http_postback_zone_gauge(ngx_http_postback_cb_state_t *cs,
+    ngx_uint_t state, uint64_t delta);
+static void ngx_http_postback_journal_need(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d);
+static ngx_http_postback_cb_state_t *ngx_http_postback_zone_named(
+    ngx_http_postback_shctx_t *sh, ngx_str_t *name);
+static void ngx_http_postback_journal_close(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d);
+static void ngx_http_postback_journal_dequeue(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d);
+static void ngx_http_postback_journal_set(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_uint_t journal);
+static void ngx_http_postback_journal_item(ngx_http_postback_record_t *d,
+    ngx_http_postback_jitem_t *item);
+static void ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_log_t *log, const char *what);
+static ngx_http_postback_record_t *ngx_http_postback_zone_insert(
+    ngx_slab_pool_t *shpool, ngx_http_postback_cb_state_t *cs, u_char *id,
     ngx_http_postback_request_t *req);
-static ngx_http_postback_shctx_t *ngx_http_postback_zone_ctx(
-    ngx_shm_zone_t *shm_zone);
+static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
+    uint64_t now, ngx_http_postback_claim_t *claim);
+static void ngx_http_postback_zone_lease(ngx_http_postback_record_t *d,
+    uint64_t now, ngx_http_postback_jref_t *ref);
+static ngx_http_postback_record_t *ngx_http_postback_zone_lookup(
+    ngx_http_postback_shctx_t *sh, u_char *id);
+static ngx_http_postback_record_t *ngx_http_postback_zone_held(
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_jref_t *ref);
+static ngx_http_postback_record_t *ngx_http_postback_zone_claimed(
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
+static ngx_http_postback_cb_conf_t *ngx_http_postback_zone_conf(
+    ngx_array_t *callbacks, ngx_http_postback_cb_state_t *cs);
+static void ngx_http_postback_record_request(ngx_http_postback_record_t *d,
+    ngx_http_postback_request_t *req);
+static void ngx_http_postback_attempt_add(ngx_slab_pool_t *shpool,
+    ngx_http_postback_record_t *d, ngx_http_postback_result_t *res);
+static void ngx_http_postback_callback_count(ngx_http_postback_cb_state_t *cs,
+    ngx_http_postback_result_t *res, ngx_uint_t outcome);
+static uint64_t ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
+    ngx_http_postback_result_t *res, ngx_log_t *log);
+static void ngx_http_postback_callback_disable(
+    ngx_http_postback_cb_state_t *cs, ngx_uint_t why, ngx_log_t *log);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, size_t size);
 static void ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
-    ngx_http_postback_shctx_t *sh, ngx_http_postback_delivery_t *d);
-static ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_shctx_t *sh);
-static ngx_http_postback_delivery_t *ngx_http_postback_zone_lookup(
-    ngx_http_postback_shctx_t *sh, ngx_str_t *id);
-static ngx_http_postback_delivery_t *ngx_http_postback_delivery_copy(
-    ngx_http_postback_delivery_t *d, ngx_flag_t request, ngx_pool_t *pool);
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
+static ngx_int_t ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
+    ngx_http_postback_view_t *v, ngx_flag_t request, ngx_pool_t *pool);
+static ngx_int_t ngx_http_postback_zone_selects(
+    ngx_http_postback_query_t *query, ngx_http_postback_record_t *d);
 static void ngx_http_postback_histogram_add(
     ngx_http_postback_histogram_t *h, ngx_msec_t ms);
 
@@ -123,13 +225,17 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = sh;
 
-    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_rbtree_insert_value);
+    ngx_rbtree_init(&sh->ids, &sh->ids_sentinel, ngx_rbtree_insert_value);
     ngx_rbtree_init(&sh->due, &sh->due_sentinel, ngx_rbtree_insert_value);
-    ngx_queue_init(&sh->deliveries);
+    ngx_queue_init(&sh->records);
+    ngx_queue_init(&sh->journal);
     ngx_queue_init(&sh->callbacks);
 
     sh->magic = NGX_HTTP_POSTBACK_ZONE_MAGIC;
     sh->boot = ngx_http_postback_now();
+
+    /* tells this zone's journal records from those of any other */
+    sh->tag = sh->boot << 16 | (ngx_random() & 0xffff);
 
     shpool->log_ctx = ngx_slab_alloc(shpool,
                                      sizeof(" in postback_zone \"\"")
@@ -144,20 +250,14 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is handled by evicting finished records */
     shpool->log_nomem = 0;
 
-    if (ngx_http_postback_zone_bind(shm_zone, sh) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* a fresh zone: the pending deliveries of the last run are in the spool */
-    if (((ngx_http_postback_main_conf_t *) shm_zone->data)->spool.len) {
-        return ngx_http_postback_spool_replay(shm_zone);
-    }
-
-    return NGX_OK;
+    return ngx_http_postback_zone_bind(shm_zone, sh);
 }
 
 
-/* gives each configured callback its counters, kept across reloads */
+/*
+ * Gives each configured callback its state, kept across reloads, and
+ * follows the spool being configured or not.
+ */
 
 static ngx_int_t
 ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
@@ -166,18 +266,37 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     ngx_uint_t                      i;
     ngx_queue_t                    *q;
     ngx_slab_pool_t                *shpool;
-    ngx_http_postback_cb_shm_t     *cs;
-    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_record_t     *d;
+    ngx_http_postback_cb_state_t   *cs;
+    ngx_http_postback_cb_conf_t   **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     pmcf = shm_zone->data;
     cbp = pmcf->callbacks.elts;
 
+    if (pmcf->spool.len && sh->spool == NULL) {
+        sh->spool = ngx_http_postback_spool_zone_init(shm_zone);
+        if (sh->spool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     /* on a reload the old workers are still using the zone */
     ngx_shmtx_lock(&shpool->mutex);
 
-    sh->generation++;
+    if (pmcf->spool.len == 0 && sh->spool) {
+        /* no journal any more: nothing waits for one */
+        sh->spool = NULL;
+
+        while (!ngx_queue_empty(&sh->journal)) {
+            d = ngx_queue_data(ngx_queue_head(&sh->journal),
+                               ngx_http_postback_record_t, jqueue);
+            ngx_http_postback_journal_close(sh, d);
+        }
+    }
+
+    pmcf->generation = ++sh->generation;
 
     for (i = 0; i < pmcf->callbacks.nelts; i++) {
 
@@ -185,7 +304,7 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
              q != ngx_queue_sentinel(&sh->callbacks);
              q = ngx_queue_next(q))
         {
-            cs = ngx_queue_data(q, ngx_http_postback_cb_shm_t, queue);
+            cs = ngx_queue_data(q, ngx_http_postback_cb_state_t, queue);
 
             if (cs->name_len == cbp[i]->name.len
                 && ngx_strncmp(cs->name, cbp[i]->name.data, cs->name_len)
@@ -197,7 +316,7 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
 
         if (q == ngx_queue_sentinel(&sh->callbacks)) {
             cs = ngx_slab_calloc_locked(shpool,
-                                        sizeof(ngx_http_postback_cb_shm_t));
+                                        sizeof(ngx_http_postback_cb_state_t));
             if (cs == NULL) {
                 ngx_shmtx_unlock(&shpool->mutex);
                 ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
@@ -213,9 +332,9 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
         }
 
         /* a reload switches a disabled callback on again */
-        cs->disabled = 0;
+        cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
         cs->generation = sh->generation;
-        cbp[i]->shm = cs;
+        cbp[i]->state = cs;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -232,25 +351,23 @@ static void
 ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh)
 {
-    uint64_t                       now;
-    ngx_queue_t                   *q;
-    ngx_http_postback_delivery_t  *d;
+    uint64_t                     now;
+    ngx_queue_t                 *q;
+    ngx_http_postback_record_t  *d;
 
     now = ngx_http_postback_now();
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    for (q = ngx_queue_head(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries);
+    for (q = ngx_queue_head(&sh->records);
+         q != ngx_queue_sentinel(&sh->records);
          q = ngx_queue_next(q))
     {
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
 
         if (d->state == NGX_HTTP_POSTBACK_PAUSED && !d->cb->disabled) {
-            d->cb->paused--;
-            d->cb->pending++;
-            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                            now);
+            ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                        now);
         }
     }
 
@@ -258,23 +375,31 @@ ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
 }
 
 
-/* under the lock: a new state, and when the due tree looks at it again */
+/*
+ * Under the lock: the one place a record's state changes, and with it the
+ * due tree, the claimer, its callback's gauges and end counters, and what
+ * the journal needs of it.
+ */
 
 static void
-ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_delivery_t *d, ngx_uint_t state, uint64_t due)
+ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_uint_t state, uint64_t due)
 {
-    if (d->state == NGX_HTTP_POSTBACK_PENDING
-        || d->state == NGX_HTTP_POSTBACK_SENDING)
-    {
+    ngx_uint_t  old;
+
+    old = d->state;
+
+    if (ngx_http_postback_in_due(old)) {
         ngx_rbtree_delete(&sh->due, &d->due);
     }
 
+    ngx_http_postback_zone_gauge(d->cb, old, (uint64_t) -1);
+
     d->state = state;
 
-    if (state == NGX_HTTP_POSTBACK_PENDING
-        || state == NGX_HTTP_POSTBACK_SENDING)
-    {
+    ngx_http_postback_zone_gauge(d->cb, state, 1);
+
+    if (ngx_http_postback_in_due(state)) {
         d->due.key = due;
         ngx_rbtree_insert(&sh->due, &d->due);
     }
@@ -282,102 +407,86 @@ ngx_http_postback_zone_schedule(ngx_http_postback_shctx_t *sh,
     if (state != NGX_HTTP_POSTBACK_SENDING) {
         d->owner = 0;
     }
+
+    if (ngx_http_postback_finished(old)) {
+        sh->nfinished--;
+    }
+
+    if (ngx_http_postback_finished(state)) {
+        sh->nfinished++;
+    }
+
+    if (ngx_http_postback_finished(state) && !ngx_http_postback_finished(old))
+    {
+        if (state == NGX_HTTP_POSTBACK_DELIVERED) {
+            d->cb->delivered++;
+
+        } else {
+            d->cb->failed++;
+        }
+
+        ngx_http_postback_journal_need(sh, d);
+    }
 }
 
 
-/* under the lock: a delivery is finished, in the zone and in the spool */
-
 static void
-ngx_http_postback_zone_end(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_delivery_t *d, ngx_uint_t state)
+ngx_http_postback_zone_gauge(ngx_http_postback_cb_state_t *cs,
+    ngx_uint_t state, uint64_t delta)
 {
-    ngx_http_postback_zone_schedule(sh, d, state, 0);
+    switch (state) {
 
-    sh->journal_bytes += ngx_http_postback_spool_finished(
-                                           sh->journal_generation, d->id);
-    sh->journal_live -= ngx_min(d->journal_size, sh->journal_live);
-    d->journal_size = 0;
+    case NGX_HTTP_POSTBACK_SPILLED:
+        cs->in_spool += delta;
+        /* fall through */
 
-    ngx_http_postback_zone_compact(sh);
+    case NGX_HTTP_POSTBACK_PENDING:
+    case NGX_HTTP_POSTBACK_SENDING:
+        cs->pending += delta;
+        break;
+
+    case NGX_HTTP_POSTBACK_PAUSED:
+        cs->paused += delta;
+        break;
+
+    default:
+        break;
+    }
 }
 
 
 /*
- * Under the lock: a spool that is mostly finished records is rewritten
- * with the pending ones, from the zone.  Not while records wait in the
- * spool only (for want of room): they are known to its file alone.
+ * Under the lock: a finished delivery needs its finished record only if
+ * its created record is on disk; one whose created record was never
+ * written needs neither, unless a writer has that one in hand.
  */
 
 static void
-ngx_http_postback_zone_compact(ngx_http_postback_shctx_t *sh)
+ngx_http_postback_journal_need(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
 {
-    size_t                         size;
-    uint64_t                       live, before;
-    ngx_fd_t                       fd;
-    ngx_str_t                      name;
-    ngx_flag_t                     ok;
-    ngx_queue_t                   *q;
-    ngx_http_postback_request_t    req;
-    ngx_http_postback_delivery_t  *d;
+    switch (d->journal) {
 
-    if (sh->journal_static
-        || sh->spooled_only
-        || sh->journal_bytes < NGX_HTTP_POSTBACK_COMPACT_MIN
-        || sh->journal_live * 4 > sh->journal_bytes)
-    {
-        return;
-    }
-
-    fd = ngx_http_postback_spool_rewrite();
-    if (fd == NGX_INVALID_FILE) {
-        sh->journal_static = 1;
-        return;
-    }
-
-    live = 0;
-    ok = 1;
-
-    for (q = ngx_queue_head(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries);
-         q = ngx_queue_next(q))
-    {
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
-
-        if (ngx_http_postback_finished(d)) {
-            continue;
+    case NGX_HTTP_POSTBACK_JOURNAL_CREATED:
+        if (!d->queued) {
+            d->queued = 1;
+            d->jlease = 0;
+            sh->unwritten++;
+            ngx_queue_insert_tail(&sh->journal, &d->jqueue);
         }
 
-        name.data = d->cb->name;
-        name.len = d->cb->name_len;
+        break;
 
-        ngx_http_postback_record_request(d, &req);
-
-        size = ngx_http_postback_spool_rewrite_add(fd, &name, d->id, &req);
-        if (size == 0) {
-            ok = 0;
-            break;
+    case NGX_HTTP_POSTBACK_JOURNAL_NONE:
+        if (d->queued && d->jlease <= ngx_http_postback_now()) {
+            ngx_http_postback_journal_close(sh, d);
         }
 
-        d->journal_size = size;
-        live += size;
+        break;
+
+    default:
+        break;
     }
-
-    if (ngx_http_postback_spool_rewrite_commit(fd, sh->journal_generation, ok)
-        != NGX_OK)
-    {
-        sh->journal_static = 1;
-        return;
-    }
-
-    before = sh->journal_bytes;
-
-    sh->journal_generation++;
-    sh->journal_bytes = live;
-    sh->journal_live = live;
-
-    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "postback: spool compacted from %uL to %uL bytes",
-                  before, live);
 }
 
 
@@ -414,73 +523,89 @@ ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id)
 }
 
 
+uint64_t
+ngx_http_postback_zone_tag(ngx_shm_zone_t *shm_zone)
+{
+    return ngx_http_postback_zone_ctx(shm_zone)->tag;
+}
+
+
+/* the last configuration that bound the zone */
+
+ngx_uint_t
+ngx_http_postback_zone_generation(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t        generation;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+    generation = ((ngx_http_postback_shctx_t *) shpool->data)->generation;
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return generation;
+}
+
+
+void *
+ngx_http_postback_zone_spool(ngx_shm_zone_t *shm_zone)
+{
+    return ngx_http_postback_zone_ctx(shm_zone)->spool;
+}
+
+
 /*
  * Records a delivery.  NGX_OK: claimed by this worker at once (a slot of
  * cb was free here), *claim filled; NGX_AGAIN: left pending for any
- * worker's pickup; NGX_DECLINED: paused or spooled; NGX_ERROR: no room,
- * dropped.
+ * worker's pickup; NGX_DECLINED: paused; NGX_BUSY: no room for it, it is
+ * to wait in the journal (counted in_spool); NGX_ERROR: no room and no
+ * journal, dropped.
  */
 
 ngx_int_t
 ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, u_char *id,
+    ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim)
 {
-    size_t                         size;
     ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
-    ngx_http_postback_cb_shm_t    *cs;
     ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_delivery_t  *d;
+    ngx_http_postback_cb_state_t  *cs;
+    ngx_http_postback_record_t    *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
-    cs = cb->shm;
+    cs = cb->state;
 
     ngx_shmtx_lock(&shpool->mutex);
 
     cs->events++;
 
-    d = ngx_http_postback_zone_insert(shpool, cs, id,
-                                      ngx_hextoi(id + 4 + 12, 12), req);
-    rc = NGX_DECLINED;
+    d = ngx_http_postback_zone_insert(shpool, cs, id, req);
 
-    size = ngx_http_postback_spool_created(sh->journal_generation, &cb->name,
-                                           id, req);
-    sh->journal_bytes += size;
-    sh->journal_live += size;
+    if (d == NULL && sh->spool) {
+        cs->spooled++;
+        ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED, 1);
+        rc = NGX_BUSY;
 
-    if (d == NULL) {
-        /* with a spool it waits there for a start with room */
-        if (size) {
-            cs->spooled++;
-            sh->spooled_only++;
+    } else if (d == NULL) {
+        cs->dropped++;
+        rc = NGX_ERROR;
 
-        } else {
-            cs->dropped++;
-            rc = NGX_ERROR;
-        }
+    } else if (cs->disabled) {
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PAUSED, 0);
+        rc = NGX_DECLINED;
 
-        ngx_shmtx_unlock(&shpool->mutex);
-        return rc;
-    }
-
-    d->journal_size = size;
-
-    if (cs->disabled) {
-        cs->paused++;
-
-    } else if (cb->active < cb->max_conns) {
-        cs->pending++;
+    } else if (cb->active < cb->max_conns && !ngx_exiting) {
         ngx_http_postback_zone_take(sh, cb, d, req->created, claim);
         rc = NGX_OK;
 
     } else {
-        /* this worker has no free slot for it: any worker's pickup will */
+        /* no free slot here, or this worker is leaving: any worker's pickup */
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                    req->created);
         rc = NGX_AGAIN;
-        cs->pending++;
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                        req->created);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -490,94 +615,196 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
 
 /*
- * A pending delivery from the spool, at start: NGX_OK, or NGX_AGAIN when
- * the zone has no room for it.
+ * A delivery read from the journal, due at `due`, its created record of
+ * `size` bytes on disk; counted: it is counted in_spool already.
+ * NGX_OK: restored; NGX_DECLINED: the zone has it already, or its
+ * callback is not configured (it is left out); NGX_BUSY: no room, it
+ * waits in the journal.
  */
 
 ngx_int_t
 ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, u_char *id,
-    ngx_http_postback_request_t *req, size_t size)
+    ngx_str_t *callback, ngx_http_postback_cb_conf_t *cb, u_char *id,
+    ngx_http_postback_request_t *req, size_t size, uint64_t due,
+    ngx_flag_t counted)
 {
+    ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_delivery_t  *d;
+    ngx_http_postback_cb_state_t  *cs;
+    ngx_http_postback_record_t    *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    /* a number of this zone's: ids of another run may repeat numbers */
-    d = ngx_http_postback_zone_insert(shpool, cb->shm, id, ++sh->seq, req);
+    cs = cb ? cb->state : ngx_http_postback_zone_named(sh, callback);
 
-    /* its record is in the compacted journal either way */
-    sh->journal_bytes += size;
-    sh->journal_live += size;
+    if (ngx_http_postback_zone_lookup(sh, id) || cb == NULL) {
+        if (cb == NULL && counted && cs) {
+            ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED,
+                                         (uint64_t) -1);
+        }
 
-    if (d) {
-        d->journal_size = size;
-        cb->shm->pending++;
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                        ngx_http_postback_now());
-
-    } else {
-        sh->spooled_only++;
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_DECLINED;
     }
+
+    d = ngx_http_postback_zone_insert(shpool, cs, id, req);
+
+    if (d == NULL) {
+        if (!counted) {
+            ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED, 1);
+        }
+
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    if (counted) {
+        ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED,
+                                     (uint64_t) -1);
+    }
+
+    /* its created record is on disk already */
+    ngx_http_postback_journal_dequeue(sh, d);
+    d->jsize = size;
+    ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
+
+    ngx_http_postback_zone_move(sh, d,
+                                cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
+                                             : NGX_HTTP_POSTBACK_PENDING,
+                                due);
+
+    rc = NGX_OK;
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return d ? NGX_OK : NGX_AGAIN;
+    return rc;
 }
 
 
-/* under the lock: a new record, in no state yet */
+/* under the lock: the state of a callback by name, configured or not */
 
-static ngx_http_postback_delivery_t *
+static ngx_http_postback_cb_state_t *
+ngx_http_postback_zone_named(ngx_http_postback_shctx_t *sh, ngx_str_t *name)
+{
+    ngx_queue_t                   *q;
+    ngx_http_postback_cb_state_t  *cs;
+
+    for (q = ngx_queue_head(&sh->callbacks);
+         q != ngx_queue_sentinel(&sh->callbacks);
+         q = ngx_queue_next(q))
+    {
+        cs = ngx_queue_data(q, ngx_http_postback_cb_state_t, queue);
+
+        if (cs->name_len == name->len
+            && ngx_strncmp(cs->name, name->data, name->len) == 0)
+        {
+            return cs;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Another zone's worker (an nginx of an earlier configuration) finished a
+ * delivery this zone has too: its finished record is on disk already.
+ */
+
+void
+ngx_http_postback_zone_finished_elsewhere(ngx_shm_zone_t *shm_zone,
+    u_char *id, ngx_uint_t state)
+{
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    d = ngx_http_postback_zone_lookup(sh, id);
+
+    if (d && !ngx_http_postback_finished(d->state)
+        && d->state != NGX_HTTP_POSTBACK_SENDING)
+    {
+        ngx_http_postback_journal_close(sh, d);
+        ngx_http_postback_zone_move(sh, d,
+                                    state == NGX_HTTP_POSTBACK_FAILED
+                                    ? NGX_HTTP_POSTBACK_FAILED
+                                    : NGX_HTTP_POSTBACK_DELIVERED, 0);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/*
+ * Under the lock: a new record, in no state yet, with its whole request,
+ * or (full 0) its event and fields only.
+ */
+
+static ngx_http_postback_record_t *
 ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
-    ngx_http_postback_cb_shm_t *cs, u_char *id, ngx_rbtree_key_t key,
+    ngx_http_postback_cb_state_t *cs, u_char *id,
     ngx_http_postback_request_t *req)
 {
-    u_char                        *p;
-    size_t                         size;
-    ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_delivery_t  *d;
+    u_char                      *p;
+    size_t                       size;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
 
     sh = shpool->data;
 
-    size = offsetof(ngx_http_postback_delivery_t, data)
-           + req->event.len + req->url.len + req->headers.len + req->body.len;
+    size = offsetof(ngx_http_postback_record_t, data)
+           + req->event.len + req->fields.len + req->url.len
+           + req->headers.len + req->body.len;
 
     d = ngx_http_postback_zone_alloc(shpool, sh, size);
     if (d == NULL) {
         return NULL;
     }
 
-    ngx_memzero(d, offsetof(ngx_http_postback_delivery_t, data));
+    ngx_memzero(d, offsetof(ngx_http_postback_record_t, data));
 
-    d->node.key = key;
     d->cb = cs;
+    d->state = NGX_HTTP_POSTBACK_NONE;
     d->created = req->created;
     d->method = req->method;
     d->test = req->test ? 1 : 0;
     ngx_memcpy(d->id, id, NGX_HTTP_POSTBACK_ID_LEN);
 
     d->event_len = req->event.len;
+    d->fields_len = req->fields.len;
     d->url_len = req->url.len;
     d->headers_len = req->headers.len;
     d->body_len = req->body.len;
 
     p = ngx_cpymem(d->data, req->event.data, req->event.len);
+    p = ngx_cpymem(p, req->fields.data, req->fields.len);
     p = ngx_cpymem(p, req->url.data, req->url.len);
     p = ngx_cpymem(p, req->headers.data, req->headers.len);
     ngx_memcpy(p, req->body.data, req->body.len);
 
-    ngx_rbtree_insert(&sh->rbtree, &d->node);
-    ngx_queue_insert_tail(&sh->deliveries, &d->queue);
-    sh->records++;
+    d->node.key = ngx_crc32_short(id, NGX_HTTP_POSTBACK_ID_LEN);
+    ngx_rbtree_insert(&sh->ids, &d->node);
+    ngx_queue_insert_tail(&sh->records, &d->queue);
+    sh->nrecords++;
 
-    /* not in the due tree yet: schedule() must not take it out */
-    d->state = NGX_HTTP_POSTBACK_PAUSED;
+    if (sh->spool) {
+        /* its created record is to be written */
+        d->queued = 1;
+        sh->unwritten++;
+        ngx_queue_insert_tail(&sh->journal, &d->jqueue);
+
+    } else {
+        d->journal = NGX_HTTP_POSTBACK_JOURNAL_DONE;
+    }
 
     return d;
 }
@@ -587,60 +814,138 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
 
 static void
 ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_callback_t *cb, ngx_http_postback_delivery_t *d,
+    ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
     uint64_t now, ngx_http_postback_claim_t *claim)
 {
     d->claims++;
     d->owner = ngx_pid;
-    ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_SENDING,
-                                    now + cb->timeout
-                                    + NGX_HTTP_POSTBACK_LEASE_MARGIN);
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SENDING,
+                                now + cb->timeout
+                                + NGX_HTTP_POSTBACK_LEASE_MARGIN);
 
     /* the claim takes one of this worker's slots of the callback */
     cb->active++;
 
     claim->cb = cb;
-    claim->d = d;
-    claim->key = d->node.key;
+    claim->record = d;
     claim->claim = d->claims;
+    ngx_memcpy(claim->id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
 }
 
 
-/* under the lock: the record of a number, or NULL */
+/* under the lock: this worker has d's next journal record in hand */
 
-static ngx_http_postback_delivery_t *
-ngx_http_postback_zone_numbered(ngx_http_postback_shctx_t *sh,
-    ngx_rbtree_key_t key)
+static void
+ngx_http_postback_zone_lease(ngx_http_postback_record_t *d, uint64_t now,
+    ngx_http_postback_jref_t *ref)
 {
-    ngx_rbtree_node_t  *node, *sentinel;
+    d->jclaims++;
+    d->jlease = now + NGX_HTTP_POSTBACK_JOURNAL_LEASE;
 
-    node = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
+    ref->record = d;
+    ref->claim = d->jclaims;
+    ref->offset = -1;
+    ngx_memcpy(ref->id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
+}
 
-    while (node != sentinel && node->key != key) {
-        node = (key < node->key) ? node->left : node->right;
+
+/*
+ * Under the lock: the record of an id, or NULL.  Records are keyed by the
+ * id's hash: the first of the equal keys is found, then those after it.
+ */
+
+static ngx_http_postback_record_t *
+ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, u_char *id)
+{
+    uint32_t                     hash;
+    ngx_rbtree_node_t           *node, *first, *sentinel;
+    ngx_http_postback_record_t  *d;
+
+    hash = ngx_crc32_short(id, NGX_HTTP_POSTBACK_ID_LEN);
+
+    node = sh->ids.root;
+    sentinel = sh->ids.sentinel;
+    first = NULL;
+
+    while (node != sentinel) {
+        if (node->key >= hash) {
+            first = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
     }
 
-    /* node is the record's first member */
-    return (node != sentinel) ? (ngx_http_postback_delivery_t *) node : NULL;
+    for (node = first;
+         node && node->key == hash;
+         node = ngx_rbtree_next(&sh->ids, node))
+    {
+        d = ngx_http_postback_record_of(node, node);
+
+        if (ngx_memcmp(id, d->id, NGX_HTTP_POSTBACK_ID_LEN) == 0) {
+            return d;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* under the lock: the record of a journal lease, if it still holds */
+
+static ngx_http_postback_record_t *
+ngx_http_postback_zone_held(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_jref_t *ref)
+{
+    ngx_http_postback_record_t  *d;
+
+    d = ngx_http_postback_zone_lookup(sh, ref->id);
+
+    return (d && d == ref->record && d->jclaims == ref->claim) ? d : NULL;
 }
 
 
 /* under the lock: the record of a claim, if the claim still holds */
 
-static ngx_http_postback_delivery_t *
+static ngx_http_postback_record_t *
 ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_claim_t *claim)
 {
-    if (ngx_http_postback_zone_numbered(sh, claim->key) != claim->d
-        || claim->d->state != NGX_HTTP_POSTBACK_SENDING
-        || claim->d->owner != ngx_pid
-        || claim->d->claims != claim->claim)
+    ngx_http_postback_record_t  *d;
+
+    d = ngx_http_postback_zone_lookup(sh, claim->id);
+
+    if (d != claim->record
+        || d->state != NGX_HTTP_POSTBACK_SENDING
+        || d->owner != ngx_pid
+        || d->claims != claim->claim)
     {
         return NULL;
     }
 
-    return claim->d;
+    return d;
+}
+
+
+/* the configuration of a callback state, or NULL: not configured here */
+
+static ngx_http_postback_cb_conf_t *
+ngx_http_postback_zone_conf(ngx_array_t *callbacks,
+    ngx_http_postback_cb_state_t *cs)
+{
+    ngx_uint_t                     i;
+    ngx_http_postback_cb_conf_t  **cbp;
+
+    cbp = callbacks->elts;
+
+    for (i = 0; i < callbacks->nelts; i++) {
+        if (cbp[i]->state == cs) {
+            return cbp[i];
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -657,17 +962,16 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
     ngx_http_postback_claim_t *out, ngx_uint_t max, ngx_flag_t *backlog,
     uint64_t *next_due)
 {
-    uint64_t                        now;
-    ngx_uint_t                      i, n, skipped;
-    ngx_slab_pool_t                *shpool;
-    ngx_rbtree_node_t              *node, *next, *root, *sentinel;
-    ngx_http_postback_shctx_t      *sh;
-    ngx_http_postback_delivery_t   *d;
-    ngx_http_postback_callback_t  **cbp, *cb;
+    uint64_t                      now;
+    ngx_uint_t                    n, skipped;
+    ngx_slab_pool_t              *shpool;
+    ngx_rbtree_node_t            *node, *next, *root, *sentinel;
+    ngx_http_postback_shctx_t    *sh;
+    ngx_http_postback_record_t   *d;
+    ngx_http_postback_cb_conf_t  *cb;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
-    cbp = callbacks->elts;
     now = ngx_http_postback_now();
     n = 0;
     skipped = 0;
@@ -679,51 +983,32 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
     root = sh->due.root;
     sentinel = sh->due.sentinel;
 
-    if (root == sentinel) {
-        ngx_shmtx_unlock(&shpool->mutex);
-        return 0;
-    }
-
-    for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
-
+    for (node = (root == sentinel) ? NULL : ngx_rbtree_min(root, sentinel);
+         node;
+         node = next)
+    {
         if (node->key > now) {
             *next_due = node->key;
             break;
         }
 
         next = ngx_rbtree_next(&sh->due, node);
-
-        d = (ngx_http_postback_delivery_t *)
-                ((u_char *) node
-                 - offsetof(ngx_http_postback_delivery_t, due));
-
-        cb = NULL;
-
-        for (i = 0; i < callbacks->nelts; i++) {
-            if (cbp[i]->shm == d->cb) {
-                cb = cbp[i];
-                break;
-            }
-        }
+        d = ngx_http_postback_record_of(node, due);
+        cb = ngx_http_postback_zone_conf(callbacks, d->cb);
 
         if (cb == NULL) {
-            if (d->cb->generation == sh->generation) {
-                /* a callback new in a reload: left to the new workers */
-                continue;
+            if (d->cb->generation != sh->generation) {
+                /* a reload removed its callback: nothing can send it */
+                ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED,
+                                            0);
             }
 
-            /* a reload removed its callback: nothing can send it */
-            d->cb->pending--;
-            d->cb->failed++;
-            ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_FAILED);
+            /* else a callback new in a reload: left to the new workers */
             continue;
         }
 
         if (d->cb->disabled) {
-            d->cb->pending--;
-            d->cb->paused++;
-            ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PAUSED,
-                                            0);
+            ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PAUSED, 0);
             continue;
         }
 
@@ -749,36 +1034,37 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
 
 /*
  * The request of a record just claimed, read without the lock: a claimed
- * record is neither changed nor evicted, and curl copies what it keeps.
+ * record is neither changed nor evicted while its claim holds, and the
+ * engine copies what it keeps before the claim can run out.
  */
 
 void
-ngx_http_postback_zone_request(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_claim_t *claim, ngx_http_postback_request_t *req,
-    u_char *id)
+ngx_http_postback_zone_request(ngx_http_postback_claim_t *claim,
+    ngx_http_postback_request_t *req)
 {
-    ngx_http_postback_record_request(claim->d, req);
-
-    ngx_memcpy(id, claim->d->id, NGX_HTTP_POSTBACK_ID_LEN);
+    ngx_http_postback_record_request(claim->record, req);
 }
 
 
 /* a record's request, pointing into the record */
 
 static void
-ngx_http_postback_record_request(ngx_http_postback_delivery_t *d,
+ngx_http_postback_record_request(ngx_http_postback_record_t *d,
     ngx_http_postback_request_t *req)
 {
     req->method = d->method;
     req->created = d->created;
+    req->test = d->test;
 
     req->event.data = d->data;
     req->event.len = d->event_len;
-    req->url.data = req->event.data + d->event_len;
+    req->fields.data = ngx_http_postback_fields_of(d);
+    req->fields.len = d->fields_len;
+    req->url.data = ngx_http_postback_url_of(d);
     req->url.len = d->url_len;
-    req->headers.data = req->url.data + d->url_len;
+    req->headers.data = ngx_http_postback_headers_of(d);
     req->headers.len = d->headers_len;
-    req->body.data = req->headers.data + d->headers_len;
+    req->body.data = ngx_http_postback_body_of(d);
     req->body.len = d->body_len;
 }
 
@@ -786,25 +1072,17 @@ ngx_http_postback_record_request(ngx_http_postback_delivery_t *d,
 /* records an attempt; returns when the delivery is due again (0: never) */
 
 uint64_t
-ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
+ngx_http_postback_zone_record_attempt(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
     ngx_log_t *log)
 {
-    size_t                         len;
-    uint64_t                       now, delay, due;
-    ngx_uint_t                     manual, resent, outcome;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_postback_cb_shm_t    *cs;
-    ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_attempt_t   *a;
-    ngx_http_postback_callback_t  *cb;
-    ngx_http_postback_delivery_t  *d;
+    uint64_t                     due;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
-    cb = claim->cb;
-    now = ngx_http_postback_now();
-    due = 0;
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -814,50 +1092,71 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "postback: callback \"%V\": an attempt outlived its "
                       "claim, another worker took the delivery over; its "
-                      "outcome is not recorded", &cb->name);
+                      "outcome is not recorded", &claim->cb->name);
         return 0;
     }
 
-    cs = d->cb;
+    /* a manual attempt is marked */
+    res->manual = d->manual;
 
-    /* a manual attempt is marked; a finished delivery resent gets one */
-    manual = d->manual;
-    resent = d->resent;
-    d->manual = 0;
-    d->resent = 0;
+    ngx_http_postback_attempt_add(shpool, d, res);
+    ngx_http_postback_callback_count(d->cb, res,
+                                     pb_policy_outcome(res->status,
+                                                       res->error.len != 0));
 
-    a = ngx_http_postback_zone_alloc(shpool, sh,
-                                     offsetof(ngx_http_postback_attempt_t, data)
-                                     + res->error.len + res->response.len);
-    if (a) {
-        a->next = NULL;
-        a->start = res->start;
-        a->duration = res->duration;
-        a->status = res->status;
-        a->manual = manual;
-        a->error_len = res->error.len;
-        a->response_len = res->response.len;
-        ngx_memcpy(ngx_cpymem(a->data, res->error.data, res->error.len),
-                   res->response.data, res->response.len);
+    due = ngx_http_postback_zone_apply(sh, claim->cb, d, res, log);
 
-        if (d->last_attempt) {
-            d->last_attempt->next = a;
+    ngx_shmtx_unlock(&shpool->mutex);
 
-        } else {
-            d->attempts = a;
-        }
+    return due;
+}
 
-        d->last_attempt = a;
-    }
 
-    if (res->error.len || res->status < 200 || res->status > 599) {
-        outcome = NGX_HTTP_POSTBACK_OUTCOME_ERROR;
+/* under the lock: the attempt joins the record's history, room allowing */
 
-    } else {
-        outcome = NGX_HTTP_POSTBACK_OUTCOME_2XX + res->status / 100 - 2;
-    }
+static void
+ngx_http_postback_attempt_add(ngx_slab_pool_t *shpool,
+    ngx_http_postback_record_t *d, ngx_http_postback_result_t *res)
+{
+    ngx_http_postback_attempt_t  *a;
 
     d->nattempts++;
+
+    a = ngx_http_postback_zone_alloc(shpool, shpool->data,
+                                     offsetof(ngx_http_postback_attempt_t,
+                                              data)
+                                     + res->error.len + res->response.len);
+    if (a == NULL) {
+        return;
+    }
+
+    a->next = NULL;
+    a->start = res->start;
+    a->duration = res->duration;
+    a->status = res->status;
+    a->manual = res->manual ? 1 : 0;
+    a->error_len = res->error.len;
+    a->response_len = res->response.len;
+    ngx_memcpy(ngx_cpymem(a->data, res->error.data, res->error.len),
+               res->response.data, res->response.len);
+
+    if (d->last_attempt) {
+        d->last_attempt->next = a;
+
+    } else {
+        d->attempts = a;
+    }
+
+    d->last_attempt = a;
+}
+
+
+static void
+ngx_http_postback_callback_count(ngx_http_postback_cb_state_t *cs,
+    ngx_http_postback_result_t *res, ngx_uint_t outcome)
+{
+    size_t  len;
+
     cs->attempts++;
     cs->outcomes[outcome]++;
     ngx_http_postback_histogram_add(&cs->attempt_duration, res->duration);
@@ -868,76 +1167,124 @@ ngx_http_postback_zone_finish(ngx_shm_zone_t *shm_zone,
     len = ngx_min(res->error.len, NGX_HTTP_POSTBACK_ERROR_MAX);
     ngx_memcpy(cs->last_error, res->error.data, len);
     cs->last_error_len = len;
+}
 
-    /* a 2xx whose body then timed out or broke is no success */
-    if (outcome == NGX_HTTP_POSTBACK_OUTCOME_2XX) {
-        ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_DELIVERED);
-        cs->pending--;
-        cs->delivered++;
+
+/*
+ * Under the lock: what the policy makes of the attempt, for the record and
+ * its callback; returns when the record is due again (0: never).
+ */
+
+static uint64_t
+ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
+    ngx_http_postback_result_t *res, ngx_log_t *log)
+{
+    uint64_t                       now, delay;
+    pb_policy_attempt_t            pa;
+    ngx_http_postback_cb_state_t  *cs;
+
+    cs = d->cb;
+    now = ngx_http_postback_now();
+
+    pa.status = (int) res->status;
+    pa.error = (res->error.len != 0);
+    pa.retry_after = res->retry_after;
+    pa.attempt = d->nattempts;
+    pa.attempts = cb->attempts;
+    pa.resent = d->resent;
+    pa.retry = cb->retry;
+    pa.nretry = cb->nretry;
+    pa.random = (uint32_t) ngx_random();
+
+    d->manual = 0;
+    d->resent = 0;
+
+    switch (pb_policy_decide(&pa, &delay)) {
+
+    case PB_POLICY_DELIVERED:
         cs->consecutive_failures = 0;
 
-        if (!resent) {
+        if (!pa.resent) {
             ngx_http_postback_histogram_add(&cs->delivery_latency,
                                             (ngx_msec_t) (now - d->created));
         }
 
-        goto done;
-    }
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_DELIVERED, 0);
+        return 0;
 
-    if (res->status == 410) {   /* Gone: the receiver says stop */
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "postback: callback \"%V\" disabled: its receiver "
-                      "answered 410 Gone", &cb->name);
-        cs->disabled = NGX_HTTP_POSTBACK_DISABLED_GONE;
-        cs->state_changed = now;
-
-    } else if (!resent && d->nattempts < cb->attempts) {
-        delay = pb_backoff_delay(cb->retry, cb->nretry, d->nattempts,
-                                 (uint32_t) ngx_random(), res->retry_after);
-
+    case PB_POLICY_RETRY:
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "postback: callback \"%V\" delivery %*s: attempt %ui "
                       "of %ui failed, next in %uL ms", &cb->name,
-                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, d->id, d->nattempts,
-                      cb->attempts, delay);
+                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, d->id,
+                      (ngx_uint_t) d->nattempts, cb->attempts, delay);
 
-        due = now + delay;
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING, due);
-        goto done;
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                    now + delay);
+        return now + delay;
+
+    case PB_POLICY_GONE:
+        ngx_http_postback_callback_disable(cs,
+                                           NGX_HTTP_POSTBACK_DISABLED_GONE,
+                                           log);
+        break;
+
+    default: /* PB_POLICY_FAILED */
+        break;
     }
 
-    ngx_http_postback_zone_end(sh, d, NGX_HTTP_POSTBACK_FAILED);
-    cs->pending--;
-    cs->failed++;
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
     cs->consecutive_failures++;
 
-    if (cb->disable_after && cs->consecutive_failures >= cb->disable_after
-        && !cs->disabled)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "postback: callback \"%V\" disabled after %uL failed "
-                      "deliveries in a row", &cb->name,
-                      cs->consecutive_failures);
-        cs->disabled = NGX_HTTP_POSTBACK_DISABLED_FAILS;
-        cs->state_changed = now;
+    if (pb_policy_disables(cs->consecutive_failures, cb->disable_after)) {
+        ngx_http_postback_callback_disable(cs,
+                                           NGX_HTTP_POSTBACK_DISABLED_FAILS,
+                                           log);
     }
 
-done:
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return due;
+    return 0;
 }
 
 
-/* a worker going away hands its unfinished claims back */
+/* under the lock; the first reason stays */
+
+static void
+ngx_http_postback_callback_disable(ngx_http_postback_cb_state_t *cs,
+    ngx_uint_t why, ngx_log_t *log)
+{
+    if (cs->disabled) {
+        return;
+    }
+
+    if (why == NGX_HTTP_POSTBACK_DISABLED_GONE) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "postback: callback \"%*s\" disabled: its receiver "
+                      "answered 410 Gone", cs->name_len, cs->name);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "postback: callback \"%*s\" disabled after %uL failed "
+                      "deliveries in a row", cs->name_len, cs->name,
+                      cs->consecutive_failures);
+    }
+
+    cs->disabled = why;
+    cs->state_changed = ngx_http_postback_now();
+}
+
+
+/*
+ * A claim this worker will not send: due again now, for any worker.  Only
+ * claims no transfer was started for are handed back.
+ */
 
 void
 ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim)
 {
-    ngx_slab_pool_t               *shpool;
-    ngx_http_postback_delivery_t  *d;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_record_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
@@ -945,38 +1292,41 @@ ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
 
     d = ngx_http_postback_zone_claimed(shpool->data, claim);
     if (d) {
-        ngx_http_postback_zone_schedule(shpool->data, d,
-                                        NGX_HTTP_POSTBACK_PENDING,
-                                        ngx_http_postback_now());
+        ngx_http_postback_zone_move(shpool->data, d,
+                                    NGX_HTTP_POSTBACK_PENDING,
+                                    ngx_http_postback_now());
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 }
 
 
-/* under the lock; makes room by evicting the oldest finished records */
+/*
+ * Under the lock; makes room by evicting the oldest finished records that
+ * the journal needs nothing more of.
+ */
 
 static void *
 ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, size_t size)
 {
-    void                          *p;
-    ngx_queue_t                   *q, *next;
-    ngx_http_postback_delivery_t  *d;
+    void                        *p;
+    ngx_queue_t                 *q, *next;
+    ngx_http_postback_record_t  *d;
 
     p = ngx_slab_alloc_locked(shpool, size);
-    if (p) {
+    if (p || sh->nfinished == 0) {
         return p;
     }
 
-    for (q = ngx_queue_head(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries);
+    for (q = ngx_queue_head(&sh->records);
+         q != ngx_queue_sentinel(&sh->records);
          q = next)
     {
         next = ngx_queue_next(q);
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
 
-        if (!ngx_http_postback_finished(d)) {
+        if (!ngx_http_postback_finished(d->state) || d->queued) {
             continue;
         }
 
@@ -993,20 +1343,30 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
 }
 
 
+/* under the lock: the record goes, leaving its state's gauges first */
+
 static void
 ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
-    ngx_http_postback_shctx_t *sh, ngx_http_postback_delivery_t *d)
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d)
 {
     ngx_http_postback_attempt_t  *a, *next;
+
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_NONE, 0);
 
     for (a = d->attempts; a; a = next) {
         next = a->next;
         ngx_slab_free_locked(shpool, a);
     }
 
-    ngx_rbtree_delete(&sh->rbtree, &d->node);
+    ngx_rbtree_delete(&sh->ids, &d->node);
     ngx_queue_remove(&d->queue);
-    sh->records--;
+
+    if (d->queued) {
+        ngx_queue_remove(&d->jqueue);
+        sh->unwritten--;
+    }
+
+    sh->nrecords--;
 
     ngx_slab_free_locked(shpool, d);
 }
@@ -1054,12 +1414,13 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_query_t *query, ngx_http_postback_snapshot_t *snap,
     ngx_pool_t *pool)
 {
+    ngx_int_t                       rc;
     ngx_uint_t                      i;
     ngx_queue_t                    *q;
     ngx_slab_pool_t                *shpool;
     ngx_http_postback_shctx_t      *sh;
-    ngx_http_postback_delivery_t   *d;
-    ngx_http_postback_callback_t  **cbp;
+    ngx_http_postback_record_t     *d;
+    ngx_http_postback_cb_conf_t   **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
@@ -1071,128 +1432,239 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
 
     snap->ncallbacks = pmcf->callbacks.nelts;
     snap->callbacks = ngx_palloc(pool, (snap->ncallbacks + 1)
-                                       * sizeof(ngx_http_postback_cb_shm_t));
-    snap->deliveries = ngx_palloc(pool, (query->limit + 1) * sizeof(void *));
+                                       * sizeof(ngx_http_postback_cb_state_t));
+    snap->deliveries = ngx_palloc(pool, (query->limit + 1)
+                                        * sizeof(ngx_http_postback_view_t));
 
     if (snap->callbacks == NULL || snap->deliveries == NULL) {
         return NGX_ERROR;
     }
 
     snap->size = shm_zone->shm.size;
+    rc = NGX_OK;
 
     ngx_shmtx_lock(&shpool->mutex);
 
     snap->used = shm_zone->shm.size - shpool->pfree * ngx_pagesize;
-    snap->records = sh->records;
+    snap->records = sh->nrecords;
     snap->evicted = sh->evicted;
 
     for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
         snap->counters[i] = sh->counters[i];
     }
 
-    for (i = 0; i < snap->ncallbacks; i++) {
-        snap->callbacks[i] = *cbp[i]->shm;
+    if (sh->spool) {
+        ngx_http_postback_spool_stats(sh->spool, &snap->spool);
+        snap->spool.unwritten = sh->unwritten;
+        snap->spool.lost = sh->lost;
+        snap->spool.live = sh->journal_live;
     }
 
-    for (q = ngx_queue_last(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries)
+    for (i = 0; i < snap->ncallbacks; i++) {
+        snap->callbacks[i] = *cbp[i]->state;
+    }
+
+    for (q = ngx_queue_last(&sh->records);
+         q != ngx_queue_sentinel(&sh->records)
          && snap->ndeliveries < query->limit;
          q = ngx_queue_prev(q))
     {
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
+        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
 
-        if ((query->state != -1 && d->state != (ngx_uint_t) query->state)
-            || (query->callback.len
-                && (query->callback.len != d->cb->name_len
-                    || ngx_strncmp(query->callback.data, d->cb->name,
-                                   d->cb->name_len) != 0))
-            || (query->event.len
-                && (query->event.len != d->event_len
-                    || ngx_strncmp(query->event.data, d->data,
-                                   d->event_len) != 0)))
-        {
+        if (!ngx_http_postback_zone_selects(query, d)) {
             continue;
         }
 
-        d = ngx_http_postback_delivery_copy(d, 0, pool);
-        if (d == NULL) {
+        rc = ngx_http_postback_zone_view(d,
+                                         &snap->deliveries[snap->ndeliveries],
+                                         0, pool);
+        if (rc != NGX_OK) {
             break;
         }
 
-        snap->deliveries[snap->ndeliveries++] = d;
+        snap->ndeliveries++;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return NGX_OK;
+    return rc;
 }
 
 
-/* one delivery with its request, copied into the pool; NULL: not known */
-
-ngx_http_postback_delivery_t *
-ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
-    ngx_pool_t *pool)
+static ngx_int_t
+ngx_http_postback_zone_selects(ngx_http_postback_query_t *query,
+    ngx_http_postback_record_t *d)
 {
-    ngx_slab_pool_t               *shpool;
-    ngx_http_postback_delivery_t  *d;
+    if (query->state != -1 && d->state != (ngx_uint_t) query->state) {
+        return 0;
+    }
+
+    if (query->callback.len
+        && (query->callback.len != d->cb->name_len
+            || ngx_strncmp(query->callback.data, d->cb->name,
+                           d->cb->name_len) != 0))
+    {
+        return 0;
+    }
+
+    if (query->event.len
+        && (query->event.len != d->event_len
+            || ngx_strncmp(query->event.data, d->data, d->event_len) != 0))
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* one delivery with its request, copied into the pool; NGX_DECLINED: none */
+
+ngx_int_t
+ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
+    ngx_http_postback_view_t *view, ngx_pool_t *pool)
+{
+    ngx_int_t                    rc;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_record_t  *d;
+
+    if (id->len != NGX_HTTP_POSTBACK_ID_LEN) {
+        return NGX_DECLINED;
+    }
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    d = ngx_http_postback_zone_lookup(shpool->data, id);
-    if (d) {
-        d = ngx_http_postback_delivery_copy(d, 1, pool);
-    }
+    d = ngx_http_postback_zone_lookup(shpool->data, id->data);
+
+    rc = d ? ngx_http_postback_zone_view(d, view, 1, pool) : NGX_DECLINED;
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return d;
+    return rc;
+}
+
+
+/*
+ * Under the lock: a copy of a record in the pool, with its attempts, and
+ * with its headers and body when asked.
+ */
+
+static ngx_int_t
+ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
+    ngx_http_postback_view_t *v, ngx_flag_t request, ngx_pool_t *pool)
+{
+    u_char                       *p;
+    size_t                        size;
+    ngx_uint_t                    i;
+    ngx_http_postback_attempt_t  *a;
+    ngx_http_postback_result_t   *r;
+
+    ngx_http_postback_record_request(d, &v->req);
+
+    if (!request) {
+        v->req.headers.len = 0;
+        v->req.body.len = 0;
+    }
+
+    size = d->cb->name_len + v->req.event.len + v->req.fields.len
+           + v->req.url.len + v->req.headers.len + v->req.body.len;
+
+    for (a = d->attempts; a; a = a->next) {
+        size += a->error_len + a->response_len;
+    }
+
+    v->nattempts = 0;
+    v->attempts = ngx_palloc(pool, (d->nattempts + 1)
+                                   * sizeof(ngx_http_postback_result_t));
+    p = ngx_pnalloc(pool, size + 1);
+
+    if (v->attempts == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(v->id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
+    v->state = d->state;
+    v->due = (d->state == NGX_HTTP_POSTBACK_PENDING) ? d->due.key : 0;
+
+    v->callback.data = p;
+    v->callback.len = d->cb->name_len;
+    p = ngx_cpymem(p, d->cb->name, d->cb->name_len);
+
+    /* the request's parts, moved from the record to the pool */
+    size = v->req.event.len + v->req.fields.len + v->req.url.len;
+    ngx_memcpy(p, d->data, size);
+    v->req.event.data = p;
+    v->req.fields.data = p + v->req.event.len;
+    v->req.url.data = v->req.fields.data + v->req.fields.len;
+    p += size;
+
+    v->req.headers.data = p;
+    p = ngx_cpymem(p, ngx_http_postback_headers_of(d), v->req.headers.len);
+    v->req.body.data = p;
+    p = ngx_cpymem(p, ngx_http_postback_body_of(d), v->req.body.len);
+
+    for (a = d->attempts, i = 0; a; a = a->next, i++) {
+        r = &v->attempts[i];
+
+        r->start = a->start;
+        r->duration = a->duration;
+        r->status = a->status;
+        r->retry_after = 0;
+        r->manual = a->manual;
+        r->error.data = p;
+        r->error.len = a->error_len;
+        r->response.data = p + a->error_len;
+        r->response.len = a->response_len;
+        p = ngx_cpymem(p, a->data, a->error_len + a->response_len);
+    }
+
+    v->nattempts = i;
+
+    return NGX_OK;
 }
 
 
 /*
  * A delivery sent again now, at the operator's word.  A pending one goes
  * at once and keeps its schedule after; a finished one gets one attempt.
- * NGX_OK; NGX_DECLINED: not known; NGX_BUSY: being sent or paused.
+ * NGX_OK; NGX_DECLINED: not known; NGX_BUSY: a retry of it is queued or
+ * being sent, it is paused, or its callback is disabled.
  */
 
 ngx_int_t
 ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
     ngx_log_t *log)
 {
-    ngx_int_t                      rc;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_delivery_t  *d;
+    ngx_int_t                    rc;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    d = ngx_http_postback_zone_lookup(sh, id);
+    d = (id->len == NGX_HTTP_POSTBACK_ID_LEN)
+        ? ngx_http_postback_zone_lookup(sh, id->data) : NULL;
 
     if (d == NULL) {
         rc = NGX_DECLINED;
 
-    } else if (d->state == NGX_HTTP_POSTBACK_SENDING
-               || d->state == NGX_HTTP_POSTBACK_PAUSED
-               || d->cb->disabled)
+    } else if (d->manual || d->cb->disabled
+               || d->state == NGX_HTTP_POSTBACK_SENDING
+               || d->state == NGX_HTTP_POSTBACK_PAUSED)
     {
         rc = NGX_BUSY;
 
     } else {
-        if (ngx_http_postback_finished(d)) {
-            d->resent = 1;
-            d->cb->pending++;
-        }
-
+        d->resent = ngx_http_postback_finished(d->state);
         d->manual = 1;
         d->cb->manual++;
-        ngx_http_postback_zone_schedule(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                        ngx_http_postback_now());
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                    ngx_http_postback_now());
         rc = NGX_OK;
     }
 
@@ -1212,13 +1684,13 @@ ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
 
 void
 ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_callback_t *cb, ngx_flag_t enable)
+    ngx_http_postback_cb_conf_t *cb, ngx_flag_t enable)
 {
-    ngx_slab_pool_t             *shpool;
-    ngx_http_postback_cb_shm_t  *cs;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_cb_state_t  *cs;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-    cs = cb->shm;
+    cs = cb->state;
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -1241,95 +1713,353 @@ ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
 
 
 /*
- * Under the lock: the record of an id.  Its number is in the id, except
- * for records restored from the spool, which got new numbers.
+ * Hands a writer the journal records that deliveries need next, oldest
+ * first, as long as put() takes them (it copies them, under the lock),
+ * and leases them to this worker.  all: taken from other writers too (at
+ * the end, when no other is left).
  */
 
-static ngx_http_postback_delivery_t *
-ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, ngx_str_t *id)
+ngx_uint_t
+ngx_http_postback_zone_journal_take(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jput_pt put, void *ctx, ngx_http_postback_jref_t *out,
+    ngx_uint_t max, ngx_flag_t all)
 {
-    ngx_int_t                      key;
-    ngx_queue_t                   *q;
-    ngx_http_postback_delivery_t  *d;
+    uint64_t                     now;
+    ngx_uint_t                   n;
+    ngx_queue_t                 *q, *next;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_jitem_t    item;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
 
-    if (id->len != NGX_HTTP_POSTBACK_ID_LEN
-        || ngx_strncmp(id->data, "msg_", 4) != 0)
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    now = ngx_http_postback_now();
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->journal);
+         q != ngx_queue_sentinel(&sh->journal) && n < max;
+         q = next)
     {
-        return NULL;
-    }
+        next = ngx_queue_next(q);
+        d = ngx_queue_data(q, ngx_http_postback_record_t, jqueue);
 
-    key = ngx_hextoi(id->data + 4 + 12, 12);
-
-    d = (key == NGX_ERROR) ? NULL : ngx_http_postback_zone_numbered(sh, key);
-
-    if (d && ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0) {
-        return d;
-    }
-
-    for (q = ngx_queue_head(&sh->deliveries);
-         q != ngx_queue_sentinel(&sh->deliveries);
-         q = ngx_queue_next(q))
-    {
-        d = ngx_queue_data(q, ngx_http_postback_delivery_t, queue);
-
-        if (ngx_strncmp(d->id, id->data, NGX_HTTP_POSTBACK_ID_LEN) == 0) {
-            return d;
+        if (d->jlease > now && !all) {
+            continue;
         }
+
+        ngx_http_postback_journal_item(d, &item);
+
+        if (put(ctx, &item) == 0) {
+            break;
+        }
+
+        ngx_http_postback_zone_lease(d, now, &out[n++]);
     }
 
-    return NULL;
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return n;
+}
+
+
+/* under the lock: the journal record d needs next */
+
+static void
+ngx_http_postback_journal_item(ngx_http_postback_record_t *d,
+    ngx_http_postback_jitem_t *item)
+{
+    item->finished = (d->journal == NGX_HTTP_POSTBACK_JOURNAL_CREATED);
+    item->state = d->state;
+    item->id = d->id;
+    item->callback.data = d->cb->name;
+    item->callback.len = d->cb->name_len;
+
+    ngx_http_postback_record_request(d, &item->req);
 }
 
 
 /*
- * Under the lock: a copy of a record in the pool, with its attempts, and
- * with its headers and body when asked.  Its cb still points to the zone:
- * a callback's name never changes.
+ * Under the lock: a delivery whose created record can never be written
+ * ends failed, with a log line naming it, as a dropped one.
  */
 
-static ngx_http_postback_delivery_t *
-ngx_http_postback_delivery_copy(ngx_http_postback_delivery_t *d,
-    ngx_flag_t request, ngx_pool_t *pool)
+static void
+ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_log_t *log, const char *what)
 {
-    size_t                         size;
-    ngx_http_postback_attempt_t   *a, *ac, **next;
-    ngx_http_postback_delivery_t  *c;
+    ngx_str_t  name, event, fields;
 
-    size = offsetof(ngx_http_postback_delivery_t, data)
-           + d->event_len + d->url_len;
+    name.data = d->cb->name;
+    name.len = d->cb->name_len;
+    event.data = d->data;
+    event.len = d->event_len;
+    fields.data = ngx_http_postback_fields_of(d);
+    fields.len = d->fields_len;
 
-    if (request) {
-        size += d->headers_len + d->body_len;
+    ngx_http_postback_log_lost(log, d->id, what, &name, &event, &fields);
+
+    sh->lost++;
+    ngx_http_postback_journal_close(sh, d);
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
+}
+
+
+/* under the lock: d needs nothing more of the journal */
+
+static void
+ngx_http_postback_journal_close(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
+{
+    ngx_http_postback_journal_dequeue(sh, d);
+    ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_DONE);
+}
+
+
+/* under the lock: out of the journal's queue; its journal state stays */
+
+static void
+ngx_http_postback_journal_dequeue(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
+{
+    if (d->queued) {
+        ngx_queue_remove(&d->jqueue);
+        d->queued = 0;
+        sh->unwritten--;
+    }
+}
+
+
+/*
+ * Under the lock: what of d is on disk; the zone counts the bytes of
+ * created records on disk whose deliveries are not finished there.
+ */
+
+static void
+ngx_http_postback_journal_set(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_uint_t journal)
+{
+    if (d->journal == NGX_HTTP_POSTBACK_JOURNAL_CREATED) {
+        sh->journal_live -= d->jsize;
     }
 
-    c = ngx_palloc(pool, size);
-    if (c == NULL) {
-        return NULL;
+    d->journal = journal;
+
+    if (journal == NGX_HTTP_POSTBACK_JOURNAL_CREATED) {
+        sh->journal_live += d->jsize;
     }
+}
 
-    ngx_memcpy(c, d, size);
-    c->attempts = NULL;
-    next = &c->attempts;
 
-    if (!request) {
-        c->headers_len = 0;
-        c->body_len = 0;
-    }
+/* the bytes of the journal that unfinished deliveries need */
 
-    for (a = d->attempts; a; a = a->next) {
-        size = offsetof(ngx_http_postback_attempt_t, data)
-               + a->error_len + a->response_len;
+uint64_t
+ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone)
+{
+    uint64_t          live;
+    ngx_slab_pool_t  *shpool;
 
-        ac = ngx_palloc(pool, size);
-        if (ac == NULL) {
-            return NULL;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+    live = ((ngx_http_postback_shctx_t *) shpool->data)->journal_live;
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return live;
+}
+
+
+/* the journal records of refs were written, each at its ref's spot */
+
+void
+ngx_http_postback_zone_journal_done(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n)
+{
+    ngx_uint_t                   i;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        d = ngx_http_postback_zone_held(sh, &refs[i]);
+
+        if (d == NULL || !d->queued) {
+            /* no record, or taken over and written by another worker too */
+            continue;
         }
 
-        ngx_memcpy(ac, a, size);
-        ac->next = NULL;
-        *next = ac;
-        next = &ac->next;
+        d->jlease = 0;
+
+        if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE) {
+            ngx_http_postback_journal_close(sh, d);
+            continue;
+        }
+
+        d->jsize = refs[i].size;
+        ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
+
+        /* a finished one stays queued: its finished record is next */
+        if (!ngx_http_postback_finished(d->state)) {
+            ngx_http_postback_journal_dequeue(sh, d);
+        }
     }
 
-    return c;
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/*
+ * The journal records of refs cannot be written (nginx stops): each
+ * delivery that is not on disk at all is lost, and logged.
+ */
+
+void
+ngx_http_postback_zone_journal_lost(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_log_t *log,
+    const char *what)
+{
+    ngx_uint_t                   i;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        d = ngx_http_postback_zone_held(sh, &refs[i]);
+
+        if (d == NULL || !d->queued) {
+            continue;
+        }
+
+        if (d->journal == NGX_HTTP_POSTBACK_JOURNAL_NONE
+            && !ngx_http_postback_finished(d->state))
+        {
+            ngx_http_postback_journal_lose(sh, d, log, what);
+            continue;
+        }
+
+        /* finished: at worst it is sent once more after a restart */
+        ngx_http_postback_journal_close(sh, d);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* a writer still has refs in hand: their leases go on */
+
+void
+ngx_http_postback_zone_journal_renew(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n)
+{
+    uint64_t                     now;
+    ngx_uint_t                   i;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_record_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    now = ngx_http_postback_now();
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        d = ngx_http_postback_zone_held(shpool->data, &refs[i]);
+
+        if (d) {
+            d->jlease = now + NGX_HTTP_POSTBACK_JOURNAL_LEASE;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/*
+ * Whether a delivery from the journal would find room: a page free, or
+ * finished records to evict (mostly: those the journal needs stay).
+ */
+
+ngx_flag_t
+ngx_http_postback_zone_has_room(ngx_shm_zone_t *shm_zone)
+{
+    ngx_flag_t                  room;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_postback_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+    room = (shpool->pfree > 0 || sh->nfinished > 0);
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return room;
+}
+
+
+/* how many deliveries wait in the journal only, all callbacks */
+
+uint64_t
+ngx_http_postback_zone_in_spool(ngx_shm_zone_t *shm_zone)
+{
+    uint64_t                       n;
+    ngx_queue_t                   *q;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_cb_state_t  *cs;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->callbacks);
+         q != ngx_queue_sentinel(&sh->callbacks);
+         q = ngx_queue_next(q))
+    {
+        cs = ngx_queue_data(q, ngx_http_postback_cb_state_t, queue);
+        n += cs->in_spool;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return n;
+}
+
+
+/*
+ * A delivery of the callback named waits in the journal only (delta 1),
+ * or no longer, never having got there (-1).
+ */
+
+void
+ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone, ngx_str_t *callback,
+    ngx_int_t delta)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_cb_state_t  *cs;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    cs = ngx_http_postback_zone_named(shpool->data, callback);
+    if (cs) {
+        ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED,
+                                     (uint64_t) delta);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
 }

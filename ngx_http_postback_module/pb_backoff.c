@@ -21,9 +21,14 @@ pb_backoff_delay(const uint64_t *schedule, size_t n, size_t failed,
     i = (failed > 0) ? failed - 1 : 0;
     base = schedule[i < n ? i : n - 1];
 
-    /* uniform in [base - 20%, base + 20%] */
-    span = base * 2 * PB_BACKOFF_JITTER / 100;
-    delay = base - base * PB_BACKOFF_JITTER / 100
+    /*
+     * uniform in [base - 20%, base + 20%]; the percentages are taken of
+     * base / 100 and base % 100 apart, as base * 40 may not fit
+     */
+    span = base / 100 * 2 * PB_BACKOFF_JITTER
+           + base % 100 * 2 * PB_BACKOFF_JITTER / 100;
+    delay = base - (base / 100 * PB_BACKOFF_JITTER
+                    + base % 100 * PB_BACKOFF_JITTER / 100)
             + (span ? (uint64_t) random % (span + 1) : 0);
 
     return delay < retry_after_ms ? retry_after_ms : delay;

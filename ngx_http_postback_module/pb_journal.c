@@ -4,6 +4,7 @@
  */
 
 
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -13,6 +14,17 @@
 #define PB_JOURNAL_HEAD   8     /* "PBJ", type, length */
 #define PB_JOURNAL_TAIL   4     /* CRC-32 */
 #define PB_JOURNAL_LIMIT  (256 * 1024 * 1024)
+
+/* the types of 0.1 journals, read as 'D' and 'E' */
+#define PB_JOURNAL_CREATED_01   'C'
+#define PB_JOURNAL_FINISHED_01  'F'
+
+
+static int pb_journal_type(unsigned char c);
+static int pb_journal_more(const unsigned char *p, size_t len);
+static const unsigned char *pb_journal_payload(unsigned char c,
+    const unsigned char *p, const unsigned char *end,
+    pb_journal_record_t *r);
 
 
 static unsigned char *
@@ -70,15 +82,31 @@ pb_get_bytes(const unsigned char *p, const unsigned char *end, pb_bytes_t *b)
 }
 
 
+static unsigned char *
+pb_put64(unsigned char *p, uint64_t v)
+{
+    p = pb_put32(p, (uint32_t) (v >> 32));
+
+    return pb_put32(p, (uint32_t) v);
+}
+
+
+static uint64_t
+pb_get64(const unsigned char *p)
+{
+    return (uint64_t) pb_get32(p) << 32 | pb_get32(p + 4);
+}
+
+
 static size_t
 pb_journal_payload_size(const pb_journal_record_t *r)
 {
     if (r->type == PB_JOURNAL_FINISHED) {
-        return 4 + r->id.len;
+        return 8 + 1 + 4 + r->id.len;
     }
 
-    return 1 + 8 + 6 * 4 + r->id.len + r->callback.len + r->event.len
-           + r->url.len + r->headers.len + r->body.len;
+    return 8 + 1 + 8 + 7 * 4 + r->id.len + r->callback.len + r->event.len
+           + r->url.len + r->headers.len + r->body.len + r->fields.len;
 }
 
 
@@ -92,7 +120,6 @@ pb_journal_size(const pb_journal_record_t *r)
 unsigned char *
 pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
 {
-    int             i;
     unsigned char  *payload, *p;
 
     memcpy(dst, "PBJ", 3);
@@ -100,25 +127,32 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
     p = pb_put32(dst + 4, (uint32_t) pb_journal_payload_size(r));
     payload = p;
 
+    p = pb_put64(p, r->tag);
+
     if (r->type == PB_JOURNAL_FINISHED) {
+        *p++ = (unsigned char) r->state;
         p = pb_put_bytes(p, &r->id);
 
     } else {
         *p++ = (unsigned char) r->method;
-
-        for (i = 56; i >= 0; i -= 8) {
-            *p++ = (unsigned char) (r->created >> i);
-        }
-
+        p = pb_put64(p, r->created);
         p = pb_put_bytes(p, &r->id);
         p = pb_put_bytes(p, &r->callback);
         p = pb_put_bytes(p, &r->event);
         p = pb_put_bytes(p, &r->url);
         p = pb_put_bytes(p, &r->headers);
         p = pb_put_bytes(p, &r->body);
+        p = pb_put_bytes(p, &r->fields);
     }
 
     return pb_put32(p, (uint32_t) crc32(0, payload, (uInt) (p - payload)));
+}
+
+
+size_t
+pb_journal_frame_size(const unsigned char *p)
+{
+    return PB_JOURNAL_HEAD + pb_get32(p + 4) + PB_JOURNAL_TAIL;
 }
 
 
@@ -126,7 +160,6 @@ int
 pb_journal_read(const unsigned char *buf, size_t len, pb_journal_record_t *r,
     size_t *used)
 {
-    int                   i;
     size_t                size;
     const unsigned char  *p, *end;
 
@@ -136,9 +169,7 @@ pb_journal_read(const unsigned char *buf, size_t len, pb_journal_record_t *r,
                ? PB_JOURNAL_TORN : PB_JOURNAL_CORRUPT;
     }
 
-    if (memcmp(buf, "PBJ", 3) != 0
-        || (buf[3] != PB_JOURNAL_CREATED && buf[3] != PB_JOURNAL_FINISHED))
-    {
+    if (memcmp(buf, "PBJ", 3) != 0 || pb_journal_type(buf[3]) == 0) {
         return PB_JOURNAL_CORRUPT;
     }
 
@@ -160,29 +191,9 @@ pb_journal_read(const unsigned char *buf, size_t len, pb_journal_record_t *r,
     }
 
     memset(r, 0, sizeof(pb_journal_record_t));
-    r->type = buf[3];
+    r->type = pb_journal_type(buf[3]);
 
-    if (r->type == PB_JOURNAL_FINISHED) {
-        p = pb_get_bytes(p, end, &r->id);
-
-    } else {
-        if (size < 9) {
-            return PB_JOURNAL_CORRUPT;
-        }
-
-        r->method = *p++;
-
-        for (i = 0; i < 8; i++) {
-            r->created = r->created << 8 | *p++;
-        }
-
-        p = pb_get_bytes(p, end, &r->id);
-        p = p ? pb_get_bytes(p, end, &r->callback) : NULL;
-        p = p ? pb_get_bytes(p, end, &r->event) : NULL;
-        p = p ? pb_get_bytes(p, end, &r->url) : NULL;
-        p = p ? pb_get_bytes(p, end, &r->headers) : NULL;
-        p = p ? pb_get_bytes(p, end, &r->body) : NULL;
-    }
+    p = pb_journal_payload(buf[3], p, end, r);
 
     if (p != end) {
         return PB_JOURNAL_CORRUPT;
@@ -191,4 +202,246 @@ pb_journal_read(const unsigned char *buf, size_t len, pb_journal_record_t *r,
     *used = PB_JOURNAL_HEAD + size + PB_JOURNAL_TAIL;
 
     return PB_JOURNAL_OK;
+}
+
+
+/* the type a frame's type byte stands for, 0 for none */
+
+static int
+pb_journal_type(unsigned char c)
+{
+    switch (c) {
+
+    case PB_JOURNAL_CREATED:
+    case PB_JOURNAL_CREATED_01:
+        return PB_JOURNAL_CREATED;
+
+    case PB_JOURNAL_FINISHED:
+    case PB_JOURNAL_FINISHED_01:
+        return PB_JOURNAL_FINISHED;
+
+    default:
+        return 0;
+    }
+}
+
+
+/* reads the payload of a frame of type c; NULL, or not end: damaged */
+
+static const unsigned char *
+pb_journal_payload(unsigned char c, const unsigned char *p,
+    const unsigned char *end, pb_journal_record_t *r)
+{
+    int  current;
+
+    current = (c == PB_JOURNAL_CREATED || c == PB_JOURNAL_FINISHED);
+
+    if (current) {
+        if (end - p < 9) {
+            return NULL;
+        }
+
+        r->tag = pb_get64(p);
+        p += 8;
+    }
+
+    if (r->type == PB_JOURNAL_FINISHED) {
+        if (current) {
+            r->state = *p++;
+        }
+
+        return pb_get_bytes(p, end, &r->id);
+    }
+
+    if (end - p < 9) {
+        return NULL;
+    }
+
+    r->method = *p++;
+    r->created = pb_get64(p);
+    p += 8;
+
+    p = pb_get_bytes(p, end, &r->id);
+    p = p ? pb_get_bytes(p, end, &r->callback) : NULL;
+    p = p ? pb_get_bytes(p, end, &r->event) : NULL;
+    p = p ? pb_get_bytes(p, end, &r->url) : NULL;
+    p = p ? pb_get_bytes(p, end, &r->headers) : NULL;
+    p = p ? pb_get_bytes(p, end, &r->body) : NULL;
+
+    if (current && p) {
+        p = pb_get_bytes(p, end, &r->fields);
+    }
+
+    return p;
+}
+
+
+size_t
+pb_journal_scan(const unsigned char *buf, size_t len, pb_journal_entry_t *e,
+    size_t max, size_t *damaged, size_t *end)
+{
+    size_t               n, pos, used;
+    pb_journal_record_t  r;
+
+    n = 0;
+    pos = 0;
+
+    while (pos < len) {
+
+        switch (pb_journal_read(buf + pos, len - pos, &r, &used)) {
+
+        case PB_JOURNAL_OK:
+            if (n == max) {
+                *end = pos;
+                return n;
+            }
+
+            e[n].offset = pos;
+            e[n].size = used;
+            e[n].type = r.type;
+            e[n].tag = r.tag;
+            e[n].id = r.id.data;
+            e[n].id_len = r.id.len;
+            e[n].live = 0;
+            n++;
+            pos += used;
+            continue;
+
+        case PB_JOURNAL_TORN:
+            if (pb_journal_more(buf + pos + 1, len - pos - 1)) {
+                /* a damaged length, not the end: records follow */
+                break;
+            }
+
+            *end = pos;
+            return n;
+
+        default: /* PB_JOURNAL_CORRUPT: look for the next record */
+            break;
+        }
+
+        if (damaged) {
+            (*damaged)++;
+        }
+
+        pos++;
+    }
+
+    *end = len;
+
+    return n;
+}
+
+
+/* whether a frame's magic is somewhere in p[0..len) */
+
+static int
+pb_journal_more(const unsigned char *p, size_t len)
+{
+    const unsigned char  *m;
+
+    while (len >= 3) {
+        m = memchr(p, 'P', len - 2);
+        if (m == NULL) {
+            return 0;
+        }
+
+        if (m[1] == 'B' && m[2] == 'J') {
+            return 1;
+        }
+
+        len -= m + 1 - p;
+        p = m + 1;
+    }
+
+    return 0;
+}
+
+
+static int
+pb_journal_by_id(const void *a, const void *b)
+{
+    int                        rc;
+    size_t                     len;
+    const pb_journal_entry_t  *x, *y;
+
+    x = *(const pb_journal_entry_t *const *) a;
+    y = *(const pb_journal_entry_t *const *) b;
+
+    len = x->id_len < y->id_len ? x->id_len : y->id_len;
+    rc = len ? memcmp(x->id, y->id, len) : 0;
+
+    if (rc == 0 && x->id_len != y->id_len) {
+        rc = x->id_len < y->id_len ? -1 : 1;
+    }
+
+    if (rc == 0 && x->offset != y->offset) {
+        rc = x->offset < y->offset ? -1 : 1;
+    }
+
+    return rc;
+}
+
+
+long
+pb_journal_live(pb_journal_entry_t *e, size_t n)
+{
+    long                 live;
+    size_t               i, j, k;
+    int                  finished;
+    pb_journal_entry_t  *first, **by_id;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    by_id = malloc(n * sizeof(pb_journal_entry_t *));
+    if (by_id == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        by_id[i] = &e[i];
+    }
+
+    qsort(by_id, n, sizeof(pb_journal_entry_t *), pb_journal_by_id);
+
+    live = 0;
+
+    /* each run of one id, oldest first */
+    for (i = 0; i < n; i = j) {
+        finished = 0;
+        first = NULL;
+
+        for (j = i; j < n; j++) {
+            if (j > i
+                && (by_id[j]->id_len != by_id[i]->id_len
+                    || (by_id[i]->id_len
+                        && memcmp(by_id[j]->id, by_id[i]->id,
+                                  by_id[i]->id_len) != 0)))
+            {
+                break;
+            }
+
+            if (by_id[j]->type == PB_JOURNAL_FINISHED) {
+                finished = 1;
+
+            } else if (first == NULL) {
+                first = by_id[j];
+            }
+        }
+
+        for (k = i; k < j; k++) {
+            by_id[k]->live = 0;
+        }
+
+        if (first && !finished) {
+            first->live = 1;
+            live++;
+        }
+    }
+
+    free(by_id);
+
+    return live;
 }

@@ -2,11 +2,15 @@
  * The spool's journal records, framed so that a torn or damaged record is
  * recognised.  Pure C (zlib's crc32), no nginx headers.
  *
- * A record: "PBJ", its type ('C' created, 'F' finished), the payload's
- * length (4 bytes, big-endian), the payload, its CRC-32 (4 bytes).
- * Payload of 'C': method (1 byte), created (8 bytes, ms), then id,
- * callback, event, url, headers and body, each as a 4-byte length and its
- * bytes.  Payload of 'F': the id, the same way.
+ * A record: "PBJ", its type, the payload's length (4 bytes, big-endian),
+ * the payload, its CRC-32 (4 bytes).  Payload of a created record ('D'):
+ * the writer's tag (8 bytes), method (1 byte), created (8 bytes, ms), then
+ * id, callback, event, url, headers, body and fields, each as a 4-byte
+ * length and its bytes.  Payload of a finished record ('E'): the writer's
+ * tag (8 bytes), the state it ended in (1 byte), the id as above.
+ *
+ * Journals of version 0.1 hold 'C' and 'F' records: 'D' and 'E' without
+ * tag, fields and state.  They are read, never written.
  */
 
 #ifndef PB_JOURNAL_H
@@ -16,8 +20,8 @@
 #include <stdint.h>
 
 
-#define PB_JOURNAL_CREATED   'C'
-#define PB_JOURNAL_FINISHED  'F'
+#define PB_JOURNAL_CREATED   'D'
+#define PB_JOURNAL_FINISHED  'E'
 
 #define PB_JOURNAL_OK        0
 #define PB_JOURNAL_TORN      1      /* ends before the record does */
@@ -32,7 +36,9 @@ typedef struct {
 
 typedef struct {
     int         type;
+    uint64_t    tag;        /* who wrote it; 0 in a 0.1 journal */
     unsigned    method;
+    unsigned    state;      /* finished: how it ended */
     uint64_t    created;
     pb_bytes_t  id;
     pb_bytes_t  callback;
@@ -40,6 +46,7 @@ typedef struct {
     pb_bytes_t  url;
     pb_bytes_t  headers;
     pb_bytes_t  body;
+    pb_bytes_t  fields;     /* pb_fields packed */
 } pb_journal_record_t;
 
 
@@ -50,6 +57,9 @@ size_t pb_journal_size(const pb_journal_record_t *r);
 unsigned char *pb_journal_write(unsigned char *dst,
     const pb_journal_record_t *r);
 
+/* The size of a frame pb_journal_write wrote at p, from its head. */
+size_t pb_journal_frame_size(const unsigned char *p);
+
 /*
  * Reads the record at buf[0..len): PB_JOURNAL_OK with *r pointing into buf
  * and *used its frame's size; PB_JOURNAL_TORN when buf ends inside it;
@@ -58,5 +68,34 @@ unsigned char *pb_journal_write(unsigned char *dst,
  */
 int pb_journal_read(const unsigned char *buf, size_t len,
     pb_journal_record_t *r, size_t *used);
+
+
+/* a record as a scan of a whole journal finds it */
+typedef struct {
+    size_t                offset;   /* of its frame */
+    size_t                size;     /* of its frame */
+    int                   type;
+    uint64_t              tag;
+    const unsigned char  *id;
+    size_t                id_len;
+    int                   live;     /* set by pb_journal_live */
+} pb_journal_entry_t;
+
+
+/*
+ * Lists the records of buf[0..len) in order in e, max of them at most,
+ * skipping damaged bytes (counted in *damaged, when not NULL).  *end is
+ * where it stopped: at the end, where a record torn by the end of buf
+ * begins, or where the record that did not fit in e begins.  Returns how
+ * many were listed.
+ */
+size_t pb_journal_scan(const unsigned char *buf, size_t len,
+    pb_journal_entry_t *e, size_t max, size_t *damaged, size_t *end);
+
+/*
+ * Marks the live created records of the list: the first of each id that
+ * no finished record names.  Returns how many, or -1 when out of memory.
+ */
+long pb_journal_live(pb_journal_entry_t *e, size_t n);
 
 #endif /* PB_JOURNAL_H */

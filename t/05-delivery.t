@@ -491,13 +491,13 @@ subtest 'max_conns=3: three deliveries at a time' => sub {
     is $most, 3, 'at most 3 in flight, and 3 did run in parallel';
 };
 
-# The slow receiver holds a delivery for 5 s: a graceful stop does not wait
-# for it.
+# The slow receiver holds a delivery for 5 s: a graceful stop lets it end,
+# as nginx lets a client's request end, rather than send it again later.
 checkout('/slow/buy?status=APPROVED&transaction=S2');
 $t->wait_received(slow => 2, 3);
 my $stopping = time;
 $t->stop;
-cmp_ok time - $stopping, '<', 3, 'a delivery in flight does not hold nginx at stop';
+cmp_ok time - $stopping, '>', 3, 'a graceful stop waits for a delivery in flight';
 
 # ---------------------------------------------------------------- two workers
 

@@ -93,8 +93,9 @@ eventually(sub {
 # ---------------------------------------------------------------- root
 
 my %cb = map { $_->{name} => $_ } @{ $s->{callbacks} };
-is_deeply [sort keys %$s], [qw(callbacks capture deliveries zone)],
-    'root: zone, capture, callbacks, deliveries';
+is_deeply [sort keys %$s], [qw(callbacks capture deliveries spool zone)],
+    'root: zone, spool, capture, callbacks, deliveries';
+is $s->{spool}, undef, 'spool: null without spool=';
 is $cb{members}{state}, 'enabled', 'members enabled';
 is $cb{members}{disabled_reason}, undef, '... no disabled reason';
 is_deeply $cb{members}{outcomes},

@@ -327,6 +327,17 @@ sub stop {
     $self->_check_log(1);
 }
 
+# SIGKILL to the master and all its children, as when nginx crashes or is
+# killed; the next start is a fresh one.
+sub kill_all {
+    my ($self) = @_;
+    my $master = delete $self->{master} // $self->_pid_file_master;
+    return unless _alive($master);
+    my @children = _children($master);
+    kill 'KILL', $master, @children;
+    _poll(5, sub { !grep { _alive($_) } $master, @children });
+}
+
 # Active worker pids (children of the master that are not shutting down).
 sub worker_pids {
     my ($self) = @_;

@@ -32,6 +32,8 @@ static const unit_suite_t  unit_suites[] = {
     { backoff_tests, &backoff_ntests },
     { sign_tests, &sign_ntests },
     { journal_tests, &journal_ntests },
+    { policy_tests, &policy_ntests },
+    { fields_tests, &fields_ntests },
 };
 
 static const char  *unit_current;
@@ -82,6 +84,60 @@ unit_bytes_eq(const void *got, size_t got_len, const void *want,
     unit_print_escaped("want", want, want_len);
 
     return 0;
+}
+
+
+unsigned char *
+unit_alloc(size_t n)
+{
+    unsigned char  *p;
+
+    p = malloc(n ? n : 1);
+    if (p == NULL) {
+        abort();
+    }
+
+    return p;
+}
+
+
+unsigned char *
+unit_copy(const void *p, size_t len)
+{
+    unsigned char  *copy;
+
+    copy = unit_alloc(len);
+
+    if (len > 0) {
+        memcpy(copy, p, len);
+    }
+
+    return copy;
+}
+
+
+unsigned char *
+unit_put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char) (v >> 24);
+    p[1] = (unsigned char) (v >> 16);
+    p[2] = (unsigned char) (v >> 8);
+    p[3] = (unsigned char) v;
+
+    return p + 4;
+}
+
+
+int
+unit_inside(const void *p, size_t len, const void *buf, size_t buf_len)
+{
+    const unsigned char  *s, *b;
+
+    s = p;
+    b = buf;
+
+    return len == 0
+           || (s >= b && len <= buf_len && s <= b + buf_len - len);
 }
 
 

@@ -51,6 +51,18 @@ test_jitter_bounds(void)
 
 
 static void
+test_huge_delays(void)
+{
+    static const uint64_t  huge[] = { 1000000000000000000ULL };
+
+    /* base * 40 would wrap: random 0 is still the low end, base - 20% */
+    CHECK(pb_backoff_delay(huge, 1, 1, 0, 0) == 800000000000000000ULL);
+    CHECK(pb_backoff_delay(huge, 1, 1, UINT32_MAX, 0)
+          == 800000000000000000ULL + UINT32_MAX);
+}
+
+
+static void
 test_retry_after_is_a_floor(void)
 {
     CHECK(pb_backoff_delay(schedule, 4, 1, 0, 60000) == 60000);
@@ -75,6 +87,7 @@ const unit_test_t  backoff_tests[] = {
     UNIT_TEST(test_schedule_without_jitter_spread),
     UNIT_TEST(test_last_entry_repeats),
     UNIT_TEST(test_jitter_bounds),
+    UNIT_TEST(test_huge_delays),
     UNIT_TEST(test_retry_after_is_a_floor),
     UNIT_TEST(test_edges),
 };

@@ -1,6 +1,7 @@
 /*
  * pb_journal: framing of the spool's journal records, round trips, torn
- * tails and damaged records.
+ * tails, damaged records, the 'C' and 'F' records of 0.1 journals, and
+ * listing a whole journal with its live records.
  */
 
 #include <stdint.h>
@@ -17,32 +18,214 @@
 #define HEAD  8     /* "PBJ", type, payload length */
 #define TAIL  4     /* CRC-32 */
 
+/* what precedes the id: tag, method, created; tag, state */
+#define CREATED_FIXED   (8 + 1 + 8)
+#define FINISHED_FIXED  (8 + 1)
+
+/*
+ * The types of 0.1 journals.  A record of such a type here stands for the
+ * frame a 0.1 writer made of it, built by hand: pb_journal_write never
+ * writes one.
+ */
+#define LEGACY_CREATED        'C'
+#define LEGACY_FINISHED       'F'
+#define LEGACY_CREATED_FIXED  (1 + 8)
+
 /* A string literal as a pb_bytes_t; the literal may contain NULs. */
 #define B(lit)  { (const unsigned char *) (lit), sizeof(lit) - 1 }
 
+#define NITEMS(r)  (sizeof(r) / sizeof((r)[0]))
 
-static unsigned char *
-alloc(size_t n)
+
+static const pb_journal_record_t  full = {
+    .type = PB_JOURNAL_CREATED,
+    .tag = 0x8877665544332211ULL,
+    .method = 2,
+    .created = 1700000000123ULL,
+    .id = B("01HZX3\0id"),
+    .callback = B(""),
+    .event = B("order.paid"),
+    .url = B("https://example.com/hook?a=1&b=\xff"),
+    .headers = B("Content-Type: application/json\r\n"
+                 "X-Bin: \x00\x01\x7f\x80\xfe\xff\r\n"),
+    .body = B("{\"k\":\"\0\"}\0\xff"),
+    .fields = B("\0\0\0\6" "amount" "\0\0\0\5" "19.99"
+                "\0\0\0\0" "\0\0\0\2" "\0\xff")
+};
+
+static const pb_journal_record_t  empty_created = {
+    .type = PB_JOURNAL_CREATED,
+    .id = B(""), .callback = B(""), .event = B(""), .url = B(""),
+    .headers = B(""), .body = B(""), .fields = B("")
+};
+
+static const pb_journal_record_t  finished = {
+    .type = PB_JOURNAL_FINISHED,
+    .tag = 0x8877665544332211ULL,
+    .state = 3,
+    .id = B("01HZX3\0id\xff")
+};
+
+static const pb_journal_record_t  empty_finished = {
+    .type = PB_JOURNAL_FINISHED,
+    .id = B("")
+};
+
+
+static int
+is_legacy(int type)
 {
-    unsigned char  *p;
-
-    p = malloc(n ? n : 1);
-    if (p == NULL) {
-        abort();
-    }
-
-    return p;
+    return type == LEGACY_CREATED || type == LEGACY_FINISHED;
 }
 
 
-/* Writes r into a buffer of exactly pb_journal_size bytes. */
+/* r as a 0.1 journal held it. */
+static pb_journal_record_t
+legacy(const pb_journal_record_t *r)
+{
+    pb_journal_record_t  old;
+
+    old = *r;
+    old.type = (r->type == PB_JOURNAL_FINISHED) ? LEGACY_FINISHED
+                                                 : LEGACY_CREATED;
+    return old;
+}
+
+
+/* What reading r's frame gives: a 0.1 record has no tag, state, fields. */
+static pb_journal_record_t
+as_read(const pb_journal_record_t *r)
+{
+    pb_journal_record_t  want;
+
+    want = *r;
+
+    if (is_legacy(r->type)) {
+        want.type = (r->type == LEGACY_FINISHED) ? PB_JOURNAL_FINISHED
+                                                 : PB_JOURNAL_CREATED;
+        want.tag = 0;
+        want.state = 0;
+        want.fields.data = NULL;
+        want.fields.len = 0;
+    }
+
+    return want;
+}
+
+
 static unsigned char *
-encode(const pb_journal_record_t *r, size_t *len)
+put_bytes(unsigned char *p, const pb_bytes_t *b)
+{
+    p = unit_put32(p, (uint32_t) b->len);
+
+    if (b->len > 0) {
+        memcpy(p, b->data, b->len);
+    }
+
+    return p + b->len;
+}
+
+
+/* The length-prefixed fields of r in their order; returns how many. */
+static size_t
+byte_fields(const pb_journal_record_t *r, const pb_bytes_t **f)
+{
+    f[0] = &r->id;
+    f[1] = &r->callback;
+    f[2] = &r->event;
+    f[3] = &r->url;
+    f[4] = &r->headers;
+    f[5] = &r->body;
+    f[6] = &r->fields;
+
+    return 7;
+}
+
+
+/* The payload of a 0.1 record, laid out by hand. */
+static unsigned char *
+legacy_payload(const pb_journal_record_t *r, size_t *size)
+{
+    size_t             i, n;
+    unsigned char     *buf, *p;
+    const pb_bytes_t  *f[7];
+
+    if (r->type == LEGACY_FINISHED) {
+        *size = 4 + r->id.len;
+        buf = unit_alloc(*size);
+        put_bytes(buf, &r->id);
+
+        return buf;
+    }
+
+    /* all but the fields */
+    n = byte_fields(r, f) - 1;
+
+    *size = LEGACY_CREATED_FIXED;
+
+    for (i = 0; i < n; i++) {
+        *size += 4 + f[i]->len;
+    }
+
+    buf = unit_alloc(*size);
+
+    buf[0] = (unsigned char) r->method;
+    p = unit_put32(buf + 1, (uint32_t) (r->created >> 32));
+    p = unit_put32(p, (uint32_t) r->created);
+
+    for (i = 0; i < n; i++) {
+        p = put_bytes(p, f[i]);
+    }
+
+    CHECK(p == buf + *size);
+
+    return buf;
+}
+
+
+/* Frames a hand-made payload, with a correct CRC. */
+static unsigned char *
+frame(int type, const unsigned char *payload, size_t size, size_t *len)
 {
     unsigned char  *buf;
 
+    *len = HEAD + size + TAIL;
+    buf = unit_alloc(*len);
+
+    memcpy(buf, "PBJ", 3);
+    buf[3] = (unsigned char) type;
+    unit_put32(buf + 4, (uint32_t) size);
+
+    if (size > 0) {
+        memcpy(buf + HEAD, payload, size);
+    }
+
+    unit_put32(buf + HEAD + size, (uint32_t) crc32(0, payload, (uInt) size));
+
+    return buf;
+}
+
+
+/*
+ * The frame of r: pb_journal_write's, in exactly pb_journal_size bytes,
+ * or a 0.1 writer's.
+ */
+static unsigned char *
+encode(const pb_journal_record_t *r, size_t *len)
+{
+    size_t          size;
+    unsigned char  *buf, *payload;
+
+    if (is_legacy(r->type)) {
+        payload = legacy_payload(r, &size);
+        buf = frame(r->type, payload, size, len);
+        free(payload);
+
+        return buf;
+    }
+
     *len = pb_journal_size(r);
-    buf = alloc(*len);
+    buf = unit_alloc(*len);
 
     CHECK(pb_journal_write(buf, r) == buf + *len);
 
@@ -57,45 +240,53 @@ bytes_eq(const pb_bytes_t *got, const pb_bytes_t *want)
 }
 
 
-/* The fields a record of its type has must be the same. */
+/* The fields of want's type must be the same, the others empty. */
 static int
 record_eq(const pb_journal_record_t *got, const pb_journal_record_t *want)
 {
-    if (got->type != want->type || !bytes_eq(&got->id, &want->id)) {
+    if (got->type != want->type || got->tag != want->tag
+        || !bytes_eq(&got->id, &want->id))
+    {
         return 0;
     }
 
     if (want->type == PB_JOURNAL_FINISHED) {
-        return 1;
+        return got->state == want->state
+               && got->method == 0 && got->created == 0
+               && got->callback.len == 0 && got->event.len == 0
+               && got->url.len == 0 && got->headers.len == 0
+               && got->body.len == 0 && got->fields.len == 0;
     }
 
-    return got->method == want->method
+    return got->state == 0
+           && got->method == want->method
            && got->created == want->created
            && bytes_eq(&got->callback, &want->callback)
            && bytes_eq(&got->event, &want->event)
            && bytes_eq(&got->url, &want->url)
            && bytes_eq(&got->headers, &want->headers)
-           && bytes_eq(&got->body, &want->body);
+           && bytes_eq(&got->body, &want->body)
+           && bytes_eq(&got->fields, &want->fields);
 }
 
 
-/* A non-empty field read must point into the frame. */
-static int
-inside(const pb_bytes_t *b, const unsigned char *buf, size_t len)
-{
-    return b->len == 0
-           || (b->data >= buf && b->len <= len
-               && b->data <= buf + len - b->len);
-}
-
-
+/* Every field read must point into the frame. */
 static int
 fields_inside(const pb_journal_record_t *r, const unsigned char *buf,
     size_t len)
 {
-    return inside(&r->id, buf, len) && inside(&r->callback, buf, len)
-           && inside(&r->event, buf, len) && inside(&r->url, buf, len)
-           && inside(&r->headers, buf, len) && inside(&r->body, buf, len);
+    size_t             i, n;
+    const pb_bytes_t  *f[7];
+
+    n = byte_fields(r, f);
+
+    for (i = 0; i < n; i++) {
+        if (!unit_inside(f[i]->data, f[i]->len, buf, len)) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -108,11 +299,7 @@ read_copy(const unsigned char *buf, size_t len)
     unsigned char        *copy;
     pb_journal_record_t   r;
 
-    copy = alloc(len);
-
-    if (len > 0) {
-        memcpy(copy, buf, len);
-    }
+    copy = unit_copy(buf, len);
 
     used = 0;
     rc = pb_journal_read(copy, len, &r, &used);
@@ -124,79 +311,19 @@ read_copy(const unsigned char *buf, size_t len)
 
 
 static void
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char) (v >> 24);
-    p[1] = (unsigned char) (v >> 16);
-    p[2] = (unsigned char) (v >> 8);
-    p[3] = (unsigned char) v;
-}
-
-
-/* Frames a hand-made payload, with a correct CRC. */
-static unsigned char *
-frame(int type, const unsigned char *payload, size_t size, size_t *len)
-{
-    unsigned char  *buf;
-
-    *len = HEAD + size + TAIL;
-    buf = alloc(*len);
-
-    memcpy(buf, "PBJ", 3);
-    buf[3] = (unsigned char) type;
-    put32(buf + 4, (uint32_t) size);
-
-    if (size > 0) {
-        memcpy(buf + HEAD, payload, size);
-    }
-
-    put32(buf + HEAD + size, (uint32_t) crc32(0, payload, (uInt) size));
-
-    return buf;
-}
-
-
-static const pb_journal_record_t  full = {
-    PB_JOURNAL_CREATED, 2, 1700000000123ULL,
-    B("01HZX3\0id"),
-    B(""),
-    B("order.paid"),
-    B("https://example.com/hook?a=1&b=\xff"),
-    B("Content-Type: application/json\r\nX-Bin: \x00\x01\x7f\x80\xfe\xff\r\n"),
-    B("{\"k\":\"\0\"}\0\xff")
-};
-
-static const pb_journal_record_t  empty_created = {
-    PB_JOURNAL_CREATED, 0, 0,
-    B(""), B(""), B(""), B(""), B(""), B("")
-};
-
-static const pb_journal_record_t  finished = {
-    PB_JOURNAL_FINISHED, 0, 0,
-    B("01HZX3\0id\xff"),
-    { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }
-};
-
-static const pb_journal_record_t  empty_finished = {
-    PB_JOURNAL_FINISHED, 0, 0,
-    B(""),
-    { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }
-};
-
-
-static void
-check_round_trip(const pb_journal_record_t *want)
+check_round_trip(const pb_journal_record_t *rec)
 {
     size_t                len, used;
     unsigned char        *buf;
-    pb_journal_record_t   r;
+    pb_journal_record_t   r, want;
 
-    buf = encode(want, &len);
+    buf = encode(rec, &len);
+    want = as_read(rec);
 
     used = 0;
     CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
     CHECK(used == len);
-    CHECK(record_eq(&r, want));
+    CHECK(record_eq(&r, &want));
     CHECK(fields_inside(&r, buf, len));
 
     free(buf);
@@ -217,6 +344,11 @@ test_created_round_trip(void)
     for (r.method = 0; r.method < 256; r.method++) {
         check_round_trip(&r);
     }
+
+    /* a created record has no state to keep */
+    r = full;
+    r.state = 9;
+    check_round_trip(&r);
 }
 
 
@@ -230,20 +362,48 @@ test_finished_round_trip(void)
     check_round_trip(&finished);
     check_round_trip(&empty_finished);
 
-    /* an 'F' record keeps only the id, whatever else was set */
+    /* every state byte */
+    r = finished;
+
+    for (r.state = 0; r.state < 256; r.state++) {
+        check_round_trip(&r);
+    }
+
+    /* an 'E' record keeps tag, state and id, whatever else was set */
     want = full;
     want.type = PB_JOURNAL_FINISHED;
+    want.state = 0xfe;
     buf = encode(&want, &len);
-    CHECK(len == HEAD + 4 + want.id.len + TAIL);
+    CHECK(len == HEAD + FINISHED_FIXED + 4 + want.id.len + TAIL);
 
     CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
     CHECK(used == len);
     CHECK(r.type == PB_JOURNAL_FINISHED);
+    CHECK(r.tag == full.tag && r.state == 0xfe);
     CHECK(bytes_eq(&r.id, &full.id));
     CHECK(r.method == 0 && r.created == 0);
     CHECK(r.callback.len == 0 && r.event.len == 0 && r.url.len == 0
-          && r.headers.len == 0 && r.body.len == 0);
+          && r.headers.len == 0 && r.body.len == 0 && r.fields.len == 0);
 
+    free(buf);
+}
+
+
+/* rec must encode to want[0..n), a frame without its CRC, and the CRC. */
+static void
+check_layout(const pb_journal_record_t *rec, const char *want, size_t n)
+{
+    size_t          len;
+    unsigned char  *buf, *framed;
+
+    buf = encode(rec, &len);
+    framed = frame(want[3], (const unsigned char *) want + HEAD, n - HEAD,
+                   &n);
+
+    CHECK(memcmp(framed, want, HEAD) == 0);
+    CHECK(unit_bytes_eq(buf, len, framed, n));
+
+    free(framed);
     free(buf);
 }
 
@@ -251,24 +411,37 @@ test_finished_round_trip(void)
 static void
 test_layout(void)
 {
-    size_t          len;
-    uint32_t        crc;
-    unsigned char  *buf, want[HEAD + 6 + TAIL];
-
-    static const pb_journal_record_t  f = {
-        PB_JOURNAL_FINISHED, 0, 0, B("ab"),
-        { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }
+    static const pb_journal_record_t  e = {
+        .type = PB_JOURNAL_FINISHED,
+        .tag = 0x0102030405060708ULL,
+        .state = 7,
+        .id = B("ab")
     };
 
-    buf = encode(&f, &len);
+    static const pb_journal_record_t  d = {
+        .type = PB_JOURNAL_CREATED,
+        .tag = 0x0102030405060708ULL,
+        .method = 'P',
+        .created = 0x1112131415161718ULL,
+        .id = B("i"), .callback = B("c"), .event = B("e"), .url = B("u"),
+        .headers = B(""), .body = B("b"),
+        .fields = B("\0\0\0\1" "n" "\0\0\0\1" "v")
+    };
 
-    memcpy(want, "PBJF\0\0\0\6\0\0\0\2ab", HEAD + 6);
-    crc = (uint32_t) crc32(0, want + HEAD, 6);
-    put32(want + HEAD + 6, crc);
+    check_layout(&e, S("PBJE" "\0\0\0\x0f"
+                       "\1\2\3\4\5\6\7\x08" "\7" "\0\0\0\2" "ab"));
 
-    CHECK(unit_bytes_eq(buf, len, want, sizeof(want)));
+    check_layout(&d, S("PBJD" "\0\0\0\x3c"
+                       "\1\2\3\4\5\6\7\x08" "P"
+                       "\x11\x12\x13\x14\x15\x16\x17\x18"
+                       "\0\0\0\1" "i" "\0\0\0\1" "c" "\0\0\0\1" "e"
+                       "\0\0\0\1" "u" "\0\0\0\0" "\0\0\0\1" "b"
+                       "\0\0\0\x0a" "\0\0\0\1" "n" "\0\0\0\1" "v"));
 
-    free(buf);
+    /* the hand-made 0.1 frames these tests use */
+    check_layout(&(pb_journal_record_t) { .type = LEGACY_FINISHED,
+                                          .id = B("ab") },
+                 S("PBJF" "\0\0\0\6" "\0\0\0\2" "ab"));
 }
 
 
@@ -281,36 +454,41 @@ test_size_is_written_length(void)
 
     /* encode() checks the writer's end against pb_journal_size() */
     buf = encode(&empty_created, &len);
-    CHECK(len == HEAD + 1 + 8 + 6 * 4 + TAIL);
+    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL);
     free(buf);
 
     buf = encode(&empty_finished, &len);
-    CHECK(len == HEAD + 4 + TAIL);
+    CHECK(len == HEAD + FINISHED_FIXED + 4 + TAIL);
     free(buf);
 
     buf = encode(&full, &len);
-    CHECK(len == HEAD + 1 + 8 + 6 * 4 + TAIL + full.id.len
+    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL + full.id.len
                  + full.callback.len + full.event.len + full.url.len
-                 + full.headers.len + full.body.len);
+                 + full.headers.len + full.body.len + full.fields.len);
     free(buf);
 
     buf = encode(&finished, &len);
-    CHECK(len == HEAD + 4 + finished.id.len + TAIL);
+    CHECK(len == HEAD + FINISHED_FIXED + 4 + finished.id.len + TAIL);
     free(buf);
 
-    /* a large body */
+    /* a large body and large fields */
     r = full;
     r.body.len = 100000;
-    r.body.data = alloc(r.body.len);
+    r.body.data = unit_alloc(r.body.len);
     memset((unsigned char *) r.body.data, 0xa5, r.body.len);
+    r.fields.len = 70000;
+    r.fields.data = unit_alloc(r.fields.len);
+    memset((unsigned char *) r.fields.data, 0x5a, r.fields.len);
 
     buf = encode(&r, &len);
-    CHECK(len == HEAD + 1 + 8 + 6 * 4 + TAIL + r.id.len + r.callback.len
-                 + r.event.len + r.url.len + r.headers.len + 100000);
+    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL + r.id.len
+                 + r.callback.len + r.event.len + r.url.len + r.headers.len
+                 + 100000 + 70000);
     free(buf);
 
     check_round_trip(&r);
     free((unsigned char *) r.body.data);
+    free((unsigned char *) r.fields.data);
 }
 
 
@@ -318,38 +496,39 @@ static void
 test_back_to_back(void)
 {
     int                   rc;
-    size_t                i, n, total, len, pos, used;
-    unsigned char        *buf, *p;
-    pb_journal_record_t   r, second;
+    size_t                i, n, total, pos, used, len[8];
+    unsigned char        *buf, *one[8];
+    pb_journal_record_t   r, want, rec[8];
 
-    const pb_journal_record_t  *records[5];
-
-    second = full;
-    second.id.data = (const unsigned char *) "second";
-    second.id.len = 6;
-    second.created = UINT64_MAX;
-
-    records[0] = &full;
-    records[1] = &finished;
-    records[2] = &empty_created;
-    records[3] = &second;
-    records[4] = &empty_finished;
-    n = sizeof(records) / sizeof(records[0]);
+    rec[0] = full;
+    rec[1] = finished;
+    rec[2] = empty_created;
+    rec[3] = legacy(&full);
+    rec[4] = full;
+    rec[4].id.data = (const unsigned char *) "second";
+    rec[4].id.len = 6;
+    rec[4].created = UINT64_MAX;
+    rec[4].tag = 0;
+    rec[5] = legacy(&finished);
+    rec[6] = empty_finished;
+    rec[7] = legacy(&empty_created);
+    n = NITEMS(rec);
 
     total = 0;
 
     for (i = 0; i < n; i++) {
-        total += pb_journal_size(records[i]);
+        one[i] = encode(&rec[i], &len[i]);
+        total += len[i];
     }
 
-    buf = alloc(total);
-    p = buf;
+    buf = unit_alloc(total);
+    pos = 0;
 
     for (i = 0; i < n; i++) {
-        p = pb_journal_write(p, records[i]);
+        memcpy(buf + pos, one[i], len[i]);
+        pos += len[i];
+        free(one[i]);
     }
-
-    CHECK(p == buf + total);
 
     pos = 0;
 
@@ -362,10 +541,10 @@ test_back_to_back(void)
             break;
         }
 
-        len = pb_journal_size(records[i]);
-        CHECK(used == len);
-        CHECK(record_eq(&r, records[i]));
-        CHECK(fields_inside(&r, buf + pos, len));
+        want = as_read(&rec[i]);
+        CHECK(used == len[i]);
+        CHECK(record_eq(&r, &want));
+        CHECK(fields_inside(&r, buf + pos, len[i]));
 
         pos += used;
     }
@@ -377,38 +556,60 @@ test_back_to_back(void)
 }
 
 
-static void
-check_every_prefix_torn(const pb_journal_record_t *rec)
+/* full, empty_created, finished, empty_finished, and each as of 0.1 */
+static pb_journal_record_t
+each_record(size_t i)
 {
-    size_t          len, n;
-    unsigned char  *buf;
+    pb_journal_record_t  r;
 
-    buf = encode(rec, &len);
-
-    for (n = 1; n < len; n++) {
-        if (read_copy(buf, n) != PB_JOURNAL_TORN) {
-            break;
-        }
+    switch (i % 4) {
+    case 0:
+        r = full;
+        break;
+    case 1:
+        r = empty_created;
+        break;
+    case 2:
+        r = finished;
+        break;
+    default:
+        r = empty_finished;
+        break;
     }
 
-    CHECK(n == len);
-    if (n != len) {
-        fprintf(stderr, "    not TORN: the first %zu of %zu bytes\n", n, len);
-    }
-
-    CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
-
-    free(buf);
+    return (i < 4) ? r : legacy(&r);
 }
+
+#define EACH_RECORD  8
 
 
 static void
 test_truncation_is_torn(void)
 {
-    check_every_prefix_torn(&full);
-    check_every_prefix_torn(&empty_created);
-    check_every_prefix_torn(&finished);
-    check_every_prefix_torn(&empty_finished);
+    size_t                i, len, n;
+    unsigned char        *buf;
+    pb_journal_record_t   rec;
+
+    for (i = 0; i < EACH_RECORD; i++) {
+        rec = each_record(i);
+        buf = encode(&rec, &len);
+
+        for (n = 1; n < len; n++) {
+            if (read_copy(buf, n) != PB_JOURNAL_TORN) {
+                break;
+            }
+        }
+
+        CHECK(n == len);
+        if (n != len) {
+            fprintf(stderr, "    record %zu ('%c') not TORN: the first %zu"
+                    " of %zu bytes\n", i, rec.type, n, len);
+        }
+
+        CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
+
+        free(buf);
+    }
 }
 
 
@@ -431,55 +632,54 @@ test_empty_buffer(void)
 
 
 static void
-check_flips_corrupt(const pb_journal_record_t *rec)
+test_flipped_byte_is_corrupt(void)
 {
-    int             rc;
-    size_t          len, i, k;
-    unsigned char  *buf;
+    int                   rc;
+    size_t                r, len, i, k;
+    unsigned char        *buf;
+    pb_journal_record_t   rec;
 
     static const unsigned char  masks[] = { 0x01, 0x80, 0x10, 0xff };
 
-    buf = encode(rec, &len);
+    for (r = 0; r < EACH_RECORD; r++) {
+        rec = each_record(r);
+        buf = encode(&rec, &len);
 
-    /* the payload and the CRC */
-    for (i = HEAD; i < len; i++) {
-        for (k = 0; k < sizeof(masks); k++) {
-            buf[i] ^= masks[k];
+        /* the payload and the CRC */
+        for (i = HEAD; i < len; i++) {
+            for (k = 0; k < sizeof(masks); k++) {
+                buf[i] ^= masks[k];
 
-            rc = read_copy(buf, len);
-            buf[i] ^= masks[k];
+                rc = read_copy(buf, len);
+                buf[i] ^= masks[k];
 
-            CHECK(rc == PB_JOURNAL_CORRUPT);
-            if (rc != PB_JOURNAL_CORRUPT) {
-                fprintf(stderr, "    byte %zu of %zu ^ 0x%02x: %d\n",
-                        i, len, masks[k], rc);
+                CHECK(rc == PB_JOURNAL_CORRUPT);
+                if (rc != PB_JOURNAL_CORRUPT) {
+                    fprintf(stderr, "    record %zu: byte %zu of %zu"
+                            " ^ 0x%02x: %d\n", r, i, len, masks[k], rc);
+                }
             }
         }
+
+        CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
+
+        free(buf);
     }
-
-    CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
-
-    free(buf);
-}
-
-
-static void
-test_flipped_byte_is_corrupt(void)
-{
-    check_flips_corrupt(&full);
-    check_flips_corrupt(&empty_created);
-    check_flips_corrupt(&finished);
-    check_flips_corrupt(&empty_finished);
 }
 
 
 static void
 test_wrong_magic_or_type(void)
 {
-    size_t          len, i;
-    unsigned char  *buf;
+    int                   t;
+    size_t                r, len, i;
+    unsigned char        *buf;
+    pb_journal_record_t   rec;
 
-    static const unsigned char  types[] = { 0, 'c', 'f', 'X', 'D', 0xff };
+    static const unsigned char  valid[] = {
+        PB_JOURNAL_CREATED, PB_JOURNAL_FINISHED,
+        LEGACY_CREATED, LEGACY_FINISHED
+    };
 
     buf = encode(&full, &len);
 
@@ -493,36 +693,48 @@ test_wrong_magic_or_type(void)
     CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
     memcpy(buf, "\0\0\0", 3);
     CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    memcpy(buf, "PBJ", 3);
 
-    for (i = 0; i < sizeof(types); i++) {
-        buf[3] = types[i];
-        CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
+    free(buf);
+
+    for (r = 0; r < EACH_RECORD; r++) {
+        rec = each_record(r);
+        buf = encode(&rec, &len);
+
+        /* any other type byte, even where the payload would fit it */
+        for (t = 0; t < 256; t++) {
+            if (memchr(valid, t, sizeof(valid)) == NULL) {
+                buf[3] = (unsigned char) t;
+                CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
+            }
+        }
+
+        /*
+         * another valid type: the CRC holds, the fields do not; an empty
+         * record may well read as another type
+         */
+        for (i = 0; i < sizeof(valid) && r % 2 == 0; i++) {
+            buf[3] = valid[i];
+            CHECK(read_copy(buf, len)
+                  == (valid[i] == rec.type ? PB_JOURNAL_OK
+                                           : PB_JOURNAL_CORRUPT));
+        }
+
+        free(buf);
     }
-
-    /* the other valid type: the CRC holds, the fields do not */
-    buf[3] = PB_JOURNAL_FINISHED;
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-
-    buf[3] = PB_JOURNAL_CREATED;
-    CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
-
-    free(buf);
-
-    buf = encode(&finished, &len);
-    buf[3] = PB_JOURNAL_CREATED;
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
 
     /* a short buffer that is not the start of a record */
     CHECK(read_copy((const unsigned char *) S("X")) == PB_JOURNAL_CORRUPT);
     CHECK(read_copy((const unsigned char *) S("PBX")) == PB_JOURNAL_CORRUPT);
-    CHECK(read_copy((const unsigned char *) S("xPBJC\0\0"))
+    CHECK(read_copy((const unsigned char *) S("xPBJD\0\0"))
           == PB_JOURNAL_CORRUPT);
 }
 
 
-/* Frames rec's payload changed by edit, with the CRC made right again. */
+/*
+ * Reads rec's frame with its payload edited, the CRC made right again:
+ * cut bytes off the end, extra appended, the 4 bytes at `at` (unless -1)
+ * set to field_len.
+ */
 static int
 read_edited(const pb_journal_record_t *rec, size_t cut, const char *extra,
     size_t extra_len, size_t at, uint32_t field_len)
@@ -534,7 +746,7 @@ read_edited(const pb_journal_record_t *rec, size_t cut, const char *extra,
     buf = encode(rec, &len);
     size = len - HEAD - TAIL - cut;
 
-    payload = alloc(size + extra_len);
+    payload = unit_alloc(size + extra_len);
     memcpy(payload, buf + HEAD, size);
 
     if (extra_len) {
@@ -542,7 +754,7 @@ read_edited(const pb_journal_record_t *rec, size_t cut, const char *extra,
     }
 
     if (at != (size_t) -1) {
-        put32(payload + at, field_len);
+        unit_put32(payload + at, field_len);
     }
 
     framed = frame(rec->type, payload, size + extra_len, &flen);
@@ -556,93 +768,152 @@ read_edited(const pb_journal_record_t *rec, size_t cut, const char *extra,
 }
 
 
+#define UNEDITED  0, NULL, 0, (size_t) -1, 0
+
+
+/* Where the lengths of rec's id and last field are in its payload. */
 static void
-test_length_disagrees_with_fields(void)
+length_offsets(const pb_journal_record_t *rec, size_t *id_at,
+    size_t *last_at, uint32_t *last_len)
 {
-    size_t          len, body_at, id_at;
+    size_t          len;
     unsigned char  *buf;
 
-    static const unsigned char  nine[9] = { 1, 0, 0, 0, 0, 0, 0, 0, 7 };
-    static const unsigned char  four[4] = { 0, 0, 0, 0 };
-
-    /* the unedited frame reads */
-    CHECK(read_edited(&full, 0, NULL, 0, (size_t) -1, 0) == PB_JOURNAL_OK);
-    CHECK(read_edited(&finished, 0, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_OK);
-
-    /* a payload longer than its fields */
-    CHECK(read_edited(&full, 0, S("x"), (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&empty_created, 0, S("\0\0\0\0"), (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&finished, 0, S("x"), (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&empty_finished, 0, S("\0\0\0\0"), (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-
-    /* a payload shorter than its fields */
-    CHECK(read_edited(&full, 1, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&empty_created, 1, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&empty_created, 4, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&finished, 1, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&empty_finished, 1, NULL, 0, (size_t) -1, 0)
-          == PB_JOURNAL_CORRUPT);
-
-    /* a field's length off by one either way, or huge */
-    buf = encode(&full, &len);
-    id_at = 1 + 8;
-    body_at = len - HEAD - TAIL - full.body.len - 4;
+    buf = encode(rec, &len);
     free(buf);
 
-    CHECK(read_edited(&full, 0, NULL, 0, body_at, full.body.len + 1)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&full, 0, NULL, 0, body_at, full.body.len - 1)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&full, 0, NULL, 0, id_at, full.id.len + 1)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&full, 0, NULL, 0, id_at, full.id.len - 1)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&full, 0, NULL, 0, id_at, UINT32_MAX)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&finished, 0, NULL, 0, 0, finished.id.len + 1)
-          == PB_JOURNAL_CORRUPT);
-    CHECK(read_edited(&finished, 0, NULL, 0, 0, UINT32_MAX)
-          == PB_JOURNAL_CORRUPT);
+    switch (rec->type) {
+    case PB_JOURNAL_CREATED:
+        *id_at = CREATED_FIXED;
+        *last_len = (uint32_t) rec->fields.len;
+        break;
+    case PB_JOURNAL_FINISHED:
+        *id_at = FINISHED_FIXED;
+        *last_len = (uint32_t) rec->id.len;
+        break;
+    case LEGACY_CREATED:
+        *id_at = LEGACY_CREATED_FIXED;
+        *last_len = (uint32_t) rec->body.len;
+        break;
+    default:
+        *id_at = 0;
+        *last_len = (uint32_t) rec->id.len;
+        break;
+    }
 
-    /* payloads too short for the fixed fields */
-    buf = frame(PB_JOURNAL_CREATED, nine, 0, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
-
-    buf = frame(PB_JOURNAL_CREATED, nine, 8, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
-
-    buf = frame(PB_JOURNAL_CREATED, nine, 9, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
-
-    buf = frame(PB_JOURNAL_FINISHED, four, 0, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
-
-    buf = frame(PB_JOURNAL_FINISHED, four, 3, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_CORRUPT);
-    free(buf);
-
-    /* the smallest 'F' record is valid */
-    buf = frame(PB_JOURNAL_FINISHED, four, 4, &len);
-    CHECK(read_copy(buf, len) == PB_JOURNAL_OK);
-    free(buf);
+    *last_at = len - HEAD - TAIL - *last_len - 4;
 }
 
 
 static void
-test_created_extremes(void)
+test_length_disagrees_with_fields(void)
+{
+    size_t                r, id_at, last_at;
+    uint32_t              last_len;
+    pb_journal_record_t   rec;
+
+    for (r = 0; r < EACH_RECORD; r++) {
+        rec = each_record(r);
+
+        /* the unedited frame reads */
+        CHECK(read_edited(&rec, UNEDITED) == PB_JOURNAL_OK);
+
+        /* a payload longer than its fields */
+        CHECK(read_edited(&rec, 0, S("x"), (size_t) -1, 0)
+              == PB_JOURNAL_CORRUPT);
+        CHECK(read_edited(&rec, 0, S("\0\0\0\0"), (size_t) -1, 0)
+              == PB_JOURNAL_CORRUPT);
+
+        /* a payload shorter than its fields */
+        CHECK(read_edited(&rec, 1, NULL, 0, (size_t) -1, 0)
+              == PB_JOURNAL_CORRUPT);
+        CHECK(read_edited(&rec, 4, NULL, 0, (size_t) -1, 0)
+              == PB_JOURNAL_CORRUPT);
+
+        /* the lengths of the id and of the last field: off by one, huge */
+        length_offsets(&rec, &id_at, &last_at, &last_len);
+
+        CHECK(read_edited(&rec, 0, NULL, 0, id_at, rec.id.len + 1)
+              == PB_JOURNAL_CORRUPT);
+        CHECK(read_edited(&rec, 0, NULL, 0, id_at, UINT32_MAX)
+              == PB_JOURNAL_CORRUPT);
+        CHECK(read_edited(&rec, 0, NULL, 0, last_at, last_len + 1)
+              == PB_JOURNAL_CORRUPT);
+        CHECK(read_edited(&rec, 0, NULL, 0, last_at, UINT32_MAX)
+              == PB_JOURNAL_CORRUPT);
+
+        if (last_len > 0) {
+            CHECK(read_edited(&rec, 0, NULL, 0, last_at, last_len - 1)
+                  == PB_JOURNAL_CORRUPT);
+        }
+
+        if (rec.id.len > 0) {
+            CHECK(read_edited(&rec, 0, NULL, 0, id_at, rec.id.len - 1)
+                  == PB_JOURNAL_CORRUPT);
+        }
+    }
+}
+
+
+static void
+test_short_payloads(void)
+{
+    int             rc;
+    size_t          i, len;
+    unsigned char  *buf;
+
+    static const unsigned char  zeros[64];
+
+    /* payloads of zeros: only the smallest whole one of each type reads */
+    static const struct {
+        int     type;
+        size_t  size;
+        int     rc;
+    } cases[] = {
+        { PB_JOURNAL_CREATED, 0, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, 8, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, 9, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED - 1, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 7 * 4 - 1,
+          PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 7 * 4, PB_JOURNAL_OK },
+        { PB_JOURNAL_FINISHED, 0, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_FINISHED, 8, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_FINISHED, FINISHED_FIXED, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_FINISHED, FINISHED_FIXED + 3, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_FINISHED, FINISHED_FIXED + 4, PB_JOURNAL_OK },
+        { LEGACY_CREATED, 0, PB_JOURNAL_CORRUPT },
+        { LEGACY_CREATED, 8, PB_JOURNAL_CORRUPT },
+        { LEGACY_CREATED, LEGACY_CREATED_FIXED, PB_JOURNAL_CORRUPT },
+        { LEGACY_CREATED, LEGACY_CREATED_FIXED + 6 * 4 - 1,
+          PB_JOURNAL_CORRUPT },
+        { LEGACY_CREATED, LEGACY_CREATED_FIXED + 6 * 4, PB_JOURNAL_OK },
+        { LEGACY_CREATED, LEGACY_CREATED_FIXED + 7 * 4, PB_JOURNAL_CORRUPT },
+        { LEGACY_FINISHED, 0, PB_JOURNAL_CORRUPT },
+        { LEGACY_FINISHED, 3, PB_JOURNAL_CORRUPT },
+        { LEGACY_FINISHED, 4, PB_JOURNAL_OK },
+        { LEGACY_FINISHED, 5, PB_JOURNAL_CORRUPT },
+    };
+
+    for (i = 0; i < NITEMS(cases); i++) {
+        buf = frame(cases[i].type, zeros, cases[i].size, &len);
+
+        rc = read_copy(buf, len);
+
+        CHECK(rc == cases[i].rc);
+        if (rc != cases[i].rc) {
+            fprintf(stderr, "    '%c' payload of %zu zeros\n",
+                    cases[i].type, cases[i].size);
+        }
+
+        free(buf);
+    }
+}
+
+
+static void
+test_extremes(void)
 {
     size_t               i;
     pb_journal_record_t  r;
@@ -653,16 +924,266 @@ test_created_extremes(void)
         0x8000000000000000ULL, UINT64_MAX - 1, UINT64_MAX
     };
 
-    r = full;
-
-    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    for (i = 0; i < NITEMS(values); i++) {
+        r = full;
         r.created = values[i];
+        check_round_trip(&r);
+
+        r.tag = values[i];
+        check_round_trip(&r);
+
+        r = legacy(&r);
+        check_round_trip(&r);
+
+        r = finished;
+        r.tag = values[i];
         check_round_trip(&r);
     }
 
     r = empty_created;
     r.created = UINT64_MAX;
+    r.tag = UINT64_MAX;
     check_round_trip(&r);
+}
+
+
+static void
+test_legacy_created(void)
+{
+    size_t                len, used;
+    unsigned char        *buf;
+    pb_journal_record_t   r;
+
+    /* a 'C' frame as 0.1 wrote it */
+    static const char  payload[] =
+        "\x07" "\0\0\x01\x8b\xcf\xe5\x68\x7b"
+        "\0\0\0\2" "i\0" "\0\0\0\3" "cb1" "\0\0\0\1" "e"
+        "\0\0\0\4" "http" "\0\0\0\0" "\0\0\0\3" "{\xff}";
+
+    buf = frame(LEGACY_CREATED, (const unsigned char *) payload,
+                sizeof(payload) - 1, &len);
+
+    used = 0;
+    CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
+    CHECK(used == len);
+    CHECK(r.type == PB_JOURNAL_CREATED);
+    CHECK(r.tag == 0 && r.state == 0);
+    CHECK(r.method == 7);
+    CHECK(r.created == 1700000000123ULL);
+    CHECK(unit_bytes_eq(r.id.data, r.id.len, S("i\0")));
+    CHECK(unit_bytes_eq(r.callback.data, r.callback.len, S("cb1")));
+    CHECK(unit_bytes_eq(r.event.data, r.event.len, S("e")));
+    CHECK(unit_bytes_eq(r.url.data, r.url.len, S("http")));
+    CHECK(r.headers.len == 0);
+    CHECK(unit_bytes_eq(r.body.data, r.body.len, S("{\xff}")));
+    CHECK(r.fields.len == 0);
+    CHECK(fields_inside(&r, buf, len));
+
+    free(buf);
+
+    check_round_trip(&(pb_journal_record_t) { .type = LEGACY_CREATED });
+}
+
+
+static void
+test_legacy_finished(void)
+{
+    size_t                len, used;
+    unsigned char        *buf;
+    pb_journal_record_t   r;
+
+    buf = frame(LEGACY_FINISHED, (const unsigned char *) S("\0\0\0\3" "a\0b"),
+                &len);
+
+    used = 0;
+    CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
+    CHECK(used == len);
+    CHECK(r.type == PB_JOURNAL_FINISHED);
+    CHECK(r.tag == 0 && r.state == 0);
+    CHECK(unit_bytes_eq(r.id.data, r.id.len, S("a\0b")));
+    CHECK(r.method == 0 && r.created == 0 && r.fields.len == 0);
+    CHECK(fields_inside(&r, buf, len));
+
+    free(buf);
+}
+
+
+static void
+test_legacy_extra_bytes_corrupt(void)
+{
+    pb_journal_record_t  c, f;
+
+    c = legacy(&full);
+    f = legacy(&finished);
+
+    /* what a 'D' or 'E' has more: an empty fields, a state byte */
+    CHECK(read_edited(&c, 0, S("\0\0\0\0"), (size_t) -1, 0)
+          == PB_JOURNAL_CORRUPT);
+    CHECK(read_edited(&f, 0, S("\3"), (size_t) -1, 0)
+          == PB_JOURNAL_CORRUPT);
+
+    /* a tag in front does not make it one of 0.1 either */
+    CHECK(read_edited(&c, 0, S("\0\0\0\0\0\0\0\0\0"), (size_t) -1, 0)
+          == PB_JOURNAL_CORRUPT);
+    CHECK(read_edited(&f, 0, S("\0\0\0\0\0\0\0\0\0"), (size_t) -1, 0)
+          == PB_JOURNAL_CORRUPT);
+}
+
+
+/* A 0.1 record is written back as a 'D' or 'E' of tag 0. */
+static void
+test_legacy_written_as_current(void)
+{
+    size_t                r, len, used, n;
+    unsigned char        *buf, *again;
+    pb_journal_record_t   rec, got, back, want;
+
+    for (r = 4; r < EACH_RECORD; r++) {
+        rec = each_record(r);
+        buf = encode(&rec, &len);
+
+        CHECK(pb_journal_read(buf, len, &got, &used) == PB_JOURNAL_OK);
+
+        n = pb_journal_size(&got);
+        again = unit_alloc(n);
+        CHECK(pb_journal_write(again, &got) == again + n);
+
+        /* the tag and fields, or the tag and state, are added */
+        if (rec.type == LEGACY_CREATED) {
+            CHECK(again[3] == PB_JOURNAL_CREATED);
+            CHECK(n == len + 8 + 4);
+
+        } else {
+            CHECK(again[3] == PB_JOURNAL_FINISHED);
+            CHECK(n == len + 8 + 1);
+        }
+
+        want = as_read(&rec);
+        CHECK(pb_journal_read(again, n, &back, &used) == PB_JOURNAL_OK);
+        CHECK(used == n);
+        CHECK(record_eq(&back, &want));
+
+        free(again);
+        free(buf);
+    }
+}
+
+
+/* a created or finished record of id, tag 7, framed into buf at *len */
+static void
+append(unsigned char *buf, size_t *len, int type, const char *id)
+{
+    pb_journal_record_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = type;
+    r.tag = 7;
+    r.id.data = (const unsigned char *) id;
+    r.id.len = strlen(id);
+
+    if (type == PB_JOURNAL_CREATED) {
+        r.event.data = (const unsigned char *) "APPROVED";
+        r.event.len = 8;
+    }
+
+    CHECK(pb_journal_write(buf + *len, &r)
+          == buf + *len + pb_journal_size(&r));
+    CHECK(pb_journal_frame_size(buf + *len) == pb_journal_size(&r));
+
+    *len += pb_journal_size(&r);
+}
+
+
+static void
+test_scan_lists_in_order(void)
+{
+    size_t               len, n, end, damaged, at[4];
+    unsigned char        buf[1024];
+    pb_journal_entry_t   e[8];
+
+    len = 0;
+    at[0] = len;
+    append(buf, &len, PB_JOURNAL_CREATED, "a");
+    at[1] = len;
+    append(buf, &len, PB_JOURNAL_FINISHED, "a");
+
+    /* bytes of nothing between records: skipped, counted */
+    memcpy(buf + len, "xyz", 3);
+    len += 3;
+
+    at[2] = len;
+    append(buf, &len, PB_JOURNAL_CREATED, "b");
+    at[3] = len;
+    append(buf, &len, PB_JOURNAL_CREATED, "c");
+
+    /* a record torn by the end: where the list stops */
+    memcpy(buf + len, "PBJD\0\0\1", 7);
+
+    damaged = 0;
+    n = pb_journal_scan(buf, len + 7, e, 8, &damaged, &end);
+
+    CHECK(n == 4);
+    CHECK(damaged == 3);
+    CHECK(end == len);
+    CHECK(e[0].offset == at[0] && e[0].type == PB_JOURNAL_CREATED);
+    CHECK(e[1].offset == at[1] && e[1].type == PB_JOURNAL_FINISHED);
+    CHECK(e[2].offset == at[2] && e[2].size == at[3] - at[2]);
+    CHECK(e[3].offset == at[3] && e[3].tag == 7);
+    CHECK(e[3].id_len == 1 && e[3].id[0] == 'c');
+
+    /* no torn end: the end of the bytes */
+    CHECK(pb_journal_scan(buf, len, e, 8, NULL, &end) == 4 && end == len);
+}
+
+
+static void
+test_scan_stops_at_max(void)
+{
+    size_t               len, n, end, second;
+    unsigned char        buf[512];
+    pb_journal_entry_t   e[2];
+
+    len = 0;
+    append(buf, &len, PB_JOURNAL_CREATED, "a");
+    append(buf, &len, PB_JOURNAL_CREATED, "b");
+    second = len;
+    append(buf, &len, PB_JOURNAL_CREATED, "c");
+
+    n = pb_journal_scan(buf, len, e, 2, NULL, &end);
+
+    CHECK(n == 2);
+    CHECK(end == second);
+
+    /* the rest, from where it stopped */
+    n = pb_journal_scan(buf + end, len - end, e, 2, NULL, &end);
+
+    CHECK(n == 1 && e[0].offset == 0 && end == len - second);
+}
+
+
+static void
+test_live(void)
+{
+    size_t               len, n, end;
+    unsigned char        buf[1024];
+    pb_journal_entry_t   e[8];
+
+    len = 0;
+    append(buf, &len, PB_JOURNAL_CREATED, "a");     /* finished below */
+    append(buf, &len, PB_JOURNAL_CREATED, "b");     /* live */
+    append(buf, &len, PB_JOURNAL_FINISHED, "a");
+    append(buf, &len, PB_JOURNAL_CREATED, "b");     /* written twice */
+    append(buf, &len, PB_JOURNAL_FINISHED, "z");    /* of nothing here */
+    append(buf, &len, PB_JOURNAL_CREATED, "c");     /* live */
+
+    n = pb_journal_scan(buf, len, e, 8, NULL, &end);
+
+    CHECK(n == 6);
+    CHECK(pb_journal_live(e, n) == 2);
+    CHECK(!e[0].live && e[1].live && !e[2].live);
+    CHECK(!e[3].live && !e[4].live && e[5].live);
+
+    CHECK(pb_journal_live(e, 0) == 0);
 }
 
 
@@ -677,7 +1198,15 @@ const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_flipped_byte_is_corrupt),
     UNIT_TEST(test_wrong_magic_or_type),
     UNIT_TEST(test_length_disagrees_with_fields),
-    UNIT_TEST(test_created_extremes),
+    UNIT_TEST(test_short_payloads),
+    UNIT_TEST(test_extremes),
+    UNIT_TEST(test_legacy_created),
+    UNIT_TEST(test_legacy_finished),
+    UNIT_TEST(test_legacy_extra_bytes_corrupt),
+    UNIT_TEST(test_legacy_written_as_current),
+    UNIT_TEST(test_scan_lists_in_order),
+    UNIT_TEST(test_scan_stops_at_max),
+    UNIT_TEST(test_live),
 };
 
 const size_t  journal_ntests =

@@ -7,6 +7,7 @@
 #define UNIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 
 /* A string literal as pointer and length; the literal may contain NULs. */
@@ -34,6 +35,18 @@ void unit_fail(const char *file, int line, const char *expr);
 int unit_bytes_eq(const void *got, size_t got_len, const void *want,
     size_t want_len);
 
+/* malloc() that aborts on failure; n may be 0. */
+unsigned char *unit_alloc(size_t n);
+
+/* p[0..len) copied to exactly len bytes, so ASan sees a read past it. */
+unsigned char *unit_copy(const void *p, size_t len);
+
+/* Writes v as 4 bytes big-endian; returns the end. */
+unsigned char *unit_put32(unsigned char *p, uint32_t v);
+
+/* Whether p[0..len) lies within buf[0..buf_len); empty lies anywhere. */
+int unit_inside(const void *p, size_t len, const void *buf, size_t buf_len);
+
 
 extern const unit_test_t  escape_tests[];
 extern const size_t       escape_ntests;
@@ -51,5 +64,9 @@ extern const unit_test_t  inflate_tests[];
 extern const size_t       inflate_ntests;
 extern const unit_test_t  journal_tests[];
 extern const size_t       journal_ntests;
+extern const unit_test_t  policy_tests[];
+extern const size_t       policy_ntests;
+extern const unit_test_t  fields_tests[];
+extern const size_t       fields_ntests;
 
 #endif /* UNIT_H */
