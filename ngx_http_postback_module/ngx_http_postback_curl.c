@@ -92,11 +92,9 @@ ngx_http_postback_curl_init(ngx_cycle_t *cycle)
     cu->log = cycle->log;
 
     /* the deliverer holds a graceful shutdown while transfers run */
-    cu->timer_conn.fd = (ngx_socket_t) -1;
-    cu->timer.handler = ngx_http_postback_curl_timer_handler;
-    cu->timer.data = &cu->timer_conn;
-    cu->timer.log = cycle->log;
-    cu->timer.cancelable = 1;
+    ngx_http_postback_timer_init(&cu->timer,
+                                 ngx_http_postback_curl_timer_handler,
+                                 &cu->timer_conn, cycle->log, 1);
 
     curl_multi_setopt(cu->multi, CURLMOPT_SOCKETFUNCTION,
                       ngx_http_postback_curl_socket_cb);

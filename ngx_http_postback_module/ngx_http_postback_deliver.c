@@ -82,18 +82,12 @@ ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
     dl->log = cycle->log;
     ngx_queue_init(&dl->active);
 
-    dl->timer_conn.fd = (ngx_socket_t) -1;
-
-    /* the pickup does not hold a graceful shutdown ... */
-    dl->pickup.handler = ngx_http_postback_pickup_handler;
-    dl->pickup.data = &dl->timer_conn;
-    dl->pickup.log = cycle->log;
-    dl->pickup.cancelable = 1;
-
-    /* ... transfers in flight do */
-    dl->hold.handler = ngx_http_postback_hold_handler;
-    dl->hold.data = &dl->timer_conn;
-    dl->hold.log = cycle->log;
+    /* the pickup does not hold a graceful shutdown, transfers in flight do */
+    ngx_http_postback_timer_init(&dl->pickup,
+                                 ngx_http_postback_pickup_handler,
+                                 &dl->timer_conn, cycle->log, 1);
+    ngx_http_postback_timer_init(&dl->hold, ngx_http_postback_hold_handler,
+                                 &dl->timer_conn, cycle->log, 0);
 
     dl->running = 1;
 

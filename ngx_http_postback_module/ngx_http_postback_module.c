@@ -1398,3 +1398,21 @@ ngx_http_postback_exit_master(ngx_cycle_t *cycle)
 {
     ngx_http_postback_spool_exit_master(cycle);
 }
+
+
+/*
+ * A timer of the module's.  c is no connection, but Debian's nginx, built
+ * with debugging, reads one from a timer's data for its debug log.
+ */
+
+void
+ngx_http_postback_timer_init(ngx_event_t *ev, ngx_event_handler_pt handler,
+    ngx_connection_t *c, ngx_log_t *log, ngx_flag_t cancelable)
+{
+    c->fd = (ngx_socket_t) -1;
+
+    ev->handler = handler;
+    ev->data = c;
+    ev->log = log;
+    ev->cancelable = cancelable;
+}

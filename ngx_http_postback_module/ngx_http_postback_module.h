@@ -338,6 +338,12 @@ typedef struct {
 } ngx_http_postback_jitem_t;
 
 
+/* what became of journal records a writer took */
+#define NGX_HTTP_POSTBACK_WRITTEN    0
+#define NGX_HTTP_POSTBACK_IN_HAND    1
+#define NGX_HTTP_POSTBACK_UNWRITTEN  2
+
+
 /* copies a journal item to the writer; 0: no room left, stop */
 typedef size_t (*ngx_http_postback_jput_pt)(void *ctx,
     ngx_http_postback_jitem_t *item);
@@ -368,6 +374,9 @@ ngx_int_t ngx_http_postback_tpl_render(ngx_http_request_t *r,
     ngx_http_postback_tpl_t *tpl, ngx_str_t *out, ngx_uint_t *sanitized);
 ngx_http_postback_cb_conf_t *ngx_http_postback_find_callback(
     ngx_http_postback_main_conf_t *pmcf, ngx_str_t *name);
+void ngx_http_postback_timer_init(ngx_event_t *ev,
+    ngx_event_handler_pt handler, ngx_connection_t *c, ngx_log_t *log,
+    ngx_flag_t cancelable);
 
 /* filter */
 ngx_int_t ngx_http_postback_filter_init(ngx_conf_t *cf);
@@ -421,14 +430,10 @@ void *ngx_http_postback_zone_spool(ngx_shm_zone_t *shm_zone);
 ngx_uint_t ngx_http_postback_zone_journal_take(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_jput_pt put, void *ctx, ngx_http_postback_jref_t *out,
     ngx_uint_t max, ngx_flag_t all);
-void ngx_http_postback_zone_journal_done(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n);
-uint64_t ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone);
-void ngx_http_postback_zone_journal_lost(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_log_t *log,
+void ngx_http_postback_zone_journal_end(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_uint_t end,
     const char *what);
-void ngx_http_postback_zone_journal_renew(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n);
+uint64_t ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone);
 ngx_flag_t ngx_http_postback_zone_has_room(ngx_shm_zone_t *shm_zone);
 uint64_t ngx_http_postback_zone_in_spool(ngx_shm_zone_t *shm_zone);
 void ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone,

@@ -179,6 +179,9 @@ static void ngx_http_postback_spool_tick_handler(ngx_event_t *ev);
 static ngx_flag_t ngx_http_postback_upkeep_lease(ngx_flag_t keep);
 static void ngx_http_postback_upkeep(void);
 static void ngx_http_postback_scanned(ngx_http_postback_job_t *job);
+static void ngx_http_postback_read_up_to(ngx_http_postback_job_t *job,
+    off_t tail, off_t torn, off_t waiting, int64_t waiting_bytes,
+    ngx_flag_t first);
 static off_t ngx_http_postback_ingest(ngx_http_postback_job_t *job,
     ngx_flag_t first, int64_t *waiting_bytes);
 static ngx_int_t ngx_http_postback_ingest_one(pb_journal_record_t *rec,
@@ -195,6 +198,7 @@ static void ngx_http_postback_scan_io(ngx_http_postback_job_t *job);
 static void ngx_http_postback_compact_io(ngx_http_postback_job_t *job);
 static ngx_int_t ngx_http_postback_compact_write(
     ngx_http_postback_job_t *job);
+static void ngx_http_postback_sync_dir(ngx_str_t *path);
 static ngx_int_t ngx_http_postback_list(ngx_http_postback_job_t *job,
     size_t *end);
 static ngx_fd_t ngx_http_postback_open_read(ngx_http_postback_job_t *job,
@@ -306,17 +310,11 @@ ngx_http_postback_spool_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    sp->timer_conn.fd = (ngx_socket_t) -1;
-
-    sp->tick.handler = ngx_http_postback_spool_tick_handler;
-    sp->tick.data = &sp->timer_conn;
-    sp->tick.log = cycle->log;
-    sp->tick.cancelable = 1;
-
-    sp->retry.handler = ngx_http_postback_spool_retry;
-    sp->retry.data = &sp->timer_conn;
-    sp->retry.log = cycle->log;
-    sp->retry.cancelable = 1;
+    ngx_http_postback_timer_init(&sp->tick,
+                                 ngx_http_postback_spool_tick_handler,
+                                 &sp->timer_conn, cycle->log, 1);
+    ngx_http_postback_timer_init(&sp->retry, ngx_http_postback_spool_retry,
+                                 &sp->timer_conn, cycle->log, 1);
 
     /* soon: a fresh zone waits for its first read of the journal */
     ngx_add_timer(&sp->tick, ngx_random() % 50 + 1);
@@ -746,8 +744,9 @@ ngx_http_postback_written(ngx_http_postback_job_t *job)
 
     sp->backoff = 0;
 
-    ngx_http_postback_zone_journal_done(sp->shm_zone, sp->batch.refs,
-                                        sp->batch.nrefs);
+    ngx_http_postback_zone_journal_end(sp->shm_zone, sp->batch.refs,
+                                       sp->batch.nrefs,
+                                       NGX_HTTP_POSTBACK_WRITTEN, NULL);
 
     /* the deliveries waiting for room are read back from their places */
     start = (job->end < 0 || job->file != ss->file)
@@ -800,10 +799,9 @@ ngx_http_postback_spool_tick_handler(ngx_event_t *ev)
     if ((sp->batch.nrefs || sp->kept.nrefs)
         && now - sp->renewed >= NGX_HTTP_POSTBACK_RENEW)
     {
-        ngx_http_postback_zone_journal_renew(sp->shm_zone, sp->batch.refs,
-                                             sp->batch.nrefs);
-        ngx_http_postback_zone_journal_renew(sp->shm_zone, sp->kept.refs,
-                                             sp->kept.nrefs);
+        ngx_http_postback_zone_journal_end(sp->shm_zone, sp->batch.refs,
+                                           sp->batch.nrefs,
+                                           NGX_HTTP_POSTBACK_IN_HAND, NULL);
         sp->renewed = now;
     }
 
@@ -913,10 +911,9 @@ ngx_http_postback_upkeep(void)
 static void
 ngx_http_postback_scanned(ngx_http_postback_job_t *job)
 {
-    off_t                          tail, waiting;
+    off_t                          tail, waiting, torn;
     int64_t                        waiting_bytes;
-    uint64_t                       live;
-    ngx_flag_t                     first, skip;
+    ngx_flag_t                     first, reload;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_spool_t     *sp = &ngx_http_postback_spool;
     ngx_http_postback_spool_sh_t  *ss;
@@ -934,10 +931,6 @@ ngx_http_postback_scanned(ngx_http_postback_job_t *job)
     }
 
     sp->read_failing = 0;
-
-    shpool = (ngx_slab_pool_t *) sp->shm_zone->shm.addr;
-    ss = ngx_http_postback_spool_sh();
-    first = !ss->read;
     sp->read_first = 0;
 
     if (job->damaged) {
@@ -946,33 +939,77 @@ ngx_http_postback_scanned(ngx_http_postback_job_t *job)
                       "skipped", job->path, job->damaged);
     }
 
+    shpool = (ngx_slab_pool_t *) sp->shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+    ss = ngx_http_postback_spool_sh();
+    first = !ss->read;
+    reload = ss->reload;
+    torn = ss->torn;
+    ngx_shmtx_unlock(&shpool->mutex);
+
     waiting = ngx_http_postback_ingest(job, first, &waiting_bytes);
-    live = ngx_http_postback_zone_journal_live(sp->shm_zone);
 
     /* job->torn: where a torn last record begins, or the end */
     tail = job->torn;
-    skip = (tail < job->end && (ss->torn == tail || (first && !ss->reload)));
 
-    if (skip) {
+    if (tail < job->end && (tail == torn || (first && !reload))) {
         ngx_log_error(NGX_LOG_WARN, sp->log, 0,
                       "postback: spool \"%V\" ends with a torn record of %O "
                       "bytes, skipped", job->path, job->end - tail);
+        torn = tail;
+        tail = job->end;
+
+    } else {
+        torn = (tail < job->end) ? tail : -1;
     }
+
+    ngx_http_postback_read_up_to(job, tail, torn, waiting, waiting_bytes,
+                                 first);
+
+    /* some came back, more wait: as room frees, soon, not in a second */
+    if (waiting != -1 && job->restored) {
+        if (sp->tick.timer_set) {
+            ngx_del_timer(&sp->tick);
+        }
+
+        ngx_add_timer(&sp->tick, NGX_HTTP_POSTBACK_REFILL_PACE);
+    }
+}
+
+
+/*
+ * The journal is read up to tail (a torn end there: torn); the oldest of
+ * those read that wait for room: waiting.
+ */
+
+static void
+ngx_http_postback_read_up_to(ngx_http_postback_job_t *job, off_t tail,
+    off_t torn, off_t waiting, int64_t waiting_bytes, ngx_flag_t first)
+{
+    uint64_t                       live;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_spool_sh_t  *ss;
+
+    shpool = (ngx_slab_pool_t *) ngx_http_postback_spool.shm_zone->shm.addr;
+    live = ngx_http_postback_zone_journal_live(
+                                        ngx_http_postback_spool.shm_zone);
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    ss->torn = (tail < job->end) ? tail : -1;
-    ss->tail = skip ? job->end : tail;
+    ss = ngx_http_postback_spool_sh();
+
+    ss->torn = torn;
+    ss->tail = tail;
     ss->file = job->file;
     ss->bytes = ngx_max(ss->bytes, (uint64_t) job->end);
     ss->waiting_bytes += waiting_bytes;
+    ss->read = 1;
 
     /* a journal read at a start is rewritten if anything in it is done */
     if (first) {
         ss->tidy = (ss->bytes > live + ss->waiting_bytes);
     }
-
-    ss->read = 1;
 
     /* read from the oldest waiting one: what still waits is after it */
     if (job->from <= ss->waiting || ss->waiting == -1) {
@@ -983,15 +1020,6 @@ ngx_http_postback_scanned(ngx_http_postback_job_t *job)
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
-
-    /* some came back, more wait: as room frees, soon, not in a second */
-    if (waiting != -1 && job->restored) {
-        if (sp->tick.timer_set) {
-            ngx_del_timer(&sp->tick);
-        }
-
-        ngx_add_timer(&sp->tick, NGX_HTTP_POSTBACK_REFILL_PACE);
-    }
 }
 
 
@@ -1381,8 +1409,8 @@ ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, char *what)
     ngx_http_postback_request_t     req;
     ngx_http_postback_spool_t      *sp = &ngx_http_postback_spool;
 
-    ngx_http_postback_zone_journal_lost(sp->shm_zone, b->refs, b->nrefs,
-                                        sp->log, what);
+    ngx_http_postback_zone_journal_end(sp->shm_zone, b->refs, b->nrefs,
+                                       NGX_HTTP_POSTBACK_UNWRITTEN, what);
 
     shpool = (ngx_slab_pool_t *) sp->shm_zone->shm.addr;
 
@@ -1744,13 +1772,11 @@ done:
 static ngx_int_t
 ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
 {
-    u_char                     *slash;
-    u_char                      dir[NGX_MAX_PATH];
-    size_t                      i, len;
-    ssize_t                     n;
-    ngx_fd_t                    fd;
-    ngx_file_info_t             fi;
-    pb_journal_entry_t         *e;
+    size_t               i;
+    ssize_t              n;
+    ngx_fd_t             fd;
+    ngx_file_info_t      fi;
+    pb_journal_entry_t  *e;
 
     /* made anew: an older one's mode must not stay */
     (void) ngx_delete_file(job->path_new->data);
@@ -1762,8 +1788,6 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
         job->failed = ngx_open_file_n " of the rewrite";
         return NGX_ERROR;
     }
-
-    len = 0;
 
     for (i = 0; i < job->nentries; i++) {
         e = &job->entries[i];
@@ -1779,7 +1803,6 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
             job->failed = "write() of the rewrite";
             goto failed;
         }
-
     }
 
     if (fsync(fd) == -1 || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
@@ -1799,26 +1822,7 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
         return NGX_ERROR;
     }
 
-    /* the rename itself lasts once the directory is on disk */
-    for (slash = job->path->data + job->path->len;
-         slash > job->path->data && *slash != '/';
-         slash--)
-    {
-        /* void */
-    }
-
-    len = slash - job->path->data;
-
-    if (len && len < NGX_MAX_PATH) {
-        *ngx_cpymem(dir, job->path->data, len) = '\0';
-
-        fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-        if (fd != NGX_INVALID_FILE) {
-            (void) fsync(fd);
-            (void) ngx_close_file(fd);
-        }
-    }
+    ngx_http_postback_sync_dir(job->path);
 
     job->file = (uint64_t) fi.st_ino;
     job->end = fi.st_size;
@@ -1831,4 +1835,38 @@ failed:
     (void) ngx_delete_file(job->path_new->data);
 
     return NGX_ERROR;
+}
+
+
+/* a rename lasts once the directory of its file is on disk */
+
+static void
+ngx_http_postback_sync_dir(ngx_str_t *path)
+{
+    u_char    *slash;
+    u_char     dir[NGX_MAX_PATH];
+    size_t     len;
+    ngx_fd_t   fd;
+
+    for (slash = path->data + path->len;
+         slash > path->data && *slash != '/';
+         slash--)
+    {
+        /* void */
+    }
+
+    len = slash - path->data;
+
+    if (len == 0 || len >= NGX_MAX_PATH) {
+        return;
+    }
+
+    *ngx_cpymem(dir, path->data, len) = '\0';
+
+    fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd != NGX_INVALID_FILE) {
+        (void) fsync(fd);
+        (void) ngx_close_file(fd);
+    }
 }

@@ -145,6 +145,8 @@ static void ngx_http_postback_journal_dequeue(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_record_t *d);
 static void ngx_http_postback_journal_set(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_record_t *d, ngx_uint_t journal);
+static void ngx_http_postback_journal_written(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, size_t size);
 static void ngx_http_postback_journal_item(ngx_http_postback_record_t *d,
     ngx_http_postback_jitem_t *item);
 static void ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
@@ -1871,117 +1873,87 @@ ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone)
 }
 
 
-/* the journal records of refs were written, each at its ref's spot */
-
-void
-ngx_http_postback_zone_journal_done(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n)
-{
-    ngx_uint_t                   i;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_postback_shctx_t   *sh;
-    ngx_http_postback_record_t  *d;
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-    sh = shpool->data;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (i = 0; i < n; i++) {
-        d = ngx_http_postback_zone_held(sh, &refs[i]);
-
-        if (d == NULL || !d->queued) {
-            /* no record, or taken over and written by another worker too */
-            continue;
-        }
-
-        d->jlease = 0;
-
-        if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE) {
-            ngx_http_postback_journal_close(sh, d);
-            continue;
-        }
-
-        d->jsize = refs[i].size;
-        ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
-
-        /* a finished one stays queued: its finished record is next */
-        if (!ngx_http_postback_finished(d->state)) {
-            ngx_http_postback_journal_dequeue(sh, d);
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-}
-
-
 /*
- * The journal records of refs cannot be written (nginx stops): each
- * delivery that is not on disk at all is lost, and logged.
+ * What became of the journal records a writer took, refs: written (each
+ * at its ref's size); still in hand (their leases go on); or never to be
+ * written, as nginx stops (a delivery not on disk at all is lost, and
+ * logged with `what`).
  */
 
 void
-ngx_http_postback_zone_journal_lost(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_log_t *log,
+ngx_http_postback_zone_journal_end(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_uint_t end,
     const char *what)
-{
-    ngx_uint_t                   i;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_postback_shctx_t   *sh;
-    ngx_http_postback_record_t  *d;
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-    sh = shpool->data;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (i = 0; i < n; i++) {
-        d = ngx_http_postback_zone_held(sh, &refs[i]);
-
-        if (d == NULL || !d->queued) {
-            continue;
-        }
-
-        if (d->journal == NGX_HTTP_POSTBACK_JOURNAL_NONE
-            && !ngx_http_postback_finished(d->state))
-        {
-            ngx_http_postback_journal_lose(sh, d, log, what);
-            continue;
-        }
-
-        /* finished: at worst it is sent once more after a restart */
-        ngx_http_postback_journal_close(sh, d);
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-}
-
-
-/* a writer still has refs in hand: their leases go on */
-
-void
-ngx_http_postback_zone_journal_renew(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_jref_t *refs, ngx_uint_t n)
 {
     uint64_t                     now;
     ngx_uint_t                   i;
     ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
     ngx_http_postback_record_t  *d;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
     now = ngx_http_postback_now();
 
     ngx_shmtx_lock(&shpool->mutex);
 
     for (i = 0; i < n; i++) {
-        d = ngx_http_postback_zone_held(shpool->data, &refs[i]);
+        d = ngx_http_postback_zone_held(sh, &refs[i]);
 
-        if (d) {
+        /* no record, or taken over and written by another worker too */
+        if (d == NULL || !d->queued) {
+            continue;
+        }
+
+        switch (end) {
+
+        case NGX_HTTP_POSTBACK_WRITTEN:
+            ngx_http_postback_journal_written(sh, d, refs[i].size);
+            break;
+
+        case NGX_HTTP_POSTBACK_IN_HAND:
             d->jlease = now + NGX_HTTP_POSTBACK_JOURNAL_LEASE;
+            break;
+
+        default: /* NGX_HTTP_POSTBACK_UNWRITTEN */
+            if (d->journal == NGX_HTTP_POSTBACK_JOURNAL_NONE
+                && !ngx_http_postback_finished(d->state))
+            {
+                ngx_http_postback_journal_lose(sh, d, ngx_cycle->log, what);
+
+            } else {
+                /* finished: at worst it is sent once more after a start */
+                ngx_http_postback_journal_close(sh, d);
+            }
+
+            break;
         }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* under the lock: d's next journal record, of `size` bytes, is on disk */
+
+static void
+ngx_http_postback_journal_written(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, size_t size)
+{
+    d->jlease = 0;
+
+    if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE) {
+        ngx_http_postback_journal_close(sh, d);
+        return;
+    }
+
+    d->jsize = size;
+    ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
+
+    /* a finished one stays queued: its finished record is next */
+    if (!ngx_http_postback_finished(d->state)) {
+        ngx_http_postback_journal_dequeue(sh, d);
+    }
 }
 
 
