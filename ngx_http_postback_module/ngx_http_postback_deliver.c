@@ -50,6 +50,8 @@ typedef struct {
 static void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim);
 static ngx_int_t ngx_http_postback_transfer_prepare(
     ngx_http_postback_transfer_t *t);
+static ngx_int_t ngx_http_postback_target(ngx_str_t *url,
+    ngx_str_t *target);
 static ngx_int_t ngx_http_postback_transfer_headers(
     ngx_http_postback_transfer_t *t, ngx_http_postback_request_t *req);
 static ngx_int_t ngx_http_postback_transfer_sign(
@@ -157,7 +159,7 @@ ngx_http_postback_deliver_add(ngx_shm_zone_t *shm_zone,
 
     case NGX_BUSY:
         /* no room in the zone: it waits in the journal */
-        ngx_http_postback_spool_keep(&cb->name, id, req);
+        ngx_http_postback_spool_keep(shm_zone, &cb->name, id, req);
         break;
 
     case NGX_ERROR:
@@ -307,25 +309,33 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim)
 /*
  * What the engine sends, copied from the claimed record into the
  * transfer's pool (the record may change hands if the claim runs out):
- * the url, the body and every header line.
+ * the url, the body and every header line.  The receiver's origin is the
+ * callback's as configured now: a delivery only ever goes to it.
  */
 
 static ngx_int_t
 ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
 {
+    u_char                       *p;
+    ngx_str_t                     target, *origin;
     ngx_pool_t                   *pool;
     ngx_http_postback_send_t     *send;
     ngx_http_postback_request_t   req;
 
     send = &t->send;
     pool = send->pool;
+    origin = &t->claim.cb->origin;
 
     ngx_http_postback_zone_request(&t->claim, &req);
 
+    if (ngx_http_postback_target(&req.url, &target) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     send->method = req.method;
 
-    send->url.len = req.url.len;
-    send->url.data = ngx_pnalloc(pool, req.url.len + 1);
+    send->url.len = origin->len + target.len;
+    send->url.data = ngx_pnalloc(pool, send->url.len + 1);
     send->body.len = req.body.len;
     send->body.data = ngx_pnalloc(pool, req.body.len + 1);
 
@@ -336,10 +346,36 @@ ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
         return NGX_ERROR;
     }
 
-    *ngx_cpymem(send->url.data, req.url.data, req.url.len) = '\0';
+    p = ngx_cpymem(send->url.data, origin->data, origin->len);
+    *ngx_cpymem(p, target.data, target.len) = '\0';
     *ngx_cpymem(send->body.data, req.body.data, req.body.len) = '\0';
 
     return ngx_http_postback_transfer_headers(t, &req);
+}
+
+
+/* the path and query of a url as rendered: what follows its origin */
+
+static ngx_int_t
+ngx_http_postback_target(ngx_str_t *url, ngx_str_t *target)
+{
+    u_char  *p, *last;
+
+    last = url->data + url->len;
+
+    p = ngx_strlcasestrn(url->data, last, (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (p += 3; p < last && *p != '/' && *p != '?'; p++) {
+        /* void */
+    }
+
+    target->data = p;
+    target->len = last - p;
+
+    return NGX_OK;
 }
 
 

@@ -52,6 +52,7 @@ static ngx_int_t ngx_http_postback_event_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_postback_data_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_postback_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_postback_init_process(ngx_cycle_t *cycle);
 static void ngx_http_postback_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_postback_exit_master(ngx_cycle_t *cycle);
@@ -141,7 +142,7 @@ ngx_module_t  ngx_http_postback_module = {
     ngx_http_postback_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_postback_init_module,         /* init module */
     ngx_http_postback_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -1360,6 +1361,24 @@ ngx_http_postback_data_variable(ngx_http_request_t *r,
 }
 
 
+/* the configuration is nginx's now: the zone follows it */
+
+static ngx_int_t
+ngx_http_postback_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_postback_module);
+
+    if (pmcf == NULL || pmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_postback_zone_bind(pmcf->shm_zone);
+}
+
+
 static ngx_int_t
 ngx_http_postback_init_process(ngx_cycle_t *cycle)
 {
@@ -1385,9 +1404,15 @@ ngx_http_postback_init_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * nginx's thread pool is gone: the spool writes at once from now, as the
+ * transfers cut short are recorded, then writes what it holds.
+ */
+
 static void
 ngx_http_postback_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_postback_spool_leave();
     ngx_http_postback_deliver_exit(cycle);
     ngx_http_postback_spool_exit(cycle);
 }

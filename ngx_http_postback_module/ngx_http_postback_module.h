@@ -325,6 +325,8 @@ typedef struct {
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
     off_t                         offset;   /* -1: not known */
     size_t                        size;
+    uint64_t                      file;     /* written: the journal's inode */
+    ngx_flag_t                    spilled;  /* a delivery not in the zone */
 } ngx_http_postback_jref_t;
 
 
@@ -341,7 +343,8 @@ typedef struct {
 /* what became of journal records a writer took */
 #define NGX_HTTP_POSTBACK_WRITTEN    0
 #define NGX_HTTP_POSTBACK_IN_HAND    1
-#define NGX_HTTP_POSTBACK_UNWRITTEN  2
+#define NGX_HTTP_POSTBACK_RELEASED   2  /* for another writer */
+#define NGX_HTTP_POSTBACK_UNWRITTEN  3  /* never, as nginx stops */
 
 
 /* copies a journal item to the writer; 0: no room left, stop */
@@ -390,6 +393,7 @@ ngx_int_t ngx_http_postback_test_send(ngx_http_request_t *r,
 
 /* zone: the ledger */
 ngx_int_t ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data);
+ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone);
 void ngx_http_postback_zone_count(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_counter_e counter, ngx_uint_t n);
 void ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id);
@@ -399,7 +403,7 @@ ngx_int_t ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_str_t *callback, ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, size_t size, uint64_t due,
-    ngx_flag_t counted);
+    ngx_flag_t counted, ngx_flag_t room);
 void ngx_http_postback_zone_finished_elsewhere(ngx_shm_zone_t *shm_zone,
     u_char *id, ngx_uint_t state);
 ngx_uint_t ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone,
@@ -434,10 +438,12 @@ void ngx_http_postback_zone_journal_end(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_jref_t *refs, ngx_uint_t n, ngx_uint_t end,
     const char *what);
 uint64_t ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone);
+void ngx_http_postback_zone_journal_settled(ngx_shm_zone_t *shm_zone,
+    uint64_t file, off_t at);
 ngx_flag_t ngx_http_postback_zone_has_room(ngx_shm_zone_t *shm_zone);
 uint64_t ngx_http_postback_zone_in_spool(ngx_shm_zone_t *shm_zone);
 void ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone,
-    ngx_str_t *callback, ngx_int_t delta);
+    ngx_str_t *callback, ngx_int_t delta, ngx_flag_t dropped);
 
 /* deliver: a delivery's life */
 ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
@@ -485,9 +491,10 @@ void ngx_http_postback_spool_stats(void *spool,
     ngx_http_postback_spool_stats_t *stats);
 ngx_int_t ngx_http_postback_spool_init(ngx_cycle_t *cycle,
     ngx_http_postback_main_conf_t *pmcf);
-void ngx_http_postback_spool_keep(ngx_str_t *callback, u_char *id,
-    ngx_http_postback_request_t *req);
+void ngx_http_postback_spool_keep(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req);
 void ngx_http_postback_spool_flush(void);
+void ngx_http_postback_spool_leave(void);
 void ngx_http_postback_spool_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle);
 

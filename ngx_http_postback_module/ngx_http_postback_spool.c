@@ -52,6 +52,9 @@
 /* the next read, when deliveries came back and more wait, in ms */
 #define NGX_HTTP_POSTBACK_REFILL_PACE   100
 
+/* what a worker holds of deliveries waiting for room, at most */
+#define NGX_HTTP_POSTBACK_KEPT_MAX      (32 * 1024 * 1024)
+
 /* a writer renews the leases of what it has in hand this often, in ms */
 #define NGX_HTTP_POSTBACK_RENEW         10000
 
@@ -70,7 +73,6 @@
 typedef struct {
     uint64_t                      file;     /* inode read up to tail */
     off_t                         tail;     /* read up to here */
-    off_t                         torn;     /* a torn end seen here */
     off_t                         waiting;  /* the oldest that waits for
                                                room is not before: -1 none */
     uint64_t                      waiting_bytes;
@@ -109,6 +111,7 @@ typedef struct {
     size_t                        nentries;
     size_t                        damaged;  /* scan: bytes skipped */
     off_t                         torn;     /* scan: a torn end, or end */
+    off_t                         cut;      /* scan: torn bytes cut off */
     off_t                         old_size; /* compact: the one replaced */
     ngx_err_t                     err;
     const char                   *failed;   /* the call, or a reason */
@@ -137,6 +140,7 @@ typedef struct {
     ngx_http_postback_main_conf_t  *pmcf;
     ngx_shm_zone_t                 *shm_zone;
     ngx_log_t                      *log;
+    ngx_http_postback_spool_sh_t   *ss;     /* the zone's part */
     uint64_t                        tag;    /* the zone's records' */
     ngx_http_postback_job_t         writer;
     ngx_http_postback_job_t         upkeep;
@@ -172,7 +176,10 @@ static ngx_uint_t ngx_http_postback_batch_fill(ngx_flag_t zone,
     ngx_flag_t all);
 static void ngx_http_postback_batch_clear(ngx_http_postback_batch_t *b);
 static void ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b,
-    char *what);
+    ngx_uint_t end, char *what);
+static void ngx_http_postback_spool_end(u_char *id);
+static ngx_int_t ngx_http_postback_kept_add(ngx_http_postback_jitem_t *item,
+    ngx_flag_t spilled);
 static void ngx_http_postback_written(ngx_http_postback_job_t *job);
 static void ngx_http_postback_spool_retry(ngx_event_t *ev);
 static void ngx_http_postback_spool_tick_handler(ngx_event_t *ev);
@@ -180,12 +187,11 @@ static ngx_flag_t ngx_http_postback_upkeep_lease(ngx_flag_t keep);
 static void ngx_http_postback_upkeep(void);
 static void ngx_http_postback_scanned(ngx_http_postback_job_t *job);
 static void ngx_http_postback_read_up_to(ngx_http_postback_job_t *job,
-    off_t tail, off_t torn, off_t waiting, int64_t waiting_bytes,
-    ngx_flag_t first);
+    off_t tail, off_t waiting, int64_t waiting_bytes, ngx_flag_t first);
 static off_t ngx_http_postback_ingest(ngx_http_postback_job_t *job,
     ngx_flag_t first, int64_t *waiting_bytes);
 static ngx_int_t ngx_http_postback_ingest_one(pb_journal_record_t *rec,
-    size_t size, uint64_t grace, ngx_flag_t counted);
+    size_t size, uint64_t grace, ngx_flag_t counted, ngx_flag_t room);
 static void ngx_http_postback_ingest_log(ngx_http_postback_job_t *job,
     ngx_flag_t first, ngx_uint_t *counts);
 static void ngx_http_postback_compacted(ngx_http_postback_job_t *job);
@@ -193,7 +199,8 @@ static void ngx_http_postback_record_req(pb_journal_record_t *rec,
     ngx_http_postback_request_t *req);
 static void ngx_http_postback_spool_drain(ngx_flag_t zone, ngx_flag_t all);
 static void ngx_http_postback_write_io(ngx_http_postback_job_t *job);
-static ngx_int_t ngx_http_postback_current(ngx_http_postback_job_t *job);
+static ngx_int_t ngx_http_postback_current(ngx_http_postback_job_t *job,
+    ngx_file_info_t *fd_info);
 static void ngx_http_postback_scan_io(ngx_http_postback_job_t *job);
 static void ngx_http_postback_compact_io(ngx_http_postback_job_t *job);
 static ngx_int_t ngx_http_postback_compact_write(
@@ -234,7 +241,6 @@ ngx_http_postback_spool_zone_init(ngx_shm_zone_t *shm_zone)
     }
 
     ss->reload = !ngx_is_init_cycle(pmcf->cycle->old_cycle);
-    ss->torn = -1;
     ss->waiting = -1;
 
     if (ngx_test_config || geteuid() != 0) {
@@ -273,7 +279,7 @@ ngx_http_postback_spool_stats(void *spool,
 static ngx_http_postback_spool_sh_t *
 ngx_http_postback_spool_sh(void)
 {
-    return ngx_http_postback_zone_spool(ngx_http_postback_spool.shm_zone);
+    return ngx_http_postback_spool.ss;
 }
 
 
@@ -289,6 +295,7 @@ ngx_http_postback_spool_init(ngx_cycle_t *cycle,
 
     sp->pmcf = pmcf;
     sp->shm_zone = pmcf->shm_zone;
+    sp->ss = ngx_http_postback_zone_spool(pmcf->shm_zone);
     sp->log = cycle->log;
     sp->tag = ngx_http_postback_zone_tag(pmcf->shm_zone);
 
@@ -459,16 +466,14 @@ ngx_http_postback_job_free(ngx_http_postback_job_t *job)
 
 /*
  * A delivery the zone has no room for waits in the journal: its created
- * record is written from here, with the next batch.
+ * record is written from here, with the next batch.  While writes fail,
+ * what this worker holds so is bounded: past that, it is dropped.
  */
 
 void
-ngx_http_postback_spool_keep(ngx_str_t *callback, u_char *id,
-    ngx_http_postback_request_t *req)
+ngx_http_postback_spool_keep(ngx_shm_zone_t *shm_zone, ngx_str_t *callback,
+    u_char *id, ngx_http_postback_request_t *req)
 {
-    size_t                      size;
-    pb_journal_record_t         rec;
-    ngx_http_postback_jref_t   *ref;
     ngx_http_postback_jitem_t   item;
     ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
 
@@ -477,22 +482,65 @@ ngx_http_postback_spool_keep(ngx_str_t *callback, u_char *id,
     item.callback = *callback;
     item.req = *req;
 
-    ngx_http_postback_journal_record(&item, &rec);
+    if (sp->shm_zone == NULL || sp->sync
+        || sp->kept.len >= NGX_HTTP_POSTBACK_KEPT_MAX
+        || ngx_http_postback_kept_add(&item, 1) != NGX_OK)
+    {
+        ngx_http_postback_log_lost(ngx_cycle->log, NULL,
+                                   "dropped, zone full and spool not "
+                                   "written", callback, &req->event,
+                                   &req->fields);
+        ngx_http_postback_zone_spilled(shm_zone, callback, -1, 1);
+    }
+}
+
+
+/*
+ * A delivery of a callback that is not configured, read from the journal:
+ * its finished record, failed, so that it is not read as pending again.
+ */
+
+static void
+ngx_http_postback_spool_end(u_char *id)
+{
+    ngx_http_postback_jitem_t  item;
+
+    ngx_memzero(&item, sizeof(ngx_http_postback_jitem_t));
+    item.finished = 1;
+    item.state = NGX_HTTP_POSTBACK_FAILED;
+    item.id = id;
+
+    (void) ngx_http_postback_kept_add(&item, 0);
+}
+
+
+/* a record for the next batch, written from here */
+
+static ngx_int_t
+ngx_http_postback_kept_add(ngx_http_postback_jitem_t *item,
+    ngx_flag_t spilled)
+{
+    size_t                      size;
+    pb_journal_record_t         rec;
+    ngx_http_postback_jref_t   *ref;
+    ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
+
+    ngx_http_postback_journal_record(item, &rec);
     size = pb_journal_size(&rec);
 
     if (ngx_http_postback_batch_room(&sp->kept, size, 1) != NGX_OK) {
-        ngx_http_postback_log_lost(sp->log, id, "lost, out of memory",
-                                   callback, &req->event, &req->fields);
-        ngx_http_postback_zone_spilled(sp->shm_zone, callback, -1);
-        return;
+        return NGX_ERROR;
     }
 
     pb_journal_write(sp->kept.buf + sp->kept.len, &rec);
     sp->kept.len += size;
 
     ref = &sp->kept.refs[sp->kept.nrefs++];
-    ref->record = NULL;
-    ngx_memcpy(ref->id, id, NGX_HTTP_POSTBACK_ID_LEN);
+    ngx_memzero(ref, sizeof(ngx_http_postback_jref_t));
+    ref->spilled = spilled;
+    ngx_memcpy(ref->id, item->id, NGX_HTTP_POSTBACK_ID_LEN);
+
+    return NGX_OK;
 }
 
 
@@ -507,8 +555,13 @@ ngx_http_postback_spool_flush(void)
 {
     ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
 
+    /*
+     * Nothing is appended before the journal was read once: a torn end
+     * left by a crash is cut off first.
+     */
     if (sp->shm_zone == NULL || sp->sync || sp->writer.busy
-        || sp->retry.timer_set || ngx_http_postback_batch_fill(1, 0) == 0)
+        || sp->retry.timer_set || !sp->ss->read
+        || ngx_http_postback_batch_fill(1, 0) == 0)
     {
         return;
     }
@@ -704,8 +757,9 @@ ngx_http_postback_journal_record(ngx_http_postback_jitem_t *item,
 static void
 ngx_http_postback_written(ngx_http_postback_job_t *job)
 {
-    off_t                          start;
+    off_t                          start, at;
     ngx_uint_t                     i;
+    ngx_http_postback_jref_t      *ref;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_spool_t     *sp = &ngx_http_postback_spool;
     ngx_http_postback_spool_sh_t  *ss;
@@ -744,29 +798,38 @@ ngx_http_postback_written(ngx_http_postback_job_t *job)
 
     sp->backoff = 0;
 
+    /* each record's place in the journal; -1 where it is not known */
+    start = (job->end < 0) ? -1 : job->end - (off_t) sp->batch.len;
+
+    for (i = 0; i < sp->batch.nrefs; i++) {
+        ref = &sp->batch.refs[i];
+        ref->file = job->file;
+        ref->offset = (start < 0) ? -1 : start + ref->offset;
+    }
+
     ngx_http_postback_zone_journal_end(sp->shm_zone, sp->batch.refs,
                                        sp->batch.nrefs,
                                        NGX_HTTP_POSTBACK_WRITTEN, NULL);
-
-    /* the deliveries waiting for room are read back from their places */
-    start = (job->end < 0 || job->file != ss->file)
-            ? 0 : job->end - (off_t) sp->batch.len;
 
     ngx_shmtx_lock(&shpool->mutex);
 
     ss->bytes += sp->batch.len;
 
+    /* deliveries waiting for room are read back from where they are */
     for (i = 0; i < sp->batch.nrefs; i++) {
-        if (sp->batch.refs[i].record) {
+        ref = &sp->batch.refs[i];
+
+        if (!ref->spilled) {
             continue;
         }
 
-        ss->waiting_bytes += sp->batch.refs[i].size;
+        ss->waiting_bytes += ref->size;
 
-        if (ss->waiting == -1
-            || ss->waiting > start + sp->batch.refs[i].offset)
-        {
-            ss->waiting = start + sp->batch.refs[i].offset;
+        /* another file than the one read: from its start, to be sure */
+        at = (ref->offset < 0 || job->file != ss->file) ? 0 : ref->offset;
+
+        if (ss->waiting == -1 || ss->waiting > at) {
+            ss->waiting = at;
         }
     }
 
@@ -865,7 +928,8 @@ ngx_http_postback_upkeep(void)
 
     job = &sp->upkeep;
 
-    if (job->busy || !ngx_http_postback_upkeep_lease(1)) {
+    /* a job in flight keeps the lease: no other worker reads meanwhile */
+    if (!ngx_http_postback_upkeep_lease(1) || job->busy) {
         return;
     }
 
@@ -904,16 +968,16 @@ ngx_http_postback_upkeep(void)
 
 /*
  * What a read found, from job->from to job->end: others' records,
- * ingested; a record torn at the end is read again next time, unless it
- * stays torn (or the journal is read at a start, after a crash).
+ * ingested; a torn end that could not be cut off is read again next
+ * time.
  */
 
 static void
 ngx_http_postback_scanned(ngx_http_postback_job_t *job)
 {
-    off_t                          tail, waiting, torn;
+    off_t                          waiting;
     int64_t                        waiting_bytes;
-    ngx_flag_t                     first, reload;
+    ngx_flag_t                     first;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_spool_t     *sp = &ngx_http_postback_spool;
     ngx_http_postback_spool_sh_t  *ss;
@@ -944,31 +1008,28 @@ ngx_http_postback_scanned(ngx_http_postback_job_t *job)
     ngx_shmtx_lock(&shpool->mutex);
     ss = ngx_http_postback_spool_sh();
     first = !ss->read;
-    reload = ss->reload;
-    torn = ss->torn;
     ngx_shmtx_unlock(&shpool->mutex);
+
+    if (job->cut) {
+        ngx_log_error(NGX_LOG_WARN, sp->log, 0,
+                      "postback: spool \"%V\" ends with a torn record of %O "
+                      "bytes, skipped (cut off)", job->path, job->cut);
+    }
 
     waiting = ngx_http_postback_ingest(job, first, &waiting_bytes);
 
-    /* job->torn: where a torn last record begins, or the end */
-    tail = job->torn;
-
-    if (tail < job->end && (tail == torn || (first && !reload))) {
-        ngx_log_error(NGX_LOG_WARN, sp->log, 0,
-                      "postback: spool \"%V\" ends with a torn record of %O "
-                      "bytes, skipped", job->path, job->end - tail);
-        torn = tail;
-        tail = job->end;
-
-    } else {
-        torn = (tail < job->end) ? tail : -1;
-    }
-
-    ngx_http_postback_read_up_to(job, tail, torn, waiting, waiting_bytes,
+    /* job->torn: where a torn record begins (to be read again), or the end */
+    ngx_http_postback_read_up_to(job, job->torn, waiting, waiting_bytes,
                                  first);
 
-    /* some came back, more wait: as room frees, soon, not in a second */
-    if (waiting != -1 && job->restored) {
+    /* finished deliveries written before it can leave the zone now */
+    ngx_http_postback_zone_journal_settled(sp->shm_zone, job->file,
+                                           job->torn);
+
+    /* more wait: as room frees (finished ones go), soon, not in a second */
+    if (waiting != -1
+        && (job->restored || ngx_http_postback_zone_has_room(sp->shm_zone)))
+    {
         if (sp->tick.timer_set) {
             ngx_del_timer(&sp->tick);
         }
@@ -978,14 +1039,11 @@ ngx_http_postback_scanned(ngx_http_postback_job_t *job)
 }
 
 
-/*
- * The journal is read up to tail (a torn end there: torn); the oldest of
- * those read that wait for room: waiting.
- */
+/* the journal is read up to tail; the oldest that waits for room: waiting */
 
 static void
 ngx_http_postback_read_up_to(ngx_http_postback_job_t *job, off_t tail,
-    off_t torn, off_t waiting, int64_t waiting_bytes, ngx_flag_t first)
+    off_t waiting, int64_t waiting_bytes, ngx_flag_t first)
 {
     uint64_t                       live;
     ngx_slab_pool_t               *shpool;
@@ -999,7 +1057,6 @@ ngx_http_postback_read_up_to(ngx_http_postback_job_t *job, off_t tail,
 
     ss = ngx_http_postback_spool_sh();
 
-    ss->torn = torn;
     ss->tail = tail;
     ss->file = job->file;
     ss->bytes = ngx_max(ss->bytes, (uint64_t) job->end);
@@ -1039,7 +1096,7 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
     size_t                      i, used;
     uint64_t                    grace;
     ngx_int_t                   rc;
-    ngx_flag_t                  counted, start;
+    ngx_flag_t                  counted, start, room;
     ngx_uint_t                  counts[4];
     pb_journal_entry_t         *e;
     pb_journal_record_t         rec;
@@ -1047,6 +1104,7 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
 
     ngx_memzero(counts, sizeof(counts));
     waiting = -1;
+    room = 1;
     *waiting_bytes = 0;
 
     /* at a start, not after a reload: nothing of them is in flight */
@@ -1081,10 +1139,13 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
         /* another's may still be in flight in an older worker */
         grace = (start || e->tag == job->tag) ? 0 : NGX_HTTP_POSTBACK_GRACE;
 
-        rc = ngx_http_postback_ingest_one(&rec, e->size, grace, counted);
+        rc = ngx_http_postback_ingest_one(&rec, e->size, grace, counted,
+                                          room);
 
+        /* the first that finds no room: the others are only counted */
         if (rc == 1 && waiting == -1) {
             waiting = at;
+            room = 0;
         }
 
         /* the bytes, and what was not counted before */
@@ -1133,30 +1194,31 @@ ngx_http_postback_ingest_log(ngx_http_postback_job_t *job, ngx_flag_t first,
 
 
 /*
- * One created record into the zone, due `grace` past its callback's
- * timeout: 0 restored; 1 it waits for room; 2 its callback is gone; 3 the
- * zone has it.
+ * One created record into the zone (room: if there may be room for it),
+ * due `grace` past its callback's timeout: 0 restored; 1 it waits for
+ * room; 2 left out: damaged, or of a callback not known (then it is
+ * written finished, not to be read as pending again); 3 the zone has it.
  */
 
 static ngx_int_t
 ngx_http_postback_ingest_one(pb_journal_record_t *rec, size_t size,
-    uint64_t grace, ngx_flag_t counted)
+    uint64_t grace, ngx_flag_t counted, ngx_flag_t room)
 {
     ngx_str_t                     name;
     ngx_http_postback_request_t   req;
     ngx_http_postback_cb_conf_t  *cb;
     ngx_http_postback_spool_t    *sp = &ngx_http_postback_spool;
 
+    if (rec->method > NGX_HTTP_POSTBACK_POST_JSON
+        || rec->id.len != NGX_HTTP_POSTBACK_ID_LEN)
+    {
+        return 2;
+    }
+
     name.data = (u_char *) rec->callback.data;
     name.len = rec->callback.len;
 
     cb = ngx_http_postback_find_callback(sp->pmcf, &name);
-
-    if (rec->method > NGX_HTTP_POSTBACK_POST_JSON
-        || rec->id.len != NGX_HTTP_POSTBACK_ID_LEN)
-    {
-        cb = NULL;
-    }
 
     ngx_http_postback_record_req(rec, &req);
 
@@ -1164,16 +1226,20 @@ ngx_http_postback_ingest_one(pb_journal_record_t *rec, size_t size,
                 (u_char *) rec->id.data, &req, size,
                 ngx_http_postback_now()
                 + ((grace && cb) ? cb->timeout + grace : 0),
-                counted))
+                counted, room))
     {
+    case NGX_OK:
+        return 0;
+
     case NGX_BUSY:
         return 1;
 
-    case NGX_DECLINED:
-        return cb ? 3 : 2;
+    case NGX_ABORT:
+        ngx_http_postback_spool_end((u_char *) rec->id.data);
+        return 2;
 
-    default:
-        return 0;
+    default: /* NGX_DECLINED */
+        return 3;
     }
 }
 
@@ -1238,27 +1304,24 @@ ngx_http_postback_compacted(ngx_http_postback_job_t *job)
     ss->file = job->file;
     ss->tail = job->end;
     ss->bytes = job->end;
-    ss->torn = -1;
     ss->waiting = (ss->waiting == -1) ? -1 : 0;
     ss->tidy = 0;
     ss->compactions++;
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_http_postback_zone_journal_settled(sp->shm_zone, job->file, job->end);
 }
 
 
 /*
  * Leaving.  The thread pool has stopped, with the jobs posted before it
- * done: their completions run here.  What this worker holds is written
- * now; when no newer configuration shares the zone (nginx stops, or a
- * reload replaced the zone), so is everything the zone still needs, and
- * what cannot be written is logged as lost.
+ * done: their ends run here, and from now the spool writes at once.
  */
 
 void
-ngx_http_postback_spool_exit(ngx_cycle_t *cycle)
+ngx_http_postback_spool_leave(void)
 {
-    ngx_flag_t                  last;
     ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
 
     if (sp->shm_zone == NULL) {
@@ -1276,8 +1339,27 @@ ngx_http_postback_spool_exit(ngx_cycle_t *cycle)
         ngx_http_postback_job_end(&sp->upkeep);
     }
 #endif
+}
+
+
+void
+ngx_http_postback_spool_exit(ngx_cycle_t *cycle)
+{
+    ngx_flag_t                  last;
+    ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
+
+    if (sp->shm_zone == NULL) {
+        return;
+    }
 
     (void) ngx_http_postback_upkeep_lease(0);
+
+    /*
+     * What this worker holds is written now; when no newer configuration
+     * shares the zone (nginx stops, or a reload replaced the zone), so is
+     * everything the zone still needs, and what cannot be written is
+     * logged as lost.  Else the others write it.
+     */
 
     if (sp->retry.timer_set) {
         ngx_del_timer(&sp->retry);
@@ -1323,6 +1405,7 @@ ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle)
 
     sp->pmcf = pmcf;
     sp->shm_zone = pmcf->shm_zone;
+    sp->ss = ngx_http_postback_zone_spool(pmcf->shm_zone);
     sp->log = cycle->log;
     sp->tag = ngx_http_postback_zone_tag(pmcf->shm_zone);
     sp->sync = 1;
@@ -1380,26 +1463,33 @@ ngx_http_postback_spool_drain(ngx_flag_t zone, ngx_flag_t all)
     }
 
     ngx_log_error(NGX_LOG_ERR, sp->log, sp->writer.err,
-                  "postback: writing to spool \"%V\" failed: %s, as nginx "
-                  "stops", &sp->pmcf->spool, sp->writer.failed);
+                  "postback: writing to spool \"%V\" failed: %s, as %s",
+                  &sp->pmcf->spool, sp->writer.failed,
+                  zone ? "nginx stops" : "this worker leaves");
 
     ngx_snprintf(what, sizeof(what), "lost, not written to spool \"%V\"%Z",
                  &sp->pmcf->spool);
 
+    /* the zone's records are the other workers' to write, while any is */
     do {
-        ngx_http_postback_batch_lost(&sp->batch, (char *) what);
+        ngx_http_postback_batch_lost(&sp->batch,
+                                     zone ? NGX_HTTP_POSTBACK_UNWRITTEN
+                                          : NGX_HTTP_POSTBACK_RELEASED,
+                                     (char *) what);
 
     } while (ngx_http_postback_batch_fill(zone, all));
 }
 
 
 /*
- * A batch that cannot be written: the zone logs its deliveries that are
- * not on disk at all; those waiting for room are logged from the batch.
+ * A batch that cannot be written: the zone's records are lost (the zone
+ * logs those not on disk at all) or left to others (end); those waiting
+ * for room, held here only, are logged from the batch.
  */
 
 static void
-ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, char *what)
+ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, ngx_uint_t end,
+    char *what)
 {
     size_t                          used;
     ngx_str_t                       callback;
@@ -1409,13 +1499,13 @@ ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, char *what)
     ngx_http_postback_request_t     req;
     ngx_http_postback_spool_t      *sp = &ngx_http_postback_spool;
 
-    ngx_http_postback_zone_journal_end(sp->shm_zone, b->refs, b->nrefs,
-                                       NGX_HTTP_POSTBACK_UNWRITTEN, what);
+    ngx_http_postback_zone_journal_end(sp->shm_zone, b->refs, b->nrefs, end,
+                                       what);
 
     shpool = (ngx_slab_pool_t *) sp->shm_zone->shm.addr;
 
     for (i = 0; i < b->nrefs; i++) {
-        if (b->refs[i].record
+        if (!b->refs[i].spilled
             || pb_journal_read(b->buf + b->refs[i].offset, b->refs[i].size,
                                &rec, &used)
                != PB_JOURNAL_OK)
@@ -1429,7 +1519,7 @@ ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, char *what)
 
         ngx_http_postback_log_lost(sp->log, b->refs[i].id, what, &callback,
                                    &req.event, &req.fields);
-        ngx_http_postback_zone_spilled(sp->shm_zone, &callback, -1);
+        ngx_http_postback_zone_spilled(sp->shm_zone, &callback, -1, 0);
 
         ngx_shmtx_lock(&shpool->mutex);
         ngx_http_postback_spool_sh()->lost++;
@@ -1445,18 +1535,20 @@ ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b, char *what)
 
 
 /*
- * Appends the batch in one write (a torn end is recognised when read),
- * and tells where it ended.
+ * Appends the batch, under the exclusive lock, and tells where it ended.
+ * A write that fails half-way is cut off again: no torn record is left
+ * for others to append after.
  */
 
 static void
 ngx_http_postback_write_io(ngx_http_postback_job_t *job)
 {
-    u_char   *p;
-    size_t    left;
-    ssize_t   n;
+    u_char           *p;
+    size_t            left;
+    ssize_t           n;
+    ngx_file_info_t   fi;
 
-    if (ngx_http_postback_current(job) != NGX_OK) {
+    if (ngx_http_postback_current(job, &fi) != NGX_OK) {
         return;
     }
 
@@ -1475,6 +1567,14 @@ ngx_http_postback_write_io(ngx_http_postback_job_t *job)
         }
     }
 
+    if (job->failed && ngx_is_file(&fi)
+        && ftruncate(job->fd, fi.st_size) == -1)
+    {
+        /* the torn part stays: a reader skips it */
+        job->err = ngx_errno;
+        job->failed = "write(), then ftruncate()";
+    }
+
     /* with O_APPEND, the offset is the end of this write: -1 in a pipe */
     job->end = job->failed ? -1 : lseek(job->fd, 0, SEEK_CUR);
 
@@ -1484,15 +1584,17 @@ ngx_http_postback_write_io(ngx_http_postback_job_t *job)
 
 /*
  * This worker's descriptor is the journal's, opened (again, after a
- * compaction replaced the file or someone removed it) and share-locked:
- * a compaction waits for the write.
+ * compaction replaced the file or someone removed it) and locked for a
+ * write: writers, readers and compactions take turns.  *fd_info: the
+ * file as it is before the write.
  */
 
 static ngx_int_t
-ngx_http_postback_current(ngx_http_postback_job_t *job)
+ngx_http_postback_current(ngx_http_postback_job_t *job,
+    ngx_file_info_t *fd_info)
 {
     ngx_uint_t       tries;
-    ngx_file_info_t  fd_info, path_info;
+    ngx_file_info_t  path_info;
 
     for (tries = 0; tries < 3; tries++) {
 
@@ -1507,13 +1609,13 @@ ngx_http_postback_current(ngx_http_postback_job_t *job)
             }
         }
 
-        if (flock(job->fd, LOCK_SH) == -1) {
+        if (flock(job->fd, LOCK_EX) == -1) {
             job->err = ngx_errno;
             job->failed = "flock()";
             return NGX_ERROR;
         }
 
-        if (ngx_fd_info(job->fd, &fd_info) == NGX_FILE_ERROR) {
+        if (ngx_fd_info(job->fd, fd_info) == NGX_FILE_ERROR) {
             job->err = ngx_errno;
             job->failed = ngx_fd_info_n;
             (void) flock(job->fd, LOCK_UN);
@@ -1521,10 +1623,10 @@ ngx_http_postback_current(ngx_http_postback_job_t *job)
         }
 
         if (ngx_file_info(job->path->data, &path_info) != NGX_FILE_ERROR
-            && path_info.st_ino == fd_info.st_ino
-            && path_info.st_dev == fd_info.st_dev)
+            && path_info.st_ino == fd_info->st_ino
+            && path_info.st_dev == fd_info->st_dev)
         {
-            job->file = (uint64_t) fd_info.st_ino;
+            job->file = (uint64_t) fd_info->st_ino;
             return NGX_OK;
         }
 
@@ -1541,7 +1643,9 @@ ngx_http_postback_current(ngx_http_postback_job_t *job)
 
 /*
  * Reads the journal from job->from (from the start if it is another file
- * than job->file) and lists its records.
+ * than job->file), under the shared lock: no write is half done then.  A
+ * torn record at its end (a crash in the middle of a write) is cut off,
+ * under the exclusive lock, before anything is appended after it.
  */
 
 static void
@@ -1553,6 +1657,7 @@ ngx_http_postback_scan_io(ngx_http_postback_job_t *job)
 
     job->end = 0;
     job->torn = 0;
+    job->cut = 0;
 
     fd = ngx_http_postback_open_read(job, &fi);
 
@@ -1567,6 +1672,12 @@ ngx_http_postback_scan_io(ngx_http_postback_job_t *job)
         return;
     }
 
+    if (flock(fd, LOCK_SH) == -1 || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        job->err = ngx_errno;
+        job->failed = "flock()";
+        goto done;
+    }
+
     if ((uint64_t) fi.st_ino != job->file || job->from > fi.st_size) {
         job->from = 0;
     }
@@ -1574,11 +1685,26 @@ ngx_http_postback_scan_io(ngx_http_postback_job_t *job)
     job->file = (uint64_t) fi.st_ino;
     job->end = fi.st_size;
 
-    if (ngx_http_postback_read_all(job, fd, job->from, fi.st_size) == NGX_OK
-        && ngx_http_postback_list(job, &end) == NGX_OK)
+    if (ngx_http_postback_read_all(job, fd, job->from, fi.st_size) != NGX_OK
+        || ngx_http_postback_list(job, &end) != NGX_OK)
     {
-        job->torn = job->from + (off_t) end;
+        goto done;
     }
+
+    job->torn = job->from + (off_t) end;
+
+    /* the lock changes hands: only if nothing was appended meanwhile */
+    if (job->torn < job->end
+        && flock(fd, LOCK_EX) == 0
+        && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+        && fi.st_size == job->end
+        && ftruncate(fd, job->torn) == 0)
+    {
+        job->cut = job->end - job->torn;
+        job->end = job->torn;
+    }
+
+done:
 
     (void) ngx_close_file(fd);
 }
@@ -1638,8 +1764,8 @@ ngx_http_postback_open_read(ngx_http_postback_job_t *job, ngx_file_info_t *fi)
 {
     ngx_fd_t  fd;
 
-    /* not blocking on a FIFO left in its place */
-    fd = ngx_open_file(job->path->data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+    /* not blocking on a FIFO left in its place; a torn end is cut off */
+    fd = ngx_open_file(job->path->data, NGX_FILE_RDWR|NGX_FILE_NONBLOCK,
                        NGX_FILE_OPEN, 0);
 
     if (fd == NGX_INVALID_FILE) {

@@ -63,8 +63,11 @@ struct ngx_http_postback_record_s {
     ngx_http_postback_attempt_t  *last_attempt;
     uint64_t                      created;
     uint64_t                      jlease;   /* ms: a writer has it until */
+    off_t                         eat;      /* its finished record's place,
+                                               -1: none, or not known */
     ngx_pid_t                     owner;    /* sending: the claimer */
     uint32_t                      jsize;    /* its created record's size */
+    uint32_t                      efile;    /* ... in that journal file */
     uint32_t                      nattempts;
     uint32_t                      claims;
     uint32_t                      jclaims;
@@ -104,7 +107,13 @@ typedef struct {
     uint64_t                      unwritten;    /* in the journal's queue */
     uint64_t                      lost;         /* given up unwritten */
     uint64_t                      journal_live; /* bytes on disk needed */
-    void                         *spool;        /* NULL: no journal */
+
+    /* the journal was read up to there: finished records before it can go */
+    off_t                         settled;
+    uint32_t                      settled_file;
+    uint32_t                      settled_before;   /* the file before */
+    void                         *spool;        /* NULL: never a journal */
+    ngx_flag_t                    journaled;    /* configured with one */
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
 
@@ -127,8 +136,6 @@ typedef struct {
     (ngx_http_postback_headers_of(d) + (d)->headers_len)
 
 
-static ngx_int_t ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_shctx_t *sh);
 static void ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh);
 static void ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
@@ -146,7 +153,7 @@ static void ngx_http_postback_journal_dequeue(ngx_http_postback_shctx_t *sh,
 static void ngx_http_postback_journal_set(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_record_t *d, ngx_uint_t journal);
 static void ngx_http_postback_journal_written(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_record_t *d, size_t size);
+    ngx_http_postback_record_t *d, ngx_http_postback_jref_t *ref);
 static void ngx_http_postback_journal_item(ngx_http_postback_record_t *d,
     ngx_http_postback_jitem_t *item);
 static void ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
@@ -180,6 +187,8 @@ static void ngx_http_postback_callback_disable(
     ngx_http_postback_cb_state_t *cs, ngx_uint_t why, ngx_log_t *log);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, size_t size);
+static ngx_flag_t ngx_http_postback_evictable(
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
 static void ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
 static ngx_int_t ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
@@ -217,7 +226,8 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
-        return ngx_http_postback_zone_bind(shm_zone, sh);
+        /* the configuration may yet fail: it binds at init_module */
+        return NGX_OK;
     }
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_postback_shctx_t));
@@ -252,18 +262,19 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is handled by evicting finished records */
     shpool->log_nomem = 0;
 
-    return ngx_http_postback_zone_bind(shm_zone, sh);
+    return NGX_OK;
 }
 
 
 /*
- * Gives each configured callback its state, kept across reloads, and
- * follows the spool being configured or not.
+ * Once a configuration can no longer fail (nginx's init_module): gives
+ * each configured callback its state, kept across reloads, and follows
+ * the spool being configured or not.  The spool's state, once made, stays
+ * for the workers of earlier configurations.
  */
 
-static ngx_int_t
-ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
-    ngx_http_postback_shctx_t *sh)
+ngx_int_t
+ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone)
 {
     ngx_uint_t                      i;
     ngx_queue_t                    *q;
@@ -271,9 +282,11 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_record_t     *d;
     ngx_http_postback_cb_state_t   *cs;
     ngx_http_postback_cb_conf_t   **cbp;
+    ngx_http_postback_shctx_t      *sh;
     ngx_http_postback_main_conf_t  *pmcf;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
     pmcf = shm_zone->data;
     cbp = pmcf->callbacks.elts;
 
@@ -287,10 +300,10 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone,
     /* on a reload the old workers are still using the zone */
     ngx_shmtx_lock(&shpool->mutex);
 
-    if (pmcf->spool.len == 0 && sh->spool) {
-        /* no journal any more: nothing waits for one */
-        sh->spool = NULL;
+    sh->journaled = (pmcf->spool.len != 0);
 
+    if (!sh->journaled) {
+        /* no journal any more: nothing waits for one */
         while (!ngx_queue_empty(&sh->journal)) {
             d = ngx_queue_data(ngx_queue_head(&sh->journal),
                                ngx_http_postback_record_t, jqueue);
@@ -570,15 +583,17 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim)
 {
-    ngx_int_t                      rc;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_postback_shctx_t     *sh;
-    ngx_http_postback_cb_state_t  *cs;
-    ngx_http_postback_record_t    *d;
+    ngx_int_t                       rc;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_postback_shctx_t      *sh;
+    ngx_http_postback_cb_state_t   *cs;
+    ngx_http_postback_record_t     *d;
+    ngx_http_postback_main_conf_t  *pmcf;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
     cs = cb->state;
+    pmcf = shm_zone->data;
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -586,7 +601,8 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
     d = ngx_http_postback_zone_insert(shpool, cs, id, req);
 
-    if (d == NULL && sh->spool) {
+    /* this worker's configuration has the journal that it waits in */
+    if (d == NULL && pmcf->spool.len) {
         cs->spooled++;
         ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED, 1);
         rc = NGX_BUSY;
@@ -618,17 +634,18 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
 /*
  * A delivery read from the journal, due at `due`, its created record of
- * `size` bytes on disk; counted: it is counted in_spool already.
- * NGX_OK: restored; NGX_DECLINED: the zone has it already, or its
- * callback is not configured (it is left out); NGX_BUSY: no room, it
- * waits in the journal.
+ * `size` bytes on disk; counted: it is counted in_spool already; room:
+ * the zone may have room for it (else it is only counted).  A delivery
+ * of a callback a reload removed comes in too, to end failed.  NGX_OK:
+ * restored; NGX_DECLINED: the zone has it already; NGX_BUSY: it waits in
+ * the journal; NGX_ABORT: its callback is not known.
  */
 
 ngx_int_t
 ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_str_t *callback, ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, size_t size, uint64_t due,
-    ngx_flag_t counted)
+    ngx_flag_t counted, ngx_flag_t room)
 {
     ngx_int_t                      rc;
     ngx_slab_pool_t               *shpool;
@@ -643,25 +660,25 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
 
     cs = cb ? cb->state : ngx_http_postback_zone_named(sh, callback);
 
-    if (ngx_http_postback_zone_lookup(sh, id) || cb == NULL) {
-        if (cb == NULL && counted && cs) {
-            ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED,
-                                         (uint64_t) -1);
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
-        return NGX_DECLINED;
+    if (cs == NULL) {
+        rc = NGX_ABORT;
+        goto done;
     }
 
-    d = ngx_http_postback_zone_insert(shpool, cs, id, req);
+    if (ngx_http_postback_zone_lookup(sh, id)) {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    d = room ? ngx_http_postback_zone_insert(shpool, cs, id, req) : NULL;
 
     if (d == NULL) {
         if (!counted) {
             ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED, 1);
         }
 
-        ngx_shmtx_unlock(&shpool->mutex);
-        return NGX_BUSY;
+        rc = NGX_BUSY;
+        goto done;
     }
 
     if (counted) {
@@ -678,8 +695,9 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
                                 cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
                                              : NGX_HTTP_POSTBACK_PENDING,
                                 due);
-
     rc = NGX_OK;
+
+done:
 
     ngx_shmtx_unlock(&shpool->mutex);
 
@@ -776,6 +794,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
 
     d->cb = cs;
     d->state = NGX_HTTP_POSTBACK_NONE;
+    d->eat = -1;
     d->created = req->created;
     d->method = req->method;
     d->test = req->test ? 1 : 0;
@@ -798,7 +817,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     ngx_queue_insert_tail(&sh->records, &d->queue);
     sh->nrecords++;
 
-    if (sh->spool) {
+    if (sh->journaled) {
         /* its created record is to be written */
         d->queued = 1;
         sh->unwritten++;
@@ -844,6 +863,7 @@ ngx_http_postback_zone_lease(ngx_http_postback_record_t *d, uint64_t now,
     d->jclaims++;
     d->jlease = now + NGX_HTTP_POSTBACK_JOURNAL_LEASE;
 
+    ngx_memzero(ref, sizeof(ngx_http_postback_jref_t));
     ref->record = d;
     ref->claim = d->jclaims;
     ref->offset = -1;
@@ -1328,7 +1348,7 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
         next = ngx_queue_next(q);
         d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
 
-        if (!ngx_http_postback_finished(d->state) || d->queued) {
+        if (!ngx_http_postback_evictable(sh, d)) {
             continue;
         }
 
@@ -1342,6 +1362,55 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     }
 
     return NULL;
+}
+
+
+/*
+ * Under the lock: a finished record can go once the journal needs nothing
+ * more of it, and no read of the journal that started before its finished
+ * record was written is left to find its created record live: else that
+ * read would take it for a delivery waiting for room.
+ */
+
+static ngx_flag_t
+ngx_http_postback_evictable(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
+{
+    if (!ngx_http_postback_finished(d->state) || d->queued) {
+        return 0;
+    }
+
+    return d->eat < 0
+           || d->efile == sh->settled_before
+           || (d->efile == sh->settled_file && d->eat < sh->settled);
+}
+
+
+/*
+ * The journal (of inode file) was read, or rewritten, up to `at`: reads
+ * started from now on will find what was written before it.
+ */
+
+void
+ngx_http_postback_zone_journal_settled(ngx_shm_zone_t *shm_zone,
+    uint64_t file, off_t at)
+{
+    ngx_slab_pool_t            *shpool;
+    ngx_http_postback_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if ((uint32_t) file != sh->settled_file) {
+        sh->settled_before = sh->settled_file;
+        sh->settled_file = (uint32_t) file;
+    }
+
+    sh->settled = at;
+
+    ngx_shmtx_unlock(&shpool->mutex);
 }
 
 
@@ -1875,9 +1944,9 @@ ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone)
 
 /*
  * What became of the journal records a writer took, refs: written (each
- * at its ref's size); still in hand (their leases go on); or never to be
- * written, as nginx stops (a delivery not on disk at all is lost, and
- * logged with `what`).
+ * at its ref's place); still in hand (their leases go on); left for
+ * another writer; or never to be written, as nginx stops (a delivery not
+ * on disk at all is lost, and logged with `what`).
  */
 
 void
@@ -1908,11 +1977,15 @@ ngx_http_postback_zone_journal_end(ngx_shm_zone_t *shm_zone,
         switch (end) {
 
         case NGX_HTTP_POSTBACK_WRITTEN:
-            ngx_http_postback_journal_written(sh, d, refs[i].size);
+            ngx_http_postback_journal_written(sh, d, &refs[i]);
             break;
 
         case NGX_HTTP_POSTBACK_IN_HAND:
             d->jlease = now + NGX_HTTP_POSTBACK_JOURNAL_LEASE;
+            break;
+
+        case NGX_HTTP_POSTBACK_RELEASED:
+            d->jlease = 0;
             break;
 
         default: /* NGX_HTTP_POSTBACK_UNWRITTEN */
@@ -1934,20 +2007,22 @@ ngx_http_postback_zone_journal_end(ngx_shm_zone_t *shm_zone,
 }
 
 
-/* under the lock: d's next journal record, of `size` bytes, is on disk */
+/* under the lock: d's next journal record is on disk, at ref's place */
 
 static void
 ngx_http_postback_journal_written(ngx_http_postback_shctx_t *sh,
-    ngx_http_postback_record_t *d, size_t size)
+    ngx_http_postback_record_t *d, ngx_http_postback_jref_t *ref)
 {
     d->jlease = 0;
 
     if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE) {
+        d->eat = ref->offset;
+        d->efile = (uint32_t) ref->file;
         ngx_http_postback_journal_close(sh, d);
         return;
     }
 
-    d->jsize = size;
+    d->jsize = ref->size;
     ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
 
     /* a finished one stays queued: its finished record is next */
@@ -2013,12 +2088,12 @@ ngx_http_postback_zone_in_spool(ngx_shm_zone_t *shm_zone)
 
 /*
  * A delivery of the callback named waits in the journal only (delta 1),
- * or no longer, never having got there (-1).
+ * or no longer, never having got there (-1; dropped: counted so).
  */
 
 void
 ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone, ngx_str_t *callback,
-    ngx_int_t delta)
+    ngx_int_t delta, ngx_flag_t dropped)
 {
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_state_t  *cs;
@@ -2031,6 +2106,7 @@ ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone, ngx_str_t *callback,
     if (cs) {
         ngx_http_postback_zone_gauge(cs, NGX_HTTP_POSTBACK_SPILLED,
                                      (uint64_t) delta);
+        cs->dropped += dropped ? 1 : 0;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -251,9 +251,13 @@ subtest 'a stalled disk stalls no client' => sub {
     $t->receiver('rcv');
     $t->nginx_conf(PBLedger::rcv_conf($t, zone => "pb:8m spool=$journal"));
     $t->start;
+
+    # written as long as its delivery waits: the receiver is down a moment
+    $t->stop_server('rcv');
     is checkouts($t, ['P0']), 1, 'a checkout';
-    $t->wait_received(rcv => 1);
-    ok -f $journal, 'the journal is a regular file';
+    ok eventually(sub { -f $journal }, 10), 'the journal is a regular file';
+    $t->receiver('rcv');
+    $t->wait_received(rcv => 1, 10);
 
     # the journal's path becomes a FIFO that nobody reads; after a reload
     # the workers write into it (they open the journal by its path)

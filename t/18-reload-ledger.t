@@ -5,7 +5,8 @@
 # delivery is sent once and its history shows one attempt; concurrent
 # manual retries of one delivery queue one retry (202), the others are
 # refused (409) while it is queued or being sent, and the receiver gets
-# one more request.
+# one more request; a callback whose receiver moved (url= changed, and a
+# reload) sends its pending deliveries to where it is now.
 
 use strict;
 use warnings;
@@ -166,6 +167,38 @@ subtest 'concurrent manual retries of one delivery queue one retry' => sub {
     is_deeply [ map { $_->{status} } @{ delivery($t, $d->{id})->{attempts} } ],
         [500, 200], 'its history: the failure and the retry';
     is callback($t, 'rcv')->{manual_retries}, 1, 'one manual retry counted';
+    $t->stop;
+};
+
+subtest 'a callback moved to another receiver: its pending deliveries go there'
+      => sub {
+    my $t = PBTest->new;
+    $t->receiver('old');
+    $t->stop_server('old');
+    $t->receiver('new');
+
+    my $conf = sub {
+        my ($to) = @_;
+        return $t->checkout_conf(workers => 1, callbacks => <<"EOF");
+            postback_callback rcv url=http://127.0.0.1:%%PORT_$to%%/hook
+                attempts=100 retry=1s;
+EOF
+    };
+
+    $t->nginx_conf($conf->('old'));
+    $t->start;
+    is checkout($t, 'M1')->{status}, 200, 'a checkout';
+    ok eventually(sub { (callback($t, 'rcv') // {})->{pending} == 1 }, 10),
+        'pending: its receiver is down';
+    my $id = status($t)->{deliveries}[0]{id};
+
+    # the operator fixes the URL's port and reloads
+    $t->nginx_conf($conf->('new'));
+    $t->reload;
+    my $got = $t->wait_received(new => 1, 10);
+    is scalar @$got, 1, 'sent to the receiver configured now';
+    is $got->[0]{path}, '/hook', '... on the path it was made with';
+    is $got->[0]{headers}{'webhook-id'}, $id, '... with its webhook-id';
     $t->stop;
 };
 

@@ -1,10 +1,12 @@
 package PBLedger;
 
 # Helpers for the ledger and spool tests (t/17-spool-faults.t,
-# t/18-reload-ledger.t), beside the PBTest harness: the status answers
-# read back, requests fired by many processes at once, a spool directory
-# (plain or on a small tmpfs that can be filled up), a journal's identity,
-# and a reader that holds a FIFO open without reading it (a stalled disk).
+# t/18-reload-ledger.t, t/19-ledger-edges.t), beside the PBTest harness:
+# the status answers read back, requests fired by many processes at once,
+# a spool directory (plain or on a small tmpfs that can be filled up), a
+# journal's identity, a reader that holds a FIFO open without reading it
+# (a stalled disk), a reload that nginx refuses, a fast stop, and a
+# worker's exit as the master logged it.
 #
 #   use PBLedger qw(status callback delivery);
 #   my $t = PBTest->new;
@@ -22,6 +24,7 @@ use Digest::MD5 ();
 use Fcntl qw(O_RDONLY O_NONBLOCK);
 use File::Temp ();
 use IO::Select;
+use IO::Socket::INET;
 use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -128,6 +131,82 @@ sub checkout {
 sub checkouts {
     my ($t, $txs, %o) = @_;
     return scalar grep { (checkout($t, $_, %o)->{status} // 0) == 200 } @$txs;
+}
+
+# ---------------------------------------------------------------- nginx
+
+# A reload that nginx refuses: $bad (a configuration's text, as for
+# $t->nginx_conf) gets one more listen, on a port this process holds, so
+# nginx cannot bind it; SIGHUP, and the refusal is awaited to its end
+# (nginx tries to bind for about 2.5 s, then logs "still could not
+# bind()"), its [emerg] lines allowed in the error log.  Then $good (the
+# text the running nginx was started or reloaded with) is put back as
+# nginx.conf, as an operator would, for the next start or reload.  Dies
+# when nginx took the configuration.
+sub refused_reload {
+    my ($t, $bad, $good) = @_;
+    my $busy = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1,
+    ) or die "cannot bind a port: $!\n";
+    my $port = $busy->sockport;
+    $bad =~ s/^([ \t]*)(listen[ \t]+[^;]*;)/$1$2\n$1listen 127.0.0.1:$port;/m
+        or die "refused_reload: no listen line in the configuration\n";
+    $t->allow_log(qr/bind\(\) to 127\.0\.0\.1:$port failed/);
+    $t->allow_log(qr/still could not bind\(\)/);
+    my $from = length $t->error_log;
+    $t->nginx_conf($bad);
+    my $took = eval { $t->reload; 1 };
+    my $err = $@;
+    $t->nginx_conf($good);
+    die "refused_reload: nginx took the configuration\n" if $took;
+    die $err unless $err =~ /refused the new config/;
+    my $deadline = time + 10;
+    until (substr($t->error_log, $from) =~ /still could not bind\(\)/) {
+        die "refused_reload: nginx did not give up binding port $port "
+            . "($err)" if time > $deadline;
+        sleep 0.05;
+    }
+    close $busy;
+}
+
+# What `nginx -s stop` does: SIGTERM to the master (named by the pid
+# file), a fast stop that does not wait for transfers.  Whether the master
+# and the workers it had are gone within $timeout seconds (10).  $t->stop
+# after it checks the error log.
+sub fast_stop {
+    my ($t, $timeout) = @_;
+    my ($master) = (_slurp($t->dir . '/nginx.pid') // '') =~ /^(\d+)/
+        or die "fast_stop: no pid file\n";
+    my @pids = ($master, $t->worker_pids);
+    kill 'TERM', $master or die "fast_stop: kill $master: $!\n";
+    my $deadline = time + ($timeout // 10);
+    while (grep { _running($_) } @pids) {
+        return 0 if time > $deadline;
+        sleep 0.02;
+    }
+    return 1;
+}
+
+# The master's error log line saying worker $pid exited (with a code or on
+# a signal), or undef while it has not.
+sub worker_exit {
+    my ($t, $pid) = @_;
+    my ($line) = $t->error_log =~ /^(.*\bworker process $pid exited .*)$/m;
+    return $line;
+}
+
+sub _running {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    my $stat = _slurp("/proc/$pid/stat") // return 0;
+    return $stat !~ /^.*\)\s+Z/s;    # a zombie has ended
+}
+
+sub _slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return undef;
+    local $/;
+    return scalar(<$fh>) // '';
 }
 
 # ---------------------------------------------------------------- processes
