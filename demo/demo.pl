@@ -2,8 +2,9 @@
 # `make demo`: nginx with the module in front of the sample checkout, with
 # conf.d/postback.conf as it is (only its ports moved to free ones), a
 # members area and an affiliate tracker as receivers.  Sends a handful of
-# checkouts, prints what each receiver got and the status page, and stops
-# everything it started.
+# checkouts (one of them twice: sent once) and a payment provider's
+# notification, prints what each receiver got and the status page, and
+# stops everything it started.
 
 use strict;
 use warnings;
@@ -30,23 +31,34 @@ PBSample::start_example($t);
 print "nginx with ngx_http_postback_module in front of a sample checkout\n",
       "config: conf.d/postback.conf\n\n";
 
-my @checkouts = (
-    [ 'product 1234 approved, from an affiliate click',
-      '/api/checkout/buy?product=1234&status=APPROVED&click_id=clk-777' ],
-    [ 'product 1234 refunded',
-      '/api/checkout/refund?product=1234&status=REFUNDED' ],
-    [ 'product 999 approved (not a members-area product)',
-      '/api/checkout/buy?product=999&status=APPROVED&click_id=clk-888' ],
-    [ 'product 1234, billet printed (no callback wants it)',
-      '/api/checkout/buy?product=1234&status=BILLET_PRINTED' ],
-    [ 'product 1234 chargeback',
-      '/api/checkout/chargeback?product=1234&status=CHARGEBACK' ],
+my $form = [ 'Content-Type' => 'application/x-www-form-urlencoded' ];
+
+# what the shop sees: checkouts answered by the checkout service, then a
+# payment provider's notification, POSTed as a form
+my @requests = (
+    [ 'checkout: product 1234 approved, from an affiliate click',
+      GET => '/api/checkout/buy?product=1234&status=APPROVED&click_id=clk-777'
+             . '&transaction=HP1042' ],
+    [ 'thank-you page reloaded: HP1042 approved again (sends nothing)',
+      GET => '/api/checkout/buy?product=1234&status=APPROVED&click_id=clk-777'
+             . '&transaction=HP1042' ],
+    [ 'checkout: product 1234 refunded',
+      GET => '/api/checkout/refund?product=1234&status=REFUNDED' ],
+    [ 'checkout: product 999 approved (not a members-area product)',
+      GET => '/api/checkout/buy?product=999&status=APPROVED&click_id=clk-888' ],
+    [ 'checkout: product 1234, billet printed (no callback wants it)',
+      GET => '/api/checkout/buy?product=1234&status=BILLET_PRINTED' ],
+    [ 'provider notification (form): HP1042 chargeback',
+      POST => '/webhooks/provider/notify',
+      'data[purchase][status]=CHARGEBACK&data[purchase][transaction]=HP1042'
+      . '&data[product][id]=1234&data[buyer][email]=ana%40example.com' ],
 );
 
-for my $c (@checkouts) {
-    my ($what, $path) = @$c;
-    my $r = $t->get($path);
-    printf "checkout: %-52s -> client got %d in %.1f ms\n",
+for my $q (@requests) {
+    my ($what, $method, $path, $body) = @$q;
+    my $r = $t->request($method, $path,
+                        defined $body ? (body => $body, headers => $form) : ());
+    printf "%-66s -> %d in %.1f ms\n",
            $what, $r->{status}, $r->{elapsed} * 1000;
 }
 
@@ -72,10 +84,19 @@ print "\n== affiliate tracker (GET postback) received ", scalar @$tracker,
       " callbacks\n";
 print "$_->{method} $_->{uri}\n" for @$tracker;
 
+my $capture = decode_json($t->get('/postback/?limit=0')->{body})->{capture};
+printf "\n== capture: %d events sent on, %d repeated status not sent "
+       . "(duplicate)\n", $capture->{events}, $capture->{skipped}{duplicate};
+
 print "\n== status: GET /postback/?limit=2\n";
 print $t->get('/postback/?limit=2')->{body};
 
-my $id = decode_json($members->[0]{body})->{id};
+# a keyed delivery's webhook-id is derived; the ledger lists both ids
+my $sent = $members->[0]{headers}{'webhook-id'};
+my ($listed) = grep { $_->{webhook_id} eq $sent }
+               @{ decode_json($t->get('/postback/?limit=50')->{body})
+                  ->{deliveries} };
+my $id = $listed->{id};
 print "\n== one delivery, as sent: GET /postback/deliveries/$id\n";
 print $t->get("/postback/deliveries/$id")->{body};
 

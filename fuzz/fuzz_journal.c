@@ -3,7 +3,8 @@
  * one byte and goes on, on TORN stops.  Every record read must point into
  * its frame, and must write back, in exactly pb_journal_size bytes, to a
  * frame that reads back as the same record: the same frame for a 'D' or
- * 'E' one, a 'D' or 'E' one of tag 0 for a 'C' or 'F' one of 0.1.  Then
+ * 'E' one (a 'D' one without key or armed gains them empty), a 'D' or 'E' one of
+ * tag 0 for a 'C' or 'F' one of 0.1.  Then
  * the input is listed whole, as the spool reads a journal, and its live
  * records are checked against a plain count.
  */
@@ -35,7 +36,8 @@ same_record(const pb_journal_record_t *a, const pb_journal_record_t *b)
            && same_bytes(&a->url, &b->url)
            && same_bytes(&a->headers, &b->headers)
            && same_bytes(&a->body, &b->body)
-           && same_bytes(&a->fields, &b->fields);
+           && same_bytes(&a->fields, &b->fields)
+           && same_bytes(&a->key, &b->key) && a->armed == b->armed;
 }
 
 
@@ -64,7 +66,8 @@ well_formed(const pb_journal_record_t *r)
            && r->method == 0 && r->created == 0
            && r->callback.len == 0 && r->event.len == 0
            && r->url.len == 0 && r->headers.len == 0
-           && r->body.len == 0 && r->fields.len == 0;
+           && r->body.len == 0 && r->fields.len == 0 && r->key.len == 0
+           && r->armed == 0;
 }
 
 
@@ -84,7 +87,8 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
         || !inside(&r->url, frame, used)
         || !inside(&r->headers, frame, used)
         || !inside(&r->body, frame, used)
-        || !inside(&r->fields, frame, used))
+        || !inside(&r->fields, frame, used)
+        || !inside(&r->key, frame, used))
     {
         abort();
     }
@@ -96,7 +100,8 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
         /* read as 'D' or 'E', with what 0.1 did not have empty */
         if (r->type != (frame[3] == 'C' ? PB_JOURNAL_CREATED
                                         : PB_JOURNAL_FINISHED)
-            || r->tag != 0 || r->state != 0 || r->fields.len != 0)
+            || r->tag != 0 || r->state != 0 || r->fields.len != 0
+            || r->key.len != 0 || r->armed != 0)
         {
             abort();
         }
@@ -126,8 +131,18 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
     }
 
     if (legacy) {
-        /* the tag and fields, or the tag and state, are added */
-        if (n != used + (r->type == PB_JOURNAL_CREATED ? 8 + 4 : 8 + 1)) {
+        /* the tag, fields, key and armed, or the tag and state, added */
+        if (n != used
+                 + (r->type == PB_JOURNAL_CREATED ? 8 + 4 + 4 + 8 : 8 + 1))
+        {
+            abort();
+        }
+
+    } else if (r->type == PB_JOURNAL_CREATED
+               && (n == used + 4 + 8 || n == used + 8))
+    {
+        /* written before keys or timeout events: what it lacks is added */
+        if (r->armed != 0 || (n == used + 4 + 8 && r->key.len != 0)) {
             abort();
         }
 

@@ -30,6 +30,7 @@ typedef struct {
     ngx_queue_t                     queue;  /* the worker's transfers */
     ngx_http_postback_claim_t       claim;
     uint64_t                        start;
+    u_char                          webhook_id[NGX_HTTP_POSTBACK_ID_LEN];
     ngx_http_postback_send_t        send;
 } ngx_http_postback_transfer_t;
 
@@ -328,7 +329,11 @@ ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
 
     ngx_http_postback_zone_request(&t->claim, &req);
 
-    if (ngx_http_postback_target(&req.url, &target) != NGX_OK) {
+    if (ngx_http_postback_target(&req.url, &target) != NGX_OK
+        || ngx_http_postback_webhook_id(&t->claim.cb->name, &req,
+                                        t->claim.id, t->webhook_id)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -351,6 +356,34 @@ ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
     *ngx_cpymem(send->body.data, req.body.data, req.body.len) = '\0';
 
     return ngx_http_postback_transfer_headers(t, &req);
+}
+
+
+/*
+ * The webhook-id a delivery goes out with: for a keyed one, derived from
+ * its callback, key and event, the same on any node and after a restart;
+ * else its own id.
+ */
+
+ngx_int_t
+ngx_http_postback_webhook_id(ngx_str_t *callback,
+    ngx_http_postback_request_t *req, u_char *id, u_char *webhook_id)
+{
+    if (req->key.len == 0) {
+        ngx_memcpy(webhook_id, id, NGX_HTTP_POSTBACK_ID_LEN);
+        return NGX_OK;
+    }
+
+    if (pb_webhook_id((char *) callback->data, callback->len,
+                      (char *) req->key.data, req->key.len,
+                      (char *) req->event.data, req->event.len,
+                      (char *) webhook_id)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -392,7 +425,7 @@ ngx_http_postback_transfer_headers(ngx_http_postback_transfer_t *t,
 
     cb = t->claim.cb;
 
-    if (ngx_http_postback_header(t, "webhook-id", t->claim.id,
+    if (ngx_http_postback_header(t, "webhook-id", t->webhook_id,
                                  NGX_HTTP_POSTBACK_ID_LEN)
         != NGX_OK
         || ngx_http_postback_header(t, "User-Agent",
@@ -470,7 +503,7 @@ ngx_http_postback_transfer_sign(ngx_http_postback_transfer_t *t,
     cb = t->claim.cb;
     now = ngx_time();
 
-    if (pb_sign(cb->secret.data, cb->secret.len, (char *) t->claim.id,
+    if (pb_sign(cb->secret.data, cb->secret.len, (char *) t->webhook_id,
                 NGX_HTTP_POSTBACK_ID_LEN, (uint64_t) now, req->body.data,
                 req->body.len, (char *) signature)
         != 0)

@@ -12,6 +12,7 @@
 #include "ngx_http_postback_module.h"
 #include "pb_escape.h"
 #include "pb_fields.h"
+#include "pb_form.h"
 #include "pb_inflate.h"
 #include "pb_payload.h"
 
@@ -22,6 +23,7 @@
 typedef struct {
     ngx_http_postback_main_conf_t  *pmcf;
     size_t                          limit;
+    off_t                           expected;   /* its length, if known */
 
     u_char                         *buf;
     size_t                          len;
@@ -29,26 +31,57 @@ typedef struct {
     pb_inflate_t                   *inflate;
     int                             inflate_rc;
 
+    unsigned                        kind:2;     /* DOC_JSON, DOC_FORM */
+    unsigned                        request:1;  /* postback request */
+    unsigned                        accepted:1; /* its upstream said 2xx */
     unsigned                        done:1;
     unsigned                        skipped:1;
     unsigned                        evaluated:1;
 
     json_t                         *doc;
     ngx_str_t                       data;   /* doc as compact JSON */
+    ngx_str_t                       event;  /* decided, or given */
+    ngx_str_t                       key;    /* postback_key's value */
+    uint64_t                        changed;    /* when its event did */
+    uint64_t                        due;    /* arming: the timeout's time */
+    ngx_array_t                    *ids;    /* of what it made, if asked */
     ngx_str_t                      *values; /* one per postback_field */
 } ngx_http_postback_ctx_t;
 
 
 static ngx_int_t ngx_http_postback_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_response_examined(ngx_http_request_t *r,
+    ngx_http_postback_main_conf_t *pmcf, ngx_http_postback_loc_conf_t *plcf);
+static ngx_int_t ngx_http_postback_request_accepted(ngx_http_request_t *r);
+static ngx_http_postback_ctx_t *ngx_http_postback_ctx_create(
+    ngx_http_request_t *r, ngx_http_postback_main_conf_t *pmcf,
+    ngx_http_postback_loc_conf_t *plcf, off_t expected);
 static ngx_int_t ngx_http_postback_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
-static ngx_int_t ngx_http_postback_is_json(ngx_str_t *type);
+static ngx_int_t ngx_http_postback_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_postback_log_handler(ngx_http_request_t *r);
+static void ngx_http_postback_copy_buf(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_buf_t *b);
 static void ngx_http_postback_skip(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_counter_e reason);
 static void ngx_http_postback_copy(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, u_char *pos, size_t size);
 static void ngx_http_postback_examine(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_parse(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_capture(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_key_changed(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static void ngx_http_postback_arm(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_http_postback_loc_conf_t *plcf,
+    pb_kv_t *fields, ngx_str_t *packed);
+static ngx_flag_t ngx_http_postback_listed(ngx_array_t *list,
+    ngx_str_t *event);
+static ngx_http_postback_ctx_t *ngx_http_postback_ctx_given(
+    ngx_http_request_t *r);
 static ngx_int_t ngx_http_postback_evaluate(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
@@ -79,16 +112,32 @@ static void ngx_http_postback_cleanup(void *data);
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
 
 
 ngx_int_t
 ngx_http_postback_filter_init(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_postback_header_filter;
 
     ngx_http_next_body_filter = ngx_http_top_body_filter;
     ngx_http_top_body_filter = ngx_http_postback_body_filter;
+
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_postback_request_body_filter;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_postback_log_handler;
 
     return NGX_OK;
 }
@@ -97,16 +146,14 @@ ngx_http_postback_filter_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_postback_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t                      *encoding;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_postback_counter_e     reason;
+    ngx_int_t                       reason;
     ngx_http_postback_ctx_t        *ctx;
     ngx_http_postback_loc_conf_t   *plcf;
     ngx_http_postback_main_conf_t  *pmcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
 
-    if (!plcf->enable) {
+    if (plcf->capture == NGX_HTTP_POSTBACK_CAPTURE_OFF) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -117,25 +164,58 @@ ngx_http_postback_header_filter(ngx_http_request_t *r)
 
     if (r != r->main) {
         reason = NGX_HTTP_POSTBACK_SKIP_SUBREQUEST;
-        goto skip;
+
+    } else if (plcf->capture == NGX_HTTP_POSTBACK_CAPTURE_REQUEST) {
+        reason = ngx_http_postback_request_accepted(r);
+
+    } else {
+        reason = ngx_http_postback_response_examined(r, pmcf, plcf);
     }
 
+    if (reason != NGX_OK) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+        if (ctx == NULL || !ctx->skipped) {
+            ngx_http_postback_zone_count(pmcf->shm_zone, reason, 1);
+        }
+
+        if (ctx) {
+            ctx->skipped = 1;
+            ctx->done = 1;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * postback on: whether the response is to be examined, its copy made
+ * ready.  NGX_OK, or the counter that says why not.
+ */
+
+static ngx_int_t
+ngx_http_postback_response_examined(ngx_http_request_t *r,
+    ngx_http_postback_main_conf_t *pmcf, ngx_http_postback_loc_conf_t *plcf)
+{
+    ngx_uint_t                kind;
+    ngx_str_t                *encoding;
+    ngx_http_postback_ctx_t  *ctx;
+
     if (r->method == NGX_HTTP_HEAD) {
-        reason = NGX_HTTP_POSTBACK_SKIP_HEAD;
-        goto skip;
+        return NGX_HTTP_POSTBACK_SKIP_HEAD;
     }
 
     if (r->headers_out.status == NGX_HTTP_NO_CONTENT
         || r->headers_out.status == NGX_HTTP_NOT_MODIFIED
         || r->headers_out.status < NGX_HTTP_OK)
     {
-        reason = NGX_HTTP_POSTBACK_SKIP_NO_BODY;
-        goto skip;
+        return NGX_HTTP_POSTBACK_SKIP_NO_BODY;
     }
 
-    if (!ngx_http_postback_is_json(&r->headers_out.content_type)) {
-        reason = NGX_HTTP_POSTBACK_SKIP_NOT_JSON;
-        goto skip;
+    kind = ngx_http_postback_doc_kind(&r->headers_out.content_type);
+    if (kind == 0) {
+        return NGX_HTTP_POSTBACK_SKIP_NOT_JSON;
     }
 
     encoding = (r->headers_out.content_encoding
@@ -152,8 +232,7 @@ ngx_http_postback_header_filter(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "postback: response with Content-Encoding \"%V\" "
                       "not examined", encoding);
-        reason = NGX_HTTP_POSTBACK_SKIP_ENCODING;
-        goto skip;
+        return NGX_HTTP_POSTBACK_SKIP_ENCODING;
     }
 
     if (encoding == NULL
@@ -163,52 +242,119 @@ ngx_http_postback_header_filter(ngx_http_request_t *r)
                       "postback: response of %O bytes is over "
                       "postback_buffer_size %uz, not examined",
                       r->headers_out.content_length_n, plcf->buffer_size);
-        reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
-        goto skip;
+        return NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
     }
 
     /* out of memory: the response goes on, unexamined */
+
+    ctx = ngx_http_postback_ctx_create(r, pmcf, plcf,
+                                       r->headers_out.content_length_n);
+    if (ctx == NULL) {
+        return NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+    }
+
+    ctx->kind = kind;
+
+    if (encoding) {
+        ctx->inflate = pb_inflate_create();
+        if (ctx->inflate == NULL) {
+            return NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+        }
+    }
+
+    /* so that bodies spooled to temporary files reach us in memory */
+    r->filter_need_in_memory = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * postback request: the request's body was copied as it was read; it is
+ * examined once the response is over, if the upstream accepted it.
+ * NGX_OK, or the counter that says why not.
+ */
+
+static ngx_int_t
+ngx_http_postback_request_accepted(ngx_http_request_t *r)
+{
+    ngx_uint_t                kind;
+    ngx_http_postback_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx == NULL) {
+        return NGX_HTTP_POSTBACK_SKIP_NO_BODY;
+    }
+
+    if (ctx->skipped) {
+        /* counted as the body was read */
+        return NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+    }
+
+    if (r->headers_out.status < NGX_HTTP_OK
+        || r->headers_out.status >= NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: notification answered %ui, not examined "
+                      "(its sender is to send it again)",
+                      r->headers_out.status);
+        return NGX_HTTP_POSTBACK_SKIP_NOT_ACCEPTED;
+    }
+
+    kind = (r->headers_in.content_type == NULL)
+           ? 0 : ngx_http_postback_doc_kind(&r->headers_in.content_type->value);
+
+    if (kind == 0) {
+        return NGX_HTTP_POSTBACK_SKIP_NOT_JSON;
+    }
+
+    ctx->kind = kind;
+    ctx->accepted = 1;
+
+    return NGX_OK;
+}
+
+
+/* a capture's context, freed with the request */
+
+static ngx_http_postback_ctx_t *
+ngx_http_postback_ctx_create(ngx_http_request_t *r,
+    ngx_http_postback_main_conf_t *pmcf, ngx_http_postback_loc_conf_t *plcf,
+    off_t expected)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_postback_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_postback_ctx_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
 
     if (ctx == NULL || cln == NULL) {
-        reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
-        goto skip;
+        return NULL;
     }
 
     ctx->pmcf = pmcf;
     ctx->limit = plcf->buffer_size;
+    ctx->expected = expected;
     ctx->inflate_rc = PB_INFLATE_OK;
-
-    if (encoding) {
-        ctx->inflate = pb_inflate_create();
-        if (ctx->inflate == NULL) {
-            reason = NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
-            goto skip;
-        }
-    }
 
     cln->handler = ngx_http_postback_cleanup;
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
 
-    /* so that bodies spooled to temporary files reach us in memory */
-    r->filter_need_in_memory = 1;
-
-    return ngx_http_next_header_filter(r);
-
-skip:
-
-    ngx_http_postback_zone_count(pmcf->shm_zone, reason, 1);
-
-    return ngx_http_next_header_filter(r);
+    return ctx;
 }
 
 
-static ngx_int_t
-ngx_http_postback_is_json(ngx_str_t *type)
+/*
+ * What a body's Content-Type makes of it: NGX_HTTP_POSTBACK_DOC_JSON
+ * (application/json, text/json, application/problem+json, ...),
+ * NGX_HTTP_POSTBACK_DOC_FORM (application/x-www-form-urlencoded), or 0.
+ */
+
+ngx_uint_t
+ngx_http_postback_doc_kind(ngx_str_t *type)
 {
     u_char  *p, *last;
     size_t   len;
@@ -224,7 +370,14 @@ ngx_http_postback_is_json(ngx_str_t *type)
 
     len = last - type->data;
 
-    /* application/json, text/json, application/problem+json, ... */
+    if (len == sizeof("application/x-www-form-urlencoded") - 1
+        && ngx_strncasecmp(type->data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           len)
+           == 0)
+    {
+        return NGX_HTTP_POSTBACK_DOC_FORM;
+    }
 
     if (len >= 5) {
         p = last - 5;
@@ -232,7 +385,7 @@ ngx_http_postback_is_json(ngx_str_t *type)
         if ((*p == '/' || *p == '+')
             && ngx_strncasecmp(p + 1, (u_char *) "json", 4) == 0)
         {
-            return 1;
+            return NGX_HTTP_POSTBACK_DOC_JSON;
         }
     }
 
@@ -244,36 +397,22 @@ static ngx_int_t
 ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_int_t                 rc;
-    ngx_buf_t                *b;
     ngx_flag_t                last;
     ngx_chain_t              *cl;
     ngx_http_postback_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
 
-    if (ctx == NULL || ctx->done) {
+    if (ctx == NULL || ctx->done || ctx->request) {
         return ngx_http_next_body_filter(r, in);
     }
 
     last = 0;
 
     for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
+        ngx_http_postback_copy_buf(r, ctx, cl->buf);
 
-        if (!ctx->skipped) {
-            if (ngx_buf_in_memory(b)) {
-                ngx_http_postback_copy(r, ctx, b->pos, b->last - b->pos);
-
-            } else if (ngx_buf_size(b)) {
-                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "postback: response buffer not in memory, "
-                              "response not examined");
-                ngx_http_postback_skip(r, ctx,
-                                       NGX_HTTP_POSTBACK_SKIP_TRUNCATED);
-            }
-        }
-
-        if (b->last_buf) {
+        if (cl->buf->last_buf) {
             last = 1;
         }
     }
@@ -286,6 +425,87 @@ ngx_http_postback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     return rc;
+}
+
+
+/*
+ * postback request: the request's body, as nginx reads it (chunked bodies
+ * decoded), copied up to postback_buffer_size; nothing held or changed.
+ */
+
+static ngx_int_t
+ngx_http_postback_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t                    *cl;
+    ngx_http_postback_ctx_t        *ctx;
+    ngx_http_postback_loc_conf_t   *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+
+    if (plcf->capture != NGX_HTTP_POSTBACK_CAPTURE_REQUEST || r != r->main) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_postback_ctx_create(r,
+                  ngx_http_get_module_main_conf(r, ngx_http_postback_module),
+                  plcf, r->headers_in.content_length_n);
+        if (ctx == NULL) {
+            return ngx_http_next_request_body_filter(r, in);
+        }
+
+        ctx->request = 1;
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        ngx_http_postback_copy_buf(r, ctx, cl->buf);
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+/* postback request: the notification is examined once all is sent */
+
+static ngx_int_t
+ngx_http_postback_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_postback_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx && ctx->request && !ctx->done) {
+        if (ctx->accepted) {
+            ngx_http_postback_examine(r, ctx);
+
+        } else {
+            /* no header went out: the request ended before an answer */
+            ctx->done = 1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_postback_copy_buf(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, ngx_buf_t *b)
+{
+    if (ctx->skipped) {
+        return;
+    }
+
+    if (ngx_buf_in_memory(b)) {
+        ngx_http_postback_copy(r, ctx, b->pos, b->last - b->pos);
+
+    } else if (ngx_buf_size(b)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: body buffer not in memory, not examined");
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TRUNCATED);
+    }
 }
 
 
@@ -348,15 +568,16 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 
     if (ctx->len + size > ctx->limit) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "postback: response is over postback_buffer_size %uz, "
-                      "not examined", ctx->limit);
+                      "postback: %s is over postback_buffer_size %uz, "
+                      "not examined",
+                      ctx->request ? "request body" : "response", ctx->limit);
         ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
         return;
     }
 
     if (ctx->len + size > ctx->cap) {
-        if (r->headers_out.content_length_n > 0) {
-            cap = (size_t) r->headers_out.content_length_n;
+        if (ctx->expected > 0) {
+            cap = (size_t) ctx->expected;
 
         } else {
             cap = ngx_max(ctx->cap * 2, NGX_HTTP_POSTBACK_CAPTURE_CHUNK);
@@ -390,16 +611,6 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 static void
 ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
-    u_char                         *p;
-    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
-    ngx_str_t                       event, packed;
-    ngx_uint_t                      i, matched;
-    json_error_t                    err;
-    pb_kv_t                        *fields;
-    ngx_http_postback_cb_conf_t  **cbp;
-    ngx_http_postback_loc_conf_t   *plcf;
-    ngx_http_postback_main_conf_t  *pmcf;
-
     ctx->done = 1;
 
     if (ctx->skipped) {
@@ -413,31 +624,44 @@ ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
         return;
     }
 
-    ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
-
-    if (ctx->doc == NULL) {
-        /* jansson quotes the body near the error: keep it on one line */
-        (void) pb_header_sanitize((u_char *) err.text, ngx_strlen(err.text));
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "postback: response is not valid JSON: %s "
-                      "(line %d, column %d)", err.text, err.line, err.column);
+    if (ngx_http_postback_parse(r, ctx) != NGX_OK) {
         ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
         return;
     }
 
+    (void) ngx_http_postback_capture(r, ctx);
+}
+
+
+/*
+ * The parsed document's way: fields, event, then the deliveries of the
+ * location's callbacks that take it.  NGX_OK with at least one, or the
+ * counter that says why none (counted).
+ */
+
+static ngx_int_t
+ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+{
+    u_char                         *p;
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
+    ngx_str_t                       event, packed;
+    ngx_uint_t                      i, matched;
+    pb_kv_t                        *fields;
+    ngx_http_postback_cb_conf_t  **cbp;
+    ngx_http_postback_loc_conf_t   *plcf;
+    ngx_http_postback_main_conf_t  *pmcf;
+
     pmcf = ctx->pmcf;
 
     if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
-        return;
+        return NGX_ERROR;
     }
 
-    if (pmcf->event == NULL
-        || ngx_http_complex_value(r, pmcf->event, &event) != NGX_OK
+    if (ngx_http_postback_event_value(r, &event) != NGX_OK
         || event.len == 0)
     {
         ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_EVENT);
-        return;
+        return NGX_HTTP_POSTBACK_SKIP_NO_EVENT;
     }
 
     /* event names reach JSON bodies and logs: keep them printable */
@@ -447,8 +671,15 @@ ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
                           "postback: event name with control characters "
                           "ignored");
             ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_EVENT);
-            return;
+            return NGX_HTTP_POSTBACK_SKIP_NO_EVENT;
         }
+    }
+
+    ctx->event = event;
+
+    if (ngx_http_postback_key_changed(r, ctx) != NGX_OK) {
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_DUPLICATE);
+        return NGX_HTTP_POSTBACK_SKIP_DUPLICATE;
     }
 
     ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
@@ -460,7 +691,7 @@ ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
                                          &packed)
            != NGX_OK)
     {
-        return;
+        return NGX_ERROR;
     }
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
@@ -471,17 +702,207 @@ ngx_http_postback_examine(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
         cbp = plcf->callbacks->elts;
 
         for (i = 0; i < plcf->callbacks->nelts; i++) {
-            if (ngx_http_postback_matches(r, cbp[i], &event)) {
-                matched++;
-                (void) ngx_http_postback_enqueue(r, ctx, cbp[i], &event,
-                                                 fields, &packed, 0, id);
+            if (!ngx_http_postback_matches(r, cbp[i], &event)) {
+                continue;
+            }
+
+            matched++;
+
+            if (ngx_http_postback_enqueue(r, ctx, cbp[i], &event, fields,
+                                          &packed, 0, id)
+                == NGX_OK
+                && ctx->ids)
+            {
+                p = ngx_array_push(ctx->ids);
+                if (p == NULL) {
+                    return NGX_ERROR;
+                }
+
+                ngx_memcpy(p, id, NGX_HTTP_POSTBACK_ID_LEN);
             }
         }
     }
 
+    if (ctx->key.len && pmcf->timeouts) {
+        ngx_http_postback_arm(r, ctx, plcf, fields, &packed);
+    }
+
     if (matched == 0) {
         ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_NO_MATCH);
+        return NGX_HTTP_POSTBACK_SKIP_NO_MATCH;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * postback_timeout_event: the timeout events that this event starts for
+ * its key are rendered now, while the request is alive, as the event's
+ * NAME with its fields and document, for the location's callbacks that
+ * take NAME; they wait in the zone for their time, and the key changing
+ * before it cancels them.
+ */
+
+static void
+ngx_http_postback_arm(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
+    ngx_http_postback_loc_conf_t *plcf, pb_kv_t *fields, ngx_str_t *packed)
+{
+    u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
+    ngx_str_t                       event;
+    ngx_uint_t                      i, k;
+    ngx_http_postback_timeout_t    *t;
+    ngx_http_postback_cb_conf_t  **cbp;
+
+    if (plcf->callbacks == NULL) {
+        return;
+    }
+
+    event = ctx->event;
+    t = ctx->pmcf->timeouts->elts;
+    cbp = plcf->callbacks->elts;
+
+    for (k = 0; k < ctx->pmcf->timeouts->nelts; k++) {
+
+        if (!ngx_http_postback_listed(t[k].from, &event)) {
+            continue;
+        }
+
+        /* $postback_event and if= see the timeout event */
+        ctx->event = t[k].name;
+        ctx->due = ngx_http_postback_now() + t[k].after;
+
+        for (i = 0; i < plcf->callbacks->nelts; i++) {
+            if (ngx_http_postback_matches(r, cbp[i], &t[k].name)) {
+                (void) ngx_http_postback_enqueue(r, ctx, cbp[i], &t[k].name,
+                                                 fields, packed, 0, id);
+            }
+        }
+    }
+
+    ctx->event = event;
+    ctx->due = 0;
+}
+
+
+
+
+/*
+ * postback_key: NGX_OK when the document's event is news for its key (or
+ * it has no key), NGX_DECLINED when the key's last event was this one.
+ */
+
+static ngx_int_t
+ngx_http_postback_key_changed(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx)
+{
+    ngx_int_t                       rc;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ctx->pmcf;
+
+    if (pmcf->key == NULL
+        || ngx_http_complex_value(r, pmcf->key, &ctx->key) != NGX_OK)
+    {
+        ngx_str_null(&ctx->key);
+        return NGX_OK;
+    }
+
+    if (ctx->key.len > NGX_HTTP_POSTBACK_KEY_MAX) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: key of %uz bytes is over %d, event "
+                      "\"%V\" taken without key", ctx->key.len,
+                      NGX_HTTP_POSTBACK_KEY_MAX, &ctx->event);
+        ngx_str_null(&ctx->key);
+        return NGX_OK;
+    }
+
+    if (ctx->key.len == 0) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_postback_keys_seen(pmcf->shm_zone, &ctx->key, &ctx->event,
+                                     &ctx->changed);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: event \"%V\" is its key's last event, "
+                      "nothing sent", &ctx->event);
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: no room in the zone for the key of event "
+                      "\"%V\": a repeat of it will be sent again",
+                      &ctx->event);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the event of the request's document: as decided, or postback_event's */
+
+ngx_int_t
+ngx_http_postback_event_value(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_http_postback_ctx_t        *ctx;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
+
+    if (ctx && ctx->event.len) {
+        *value = ctx->event;
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    if (pmcf->event == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_complex_value(r, pmcf->event, value);
+}
+
+
+/* ctx->doc: the body read as its kind says; logs why not */
+
+static ngx_int_t
+ngx_http_postback_parse(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
+{
+    const char    *msg;
+    json_error_t   err;
+
+    if (ctx->kind == NGX_HTTP_POSTBACK_DOC_FORM) {
+        ctx->doc = pb_form_parse((char *) ctx->buf, ctx->len, &msg);
+
+        if (ctx->doc == NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "postback: %s is not a valid form: %s",
+                          ctx->request ? "request body" : "response", msg);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
+
+    if (ctx->doc == NULL) {
+        /* jansson quotes the body near the error: keep it on one line */
+        (void) pb_header_sanitize((u_char *) err.text, ngx_strlen(err.text));
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "postback: %s is not valid JSON: %s "
+                      "(line %d, column %d)",
+                      ctx->request ? "request body" : "response", err.text,
+                      err.line, err.column);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -498,24 +919,15 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
 {
     pb_kv_t                  *fields;
     ngx_str_t                 text, packed;
-    ngx_pool_cleanup_t       *cln;
     ngx_http_postback_ctx_t  *ctx;
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_postback_ctx_t));
-    if (cln == NULL) {
+    ctx = ngx_http_postback_ctx_given(r);
+    if (ctx == NULL) {
         json_decref(doc);
         return NGX_ERROR;
     }
 
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_postback_ctx_t));
-
-    ctx->pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
     ctx->doc = doc;
-    ctx->done = 1;
-
-    cln->handler = ngx_http_postback_cleanup;
-    ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
 
     /* the sample's text, as a captured body's */
     if (ngx_http_postback_data_value(r, &text) != NGX_OK) {
@@ -545,10 +957,81 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
 
 
 /*
+ * POST <status>/events: a document given through the status API takes a
+ * captured one's way, through the callbacks in effect at r's location;
+ * a non-empty event is its event.  What it made goes in *result.
+ */
+
+ngx_int_t
+ngx_http_postback_inject(ngx_http_request_t *r, ngx_uint_t kind,
+    u_char *buf, size_t len, ngx_str_t *event,
+    ngx_http_postback_injected_t *result)
+{
+    ngx_http_postback_ctx_t  *ctx;
+
+    ngx_memzero(result, sizeof(ngx_http_postback_injected_t));
+
+    ctx = ngx_http_postback_ctx_given(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->kind = kind;
+    ctx->buf = buf;
+    ctx->len = len;
+    ctx->event = *event;
+
+    ctx->ids = ngx_array_create(r->pool, 4, NGX_HTTP_POSTBACK_ID_LEN);
+    if (ctx->ids == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_postback_parse(r, ctx) != NGX_OK) {
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+        result->reason = NGX_HTTP_POSTBACK_SKIP_MALFORMED;
+        return NGX_OK;
+    }
+
+    result->reason = ngx_http_postback_capture(r, ctx);
+    result->event = ctx->event;
+    result->key = ctx->key;
+    result->ids = ctx->ids;
+
+    return (result->reason == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+}
+
+
+/* the context of a document given, not captured: freed with r */
+
+static ngx_http_postback_ctx_t *
+ngx_http_postback_ctx_given(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_postback_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_postback_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_postback_ctx_t));
+
+    ctx->pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    ctx->done = 1;
+
+    cln->handler = ngx_http_postback_cleanup;
+    ngx_http_set_ctx(r, ctx, ngx_http_postback_module);
+
+    return ctx;
+}
+
+
+/*
  * The document's text for the default body: as the upstream wrote it (it
  * parsed, so it is JSON), its outer white space left out; but written
  * again from the parse when it has a \u0000, which the parse replaced in
- * keys and which many receivers refuse there.
+ * keys and which many receivers refuse there, or when it is a form.
  */
 
 static ngx_int_t
@@ -560,7 +1043,9 @@ ngx_http_postback_doc_text(ngx_http_request_t *r,
     p = ctx->buf;
     last = ctx->buf + ctx->len;
 
-    if (ngx_strlcasestrn(p, last, (u_char *) "\\u0000", 6 - 1)) {
+    if (ctx->kind == NGX_HTTP_POSTBACK_DOC_FORM
+        || ngx_strlcasestrn(p, last, (u_char *) "\\u0000", 6 - 1))
+    {
         return ngx_http_postback_data_value(r, text);
     }
 
@@ -729,23 +1214,10 @@ static ngx_int_t
 ngx_http_postback_matches(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *event)
 {
-    ngx_str_t   val, *e;
-    ngx_uint_t  i;
+    ngx_str_t  val;
 
-    if (cb->events) {
-        e = cb->events->elts;
-
-        for (i = 0; i < cb->events->nelts; i++) {
-            if (e[i].len == event->len
-                && ngx_strncasecmp(e[i].data, event->data, event->len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == cb->events->nelts) {
-            return 0;
-        }
+    if (cb->events && !ngx_http_postback_listed(cb->events, event)) {
+        return 0;
     }
 
     if (cb->filter) {
@@ -759,6 +1231,28 @@ ngx_http_postback_matches(ngx_http_request_t *r,
     }
 
     return 1;
+}
+
+
+/* whether event is in list (events=, from=), without regard to case */
+
+static ngx_flag_t
+ngx_http_postback_listed(ngx_array_t *list, ngx_str_t *event)
+{
+    ngx_str_t   *e;
+    ngx_uint_t   i;
+
+    e = list->elts;
+
+    for (i = 0; i < list->nelts; i++) {
+        if (e[i].len == event->len
+            && ngx_strncasecmp(e[i].data, event->data, event->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -791,6 +1285,7 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     ngx_str_t *packed, ngx_flag_t test, u_char *id)
 {
     u_char                          created[NGX_HTTP_POSTBACK_TIME_LEN + 1];
+    u_char                          webhook_id[NGX_HTTP_POSTBACK_ID_LEN + 1];
     ngx_uint_t                      sanitized;
     pb_kv_t                        *params;
     pb_payload_t                    payload;
@@ -801,14 +1296,24 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 
     ngx_memzero(&req, sizeof(ngx_http_postback_request_t));
     req.event = *event;
+    req.key = ctx->key;
     req.fields = *packed;
     req.method = cb->method;
-    req.created = ngx_http_postback_now();
+    req.created = ctx->due ? ctx->due : ngx_http_postback_now();
+    req.armed = ctx->due ? ctx->changed : 0;
     req.test = test;
     sanitized = 0;
 
     ngx_http_postback_zone_new_id(pmcf->shm_zone, id);
     *ngx_http_postback_time_text(created, req.created) = '\0';
+
+    if (ngx_http_postback_webhook_id(&cb->name, &req, id, webhook_id)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    webhook_id[NGX_HTTP_POSTBACK_ID_LEN] = '\0';
 
     if (ngx_http_postback_render_params(r, cb, &params) != NGX_OK
         || ngx_http_postback_render_url(r, cb, params, &req.url, &sanitized)
@@ -819,7 +1324,7 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    payload.id = (char *) id;
+    payload.id = (char *) webhook_id;
     payload.callback = (char *) cb->name.data;
     payload.created_at = (char *) created;
     payload.event = (char *) event->data;

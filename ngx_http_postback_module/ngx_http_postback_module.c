@@ -26,6 +26,10 @@ static char *ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_array_t **list);
+static char *ngx_http_postback_timeout_event(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_postback_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -66,6 +70,15 @@ static ngx_conf_post_t  ngx_http_postback_buffer_size_post = {
 };
 
 
+/* which body a location examines */
+static ngx_conf_enum_t  ngx_http_postback_captures[] = {
+    { ngx_string("off"), NGX_HTTP_POSTBACK_CAPTURE_OFF },
+    { ngx_string("on"), NGX_HTTP_POSTBACK_CAPTURE_RESPONSE },
+    { ngx_string("request"), NGX_HTTP_POSTBACK_CAPTURE_REQUEST },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_postback_commands[] = {
 
     { ngx_string("postback_zone"),
@@ -89,6 +102,20 @@ static ngx_command_t  ngx_http_postback_commands[] = {
       offsetof(ngx_http_postback_main_conf_t, event),
       NULL },
 
+    { ngx_string("postback_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_postback_main_conf_t, key),
+      NULL },
+
+    { ngx_string("postback_timeout_event"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_postback_timeout_event,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("postback_callback"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
       ngx_http_postback_callback,
@@ -97,11 +124,11 @@ static ngx_command_t  ngx_http_postback_commands[] = {
       NULL },
 
     { ngx_string("postback"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_postback_loc_conf_t, enable),
-      NULL },
+      offsetof(ngx_http_postback_loc_conf_t, capture),
+      &ngx_http_postback_captures },
 
     { ngx_string("postback_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -208,6 +235,13 @@ ngx_http_postback_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (pmcf->timeouts && pmcf->key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"postback_timeout_event\" requires "
+                           "\"postback_key\"");
+        return NGX_ERROR;
+    }
+
     return ngx_http_postback_filter_init(cf);
 }
 
@@ -265,7 +299,7 @@ ngx_http_postback_create_loc_conf(ngx_conf_t *cf)
      *     plcf->callbacks = NULL;
      */
 
-    plcf->enable = NGX_CONF_UNSET;
+    plcf->capture = NGX_CONF_UNSET_UINT;
     plcf->buffer_size = NGX_CONF_UNSET_SIZE;
 
     return plcf;
@@ -280,7 +314,8 @@ ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_http_postback_main_conf_t  *pmcf;
 
-    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->capture, prev->capture,
+                              NGX_HTTP_POSTBACK_CAPTURE_OFF);
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size,
                               64 * 1024);
 
@@ -289,12 +324,15 @@ ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->callbacks = prev->callbacks;
     }
 
-    if (conf->enable) {
+    if (conf->capture != NGX_HTTP_POSTBACK_CAPTURE_OFF) {
         pmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_http_postback_module);
         if (pmcf->shm_zone == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"postback on\" requires \"postback_zone\"");
+                               "\"postback %s\" requires \"postback_zone\"",
+                               conf->capture
+                               == NGX_HTTP_POSTBACK_CAPTURE_REQUEST
+                               ? "request" : "on");
             return NGX_CONF_ERROR;
         }
     }
@@ -409,6 +447,126 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     pmcf->shm_zone->init = ngx_http_postback_zone_init;
     pmcf->shm_zone->data = pmcf;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "A,B,C": the event names of events= and from= */
+
+static char *
+ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_array_t **list)
+{
+    u_char     *p, *start, *last;
+    ngx_str_t  *event;
+
+    *list = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (*list == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    last = value->data + value->len;
+
+    for (start = value->data; start <= last; start = p + 1) {
+        p = ngx_strlchr(start, last, ',');
+        if (p == NULL) {
+            p = last;
+        }
+
+        if (p == start) {
+            return "empty event name";
+        }
+
+        event = ngx_array_push(*list);
+        if (event == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        event->data = start;
+        event->len = p - start;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* postback_timeout_event NAME after=TIME from=EVENT[,EVENT...] */
+
+static char *
+ngx_http_postback_timeout_event(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_postback_main_conf_t *pmcf = conf;
+
+    char                         *rv;
+    ngx_int_t                     after;
+    ngx_str_t                    *value, v;
+    ngx_uint_t                    i;
+    ngx_http_postback_timeout_t  *t;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] < 0x21 || value[1].data[i] == 0x7f) {
+            return "invalid event name";
+        }
+    }
+
+    if (pmcf->timeouts == NULL) {
+        pmcf->timeouts = ngx_array_create(cf->pool, 2,
+                                          sizeof(ngx_http_postback_timeout_t));
+        if (pmcf->timeouts == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    t = ngx_array_push(pmcf->timeouts);
+    if (t == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(t, sizeof(ngx_http_postback_timeout_t));
+    t->name = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "after=", 6) == 0) {
+            v.data = value[i].data + 6;
+            v.len = value[i].len - 6;
+
+            after = ngx_parse_time(&v, 0);
+            if (after == NGX_ERROR || after == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a time such as 30m, "
+                                   "1h or 3d", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            t->after = (ngx_msec_t) after;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "from=", 5) == 0) {
+            v.data = value[i].data + 5;
+            v.len = value[i].len - 5;
+
+            rv = ngx_http_postback_event_list(cf, &v, &t->from);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (t->after == 0 || t->from == NULL) {
+        return "needs after= and from=";
+    }
 
     return NGX_CONF_OK;
 }
@@ -679,9 +837,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *key, ngx_str_t *value)
 {
     char                              *rv;
-    u_char                            *p, *last, *start;
     ngx_int_t                          n;
-    ngx_str_t                         *event;
     ngx_file_info_t                    fi;
     ngx_http_postback_pair_t          *pair;
     ngx_http_compile_complex_value_t   ccv;
@@ -695,33 +851,7 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
             return NGX_CONF_OK;
         }
 
-        cb->events = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-        if (cb->events == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        last = value->data + value->len;
-
-        for (start = value->data; start <= last; start = p + 1) {
-            p = ngx_strlchr(start, last, ',');
-            if (p == NULL) {
-                p = last;
-            }
-
-            if (p == start) {
-                return "empty event name";
-            }
-
-            event = ngx_array_push(cb->events);
-            if (event == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            event->data = start;
-            event->len = p - start;
-        }
-
-        return NGX_CONF_OK;
+        return ngx_http_postback_event_list(cf, value, &cb->events);
     }
 
     if (ngx_http_postback_str_is(key, "if")) {
@@ -1335,14 +1465,10 @@ static ngx_int_t
 ngx_http_postback_event_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_int_t                       rc;
-    ngx_str_t                       value;
-    ngx_http_postback_main_conf_t  *pmcf;
+    ngx_int_t  rc;
+    ngx_str_t  value;
 
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
-
-    rc = (pmcf->event == NULL) ? NGX_DECLINED
-                               : ngx_http_complex_value(r, pmcf->event, &value);
+    rc = ngx_http_postback_event_value(r, &value);
 
     return ngx_http_postback_set_variable(v, rc, &value);
 }

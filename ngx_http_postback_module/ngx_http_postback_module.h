@@ -34,6 +34,7 @@
 #define NGX_HTTP_POSTBACK_ESCAPE_NONE    3
 
 #define NGX_HTTP_POSTBACK_NAME_MAX   64
+#define NGX_HTTP_POSTBACK_KEY_MAX    1024   /* postback_key's value */
 #define NGX_HTTP_POSTBACK_ID_LEN     28     /* "msg_" + 24 hex digits */
 #define NGX_HTTP_POSTBACK_ERROR_MAX  128
 #define NGX_HTTP_POSTBACK_RESP_MAX   256    /* response bytes kept */
@@ -48,6 +49,8 @@ typedef enum {
     NGX_HTTP_POSTBACK_EXAMINED = 0,
     NGX_HTTP_POSTBACK_EVENTS,
     NGX_HTTP_POSTBACK_SANITIZED,
+    NGX_HTTP_POSTBACK_TIMEOUT_FIRED,
+    NGX_HTTP_POSTBACK_TIMEOUT_CANCELLED,
     NGX_HTTP_POSTBACK_SKIP_SUBREQUEST,
     NGX_HTTP_POSTBACK_SKIP_HEAD,
     NGX_HTTP_POSTBACK_SKIP_NO_BODY,
@@ -58,6 +61,8 @@ typedef enum {
     NGX_HTTP_POSTBACK_SKIP_MALFORMED,
     NGX_HTTP_POSTBACK_SKIP_NO_EVENT,
     NGX_HTTP_POSTBACK_SKIP_NO_MATCH,
+    NGX_HTTP_POSTBACK_SKIP_NOT_ACCEPTED,
+    NGX_HTTP_POSTBACK_SKIP_DUPLICATE,
     NGX_HTTP_POSTBACK_COUNTERS
 } ngx_http_postback_counter_e;
 
@@ -101,6 +106,9 @@ typedef struct {
 /* a callback's state and counters, in the zone: see below */
 typedef struct ngx_http_postback_cb_state_s  ngx_http_postback_cb_state_t;
 
+/* the key table, in the zone: its layout is keys.c's alone */
+typedef struct ngx_http_postback_keys_s  ngx_http_postback_keys_t;
+
 
 /* a callback as postback_callback configures it */
 typedef struct {
@@ -129,6 +137,14 @@ typedef struct {
 } ngx_http_postback_cb_conf_t;
 
 
+/* postback_timeout_event */
+typedef struct {
+    ngx_str_t                     name;
+    ngx_msec_t                    after;
+    ngx_array_t                  *from;     /* ngx_str_t */
+} ngx_http_postback_timeout_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     spool;    /* journal path, or empty */
@@ -140,14 +156,27 @@ typedef struct {
     ngx_uint_t                    generation;   /* the zone's, at init */
     ngx_array_t                   fields;   /* ngx_http_postback_field_t */
     ngx_http_complex_value_t     *event;
+    ngx_http_complex_value_t     *key;      /* postback_key */
+    ngx_array_t                  *timeouts; /* ngx_http_postback_timeout_t */
     ngx_array_t                   callbacks;
                                   /* ngx_http_postback_cb_conf_t * */
     ngx_int_t                     data_index;   /* $postback_data */
 } ngx_http_postback_main_conf_t;
 
 
+/* what a body is read as */
+#define NGX_HTTP_POSTBACK_DOC_JSON  1
+#define NGX_HTTP_POSTBACK_DOC_FORM  2
+
+
+/* postback off | on | request */
+#define NGX_HTTP_POSTBACK_CAPTURE_OFF       0
+#define NGX_HTTP_POSTBACK_CAPTURE_RESPONSE  1
+#define NGX_HTTP_POSTBACK_CAPTURE_REQUEST   2
+
+
 typedef struct {
-    ngx_flag_t                    enable;
+    ngx_uint_t                    capture;
     size_t                        buffer_size;
     ngx_array_t                  *callbacks;
                                   /* ngx_http_postback_cb_conf_t * */
@@ -157,12 +186,15 @@ typedef struct {
 /* what a capture makes for one callback: the request to send, and why */
 typedef struct {
     ngx_str_t                     event;
+    ngx_str_t                     key;      /* postback_key's, or empty */
     ngx_str_t                     fields;   /* pb_fields packed */
     ngx_uint_t                    method;
     ngx_str_t                     url;
     ngx_str_t                     headers;  /* "Name: value\n" lines */
     ngx_str_t                     body;
     uint64_t                      created;  /* ms since the epoch */
+    uint64_t                      armed;    /* a timeout event's: when its
+                                               key last changed; else 0 */
     ngx_flag_t                    test;     /* a test send */
 } ngx_http_postback_request_t;
 
@@ -212,6 +244,7 @@ struct ngx_http_postback_cb_state_s {
     uint64_t                      failed;
     uint64_t                      pending;      /* due, sending, in_spool */
     uint64_t                      paused;
+    uint64_t                      scheduled;    /* timeout events */
     uint64_t                      in_spool;     /* in the journal only */
     uint64_t                      dropped;
     uint64_t                      spooled;
@@ -234,19 +267,24 @@ struct ngx_http_postback_cb_state_s {
 /*
  * A delivery's states in the zone.  pending: due at its time; sending:
  * claimed by a worker until its lease ends; paused: its callback is
- * disabled; delivered and failed: finished.  A delivery the zone had no
- * room for is in the journal only, counted in its callback's in_spool.
+ * disabled; scheduled: a timeout event waiting for its time; delivered,
+ * failed and cancelled (a timeout event whose key changed in time):
+ * finished.  A delivery the zone had no room for is in the journal only,
+ * counted in its callback's in_spool.
  */
 #define NGX_HTTP_POSTBACK_PENDING    0
 #define NGX_HTTP_POSTBACK_SENDING    1
 #define NGX_HTTP_POSTBACK_DELIVERED  2
 #define NGX_HTTP_POSTBACK_FAILED     3
 #define NGX_HTTP_POSTBACK_PAUSED     4
-#define NGX_HTTP_POSTBACK_STATES     5
+#define NGX_HTTP_POSTBACK_SCHEDULED  5
+#define NGX_HTTP_POSTBACK_CANCELLED  6
+#define NGX_HTTP_POSTBACK_STATES     7
 
 #define ngx_http_postback_finished(state)                                     \
     ((state) == NGX_HTTP_POSTBACK_DELIVERED                                   \
-     || (state) == NGX_HTTP_POSTBACK_FAILED)
+     || (state) == NGX_HTTP_POSTBACK_FAILED                                   \
+     || (state) == NGX_HTTP_POSTBACK_CANCELLED)
 
 
 /* a delivery's record in the zone: its layout is the zone's alone */
@@ -285,6 +323,13 @@ typedef struct {
 } ngx_http_postback_spool_stats_t;
 
 
+/* the key table's figures, for the status */
+typedef struct {
+    uint64_t                      count;
+    uint64_t                      evicted;
+} ngx_http_postback_keys_stats_t;
+
+
 /* copies of the zone's state, in a request's pool */
 typedef struct {
     size_t                        size;
@@ -293,6 +338,7 @@ typedef struct {
     uint64_t                      evicted;
     uint64_t                      counters[NGX_HTTP_POSTBACK_COUNTERS];
     ngx_http_postback_spool_stats_t  spool;
+    ngx_http_postback_keys_stats_t   keys;
     ngx_http_postback_cb_state_t *callbacks;    /* as configured */
     ngx_uint_t                    ncallbacks;
     ngx_http_postback_view_t     *deliveries;   /* newest first */
@@ -381,11 +427,26 @@ void ngx_http_postback_timer_init(ngx_event_t *ev,
     ngx_event_handler_pt handler, ngx_connection_t *c, ngx_log_t *log,
     ngx_flag_t cancelable);
 
+/* what a document given to POST <status>/events made */
+typedef struct {
+    ngx_int_t                     reason;   /* NGX_OK, or a SKIP counter */
+    ngx_str_t                     event;
+    ngx_str_t                     key;
+    ngx_array_t                  *ids;      /* of the deliveries made */
+} ngx_http_postback_injected_t;
+
+
 /* filter */
 ngx_int_t ngx_http_postback_filter_init(ngx_conf_t *cf);
+ngx_uint_t ngx_http_postback_doc_kind(ngx_str_t *type);
+ngx_int_t ngx_http_postback_inject(ngx_http_request_t *r, ngx_uint_t kind,
+    u_char *buf, size_t len, ngx_str_t *event,
+    ngx_http_postback_injected_t *result);
 ngx_int_t ngx_http_postback_field_value(ngx_http_request_t *r,
     ngx_uint_t index, ngx_str_t *value);
 ngx_int_t ngx_http_postback_data_value(ngx_http_request_t *r,
+    ngx_str_t *value);
+ngx_int_t ngx_http_postback_event_value(ngx_http_request_t *r,
     ngx_str_t *value);
 ngx_int_t ngx_http_postback_test_send(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, json_t *doc,
@@ -431,6 +492,8 @@ u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 uint64_t ngx_http_postback_zone_tag(ngx_shm_zone_t *shm_zone);
 ngx_uint_t ngx_http_postback_zone_generation(ngx_shm_zone_t *shm_zone);
 void *ngx_http_postback_zone_spool(ngx_shm_zone_t *shm_zone);
+ngx_http_postback_keys_t *ngx_http_postback_zone_keys(
+    ngx_shm_zone_t *shm_zone);
 ngx_uint_t ngx_http_postback_zone_journal_take(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_jput_pt put, void *ctx, ngx_http_postback_jref_t *out,
     ngx_uint_t max, ngx_flag_t all);
@@ -446,6 +509,8 @@ void ngx_http_postback_zone_spilled(ngx_shm_zone_t *shm_zone,
     ngx_str_t *callback, ngx_int_t delta, ngx_flag_t dropped);
 
 /* deliver: a delivery's life */
+ngx_int_t ngx_http_postback_webhook_id(ngx_str_t *callback,
+    ngx_http_postback_request_t *req, u_char *id, u_char *webhook_id);
 ngx_int_t ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
     ngx_http_postback_main_conf_t *pmcf);
 void ngx_http_postback_deliver_exit(ngx_cycle_t *cycle);
@@ -487,6 +552,19 @@ void ngx_http_postback_curl_stop(ngx_http_postback_send_t *send);
 
 /* spool: the journal */
 void *ngx_http_postback_spool_zone_init(ngx_shm_zone_t *shm_zone);
+
+/* keys: the last event per key */
+ngx_http_postback_keys_t *ngx_http_postback_keys_zone_init(
+    ngx_slab_pool_t *shpool);
+ngx_int_t ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *key, ngx_str_t *event, uint64_t *changed);
+ngx_flag_t ngx_http_postback_keys_fire_locked(ngx_slab_pool_t *shpool,
+    ngx_http_postback_keys_t *keys, ngx_str_t *key, ngx_str_t *event,
+    uint64_t armed);
+ngx_flag_t ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
+    ngx_http_postback_keys_t *keys);
+void ngx_http_postback_keys_stats(ngx_http_postback_keys_t *keys,
+    ngx_http_postback_keys_stats_t *stats);
 void ngx_http_postback_spool_stats(void *spool,
     ngx_http_postback_spool_stats_t *stats);
 ngx_int_t ngx_http_postback_spool_init(ngx_cycle_t *cycle,

@@ -746,6 +746,9 @@ ngx_http_postback_journal_record(ngx_http_postback_jitem_t *item,
     rec->body.len = req->body.len;
     rec->fields.data = req->fields.data;
     rec->fields.len = req->fields.len;
+    rec->key.data = req->key.data;
+    rec->key.len = req->key.len;
+    rec->armed = req->armed;
 }
 
 
@@ -1252,10 +1255,13 @@ ngx_http_postback_record_req(pb_journal_record_t *rec,
 
     req->method = rec->method;
     req->created = rec->created;
+    req->armed = rec->armed;
     req->event.data = (u_char *) rec->event.data;
     req->event.len = rec->event.len;
     req->fields.data = (u_char *) rec->fields.data;
     req->fields.len = rec->fields.len;
+    req->key.data = (u_char *) rec->key.data;
+    req->key.len = rec->key.len;
     req->url.data = (u_char *) rec->url.data;
     req->url.len = rec->url.len;
     req->headers.data = (u_char *) rec->headers.data;

@@ -33,9 +33,13 @@ typedef ngx_int_t (*ngx_http_postback_route_pt)(ngx_http_request_t *r,
     ngx_str_t *name);
 
 
+/*
+ * A route: collection, a name, action ("deliveries/" ID "/retry"); or,
+ * with a collection not ending in "/", that path alone ("events").
+ */
 typedef struct {
-    ngx_str_t                     collection;   /* "deliveries/" ... */
-    ngx_str_t                     action;       /* ... "/retry", or "" */
+    ngx_str_t                     collection;
+    ngx_str_t                     action;
     ngx_uint_t                    method;       /* NGX_HTTP_GET, ... */
     ngx_http_postback_route_pt    handler;
 } ngx_http_postback_route_t;
@@ -60,6 +64,16 @@ static ngx_int_t ngx_http_postback_status_disable(ngx_http_request_t *r,
     ngx_str_t *name);
 static ngx_int_t ngx_http_postback_status_switch(ngx_http_request_t *r,
     ngx_str_t *name, ngx_flag_t enable);
+static ngx_int_t ngx_http_postback_status_events(ngx_http_request_t *r,
+    ngx_str_t *name);
+static void ngx_http_postback_events_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_events_answer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_body_text(ngx_http_request_t *r,
+    size_t limit, ngx_str_t *text);
+static json_t *ngx_http_postback_injected_json(
+    ngx_http_postback_injected_t *result);
+static ngx_int_t ngx_http_postback_bad_request(ngx_http_request_t *r,
+    char *why);
 static ngx_int_t ngx_http_postback_not_allowed(ngx_http_request_t *r,
     char *allow);
 static ngx_int_t ngx_http_postback_same_origin(ngx_http_request_t *r);
@@ -125,6 +139,9 @@ static ngx_http_postback_series_t  ngx_http_postback_series[] = {
     { "postback_paused", "gauge",
       "Deliveries kept while the callback is disabled.",
       ngx_http_postback_cs(paused) },
+    { "postback_scheduled", "gauge",
+      "Timeout events waiting for their time.",
+      ngx_http_postback_cs(scheduled) },
     { "postback_in_spool", "gauge",
       "Pending deliveries kept in the spool only, for want of room.",
       ngx_http_postback_cs(in_spool) },
@@ -158,6 +175,31 @@ static ngx_http_postback_series_t  ngx_http_postback_spool_series[] = {
 };
 
 
+/* the capture counters exposed as counters of their own */
+typedef struct {
+    const char                   *name;
+    const char                   *help;
+    ngx_http_postback_counter_e   counter;
+} ngx_http_postback_capture_metric_t;
+
+
+static ngx_http_postback_capture_metric_t
+    ngx_http_postback_capture_metrics[] = {
+    { "postback_responses_examined_total",
+      "Responses examined for an event.", NGX_HTTP_POSTBACK_EXAMINED },
+    { "postback_responses_events_total",
+      "Responses that had an event.", NGX_HTTP_POSTBACK_EVENTS },
+    { "postback_header_values_sanitized_total",
+      "Control characters replaced in header values.",
+      NGX_HTTP_POSTBACK_SANITIZED },
+    { "postback_timeout_events_total",
+      "Timeout event deliveries fired.", NGX_HTTP_POSTBACK_TIMEOUT_FIRED },
+    { "postback_timeout_events_cancelled_total",
+      "Timeout event deliveries cancelled: their key changed in time.",
+      NGX_HTTP_POSTBACK_TIMEOUT_CANCELLED }
+};
+
+
 static ngx_http_postback_route_t  ngx_http_postback_routes[] = {
 
     { ngx_string("deliveries/"), ngx_null_string, NGX_HTTP_GET,
@@ -175,6 +217,9 @@ static ngx_http_postback_route_t  ngx_http_postback_routes[] = {
     { ngx_string("callbacks/"), ngx_string("/disable"), NGX_HTTP_POST,
       ngx_http_postback_status_disable },
 
+    { ngx_string("events"), ngx_null_string, NGX_HTTP_POST,
+      ngx_http_postback_status_events },
+
     { ngx_null_string, ngx_null_string, 0, NULL }
 };
 
@@ -191,6 +236,8 @@ static const char  *ngx_http_postback_counter_names[] = {
     "examined",
     "events",
     "header_values_sanitized",
+    "timeout_events",
+    "timeout_events_cancelled",
     "subrequest",
     "head",
     "no_body",
@@ -200,7 +247,9 @@ static const char  *ngx_http_postback_counter_names[] = {
     "truncated",
     "malformed",
     "no_event",
-    "no_match"
+    "no_match",
+    "not_accepted",
+    "duplicate"
 };
 
 
@@ -210,7 +259,8 @@ static const char  *ngx_http_postback_state_names[] = {
     "delivered",
     "failed",
     "paused",
-    "spooled"
+    "scheduled",
+    "cancelled"
 };
 
 
@@ -264,7 +314,7 @@ ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* its own answers are not a checkout's: never examined */
     plcf = conf;
-    plcf->enable = 0;
+    plcf->capture = NGX_HTTP_POSTBACK_CAPTURE_OFF;
 
     if (ngx_http_postback_policy.len == 0
         && ngx_http_postback_page_policy() != NGX_OK)
@@ -348,12 +398,12 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
         path.len--;
     }
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     if (path.len == 0) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
             return ngx_http_postback_not_allowed(r, "GET, HEAD");
         }
@@ -363,7 +413,7 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 
     for (route = ngx_http_postback_routes; route->handler; route++) {
 
-        if (path.len <= route->collection.len
+        if (path.len < route->collection.len
             || ngx_strncmp(path.data, route->collection.data,
                            route->collection.len)
                != 0)
@@ -371,18 +421,27 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
             continue;
         }
 
-        name.data = path.data + route->collection.len;
-        slash = ngx_strlchr(name.data, path.data + path.len, '/');
-        name.len = (slash ? slash : path.data + path.len) - name.data;
+        if (route->collection.data[route->collection.len - 1] != '/') {
+            if (path.len != route->collection.len) {
+                continue;
+            }
 
-        rest.data = name.data + name.len;
-        rest.len = path.data + path.len - rest.data;
+            ngx_str_null(&name);
 
-        if (name.len == 0
-            || rest.len != route->action.len
-            || ngx_strncmp(rest.data, route->action.data, rest.len) != 0)
-        {
-            continue;
+        } else {
+            name.data = path.data + route->collection.len;
+            slash = ngx_strlchr(name.data, path.data + path.len, '/');
+            name.len = (slash ? slash : path.data + path.len) - name.data;
+
+            rest.data = name.data + name.len;
+            rest.len = path.data + path.len - rest.data;
+
+            if (name.len == 0
+                || rest.len != route->action.len
+                || ngx_strncmp(rest.data, route->action.data, rest.len) != 0)
+            {
+                continue;
+            }
         }
 
         if (route->method == NGX_HTTP_POST) {
@@ -401,14 +460,223 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
             return ngx_http_postback_not_allowed(r, "GET, HEAD");
         }
 
+        /* events reads the body; the others have none to read */
+        if (route->handler != ngx_http_postback_status_events) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
         return route->handler(r, &name);
     }
 
-    return NGX_HTTP_NOT_FOUND;
+    rc = ngx_http_discard_request_body(r);
+
+    return (rc != NGX_OK) ? rc : NGX_HTTP_NOT_FOUND;
 }
 
 
 /* 405, with the methods the route takes */
+
+/* POST events: a document to take as a captured one, once read */
+
+static ngx_int_t
+ngx_http_postback_status_events(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_postback_events_read);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_postback_events_read(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_postback_events_answer(r));
+}
+
+
+/*
+ * 202 with the deliveries made; 200 when none: its key's status did not
+ * change ("duplicate") or no callback takes the event; 400 when the body
+ * is not a document or no event is found; 413 over postback_buffer_size.
+ */
+
+static ngx_int_t
+ngx_http_postback_events_answer(ngx_http_request_t *r)
+{
+    ngx_str_t                      body, event;
+    ngx_uint_t                     i, kind;
+    ngx_http_postback_injected_t   result;
+    ngx_http_postback_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+
+    switch (ngx_http_postback_body_text(r, plcf->buffer_size, &body)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_postback_arg(r, (u_char *) "event", 5, &event) != NGX_OK) {
+        ngx_str_null(&event);
+    }
+
+    for (i = 0; i < event.len; i++) {
+        if (event.data[i] < 0x20 || event.data[i] == 0x7f) {
+            return ngx_http_postback_bad_request(r, "event name with "
+                                                 "control characters");
+        }
+    }
+
+    kind = (r->headers_in.content_type == NULL)
+           ? 0 : ngx_http_postback_doc_kind(&r->headers_in.content_type->value);
+
+    if (ngx_http_postback_inject(r, kind ? kind : NGX_HTTP_POSTBACK_DOC_JSON,
+                                 body.data, body.len, &event, &result)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    switch (result.reason) {
+
+    case NGX_HTTP_POSTBACK_SKIP_MALFORMED:
+        return ngx_http_postback_bad_request(r,
+                   kind == NGX_HTTP_POSTBACK_DOC_FORM
+                   ? "the body is not a valid form"
+                   : "the body is not valid JSON");
+
+    case NGX_HTTP_POSTBACK_SKIP_NO_EVENT:
+        return ngx_http_postback_bad_request(r,
+                   "no event: give ?event=NAME, or a document in which "
+                   "postback_event finds one");
+
+    case NGX_OK:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "postback: event \"%V\" given through the status API, "
+                      "%ui deliveries", &result.event, result.ids->nelts);
+
+        return ngx_http_postback_send_json(r, NGX_HTTP_ACCEPTED,
+                   ngx_http_postback_injected_json(&result));
+
+    default:
+        return ngx_http_postback_send_json(r, NGX_HTTP_OK,
+                   ngx_http_postback_injected_json(&result));
+    }
+}
+
+
+static json_t *
+ngx_http_postback_injected_json(ngx_http_postback_injected_t *result)
+{
+    u_char      *id;
+    json_t      *o, *ids;
+    ngx_uint_t   i;
+
+    ids = json_array();
+
+    for (i = 0; ids && result->ids && i < result->ids->nelts; i++) {
+        id = (u_char *) result->ids->elts + i * NGX_HTTP_POSTBACK_ID_LEN;
+        json_array_append_new(ids, json_stringn((char *) id,
+                                                NGX_HTTP_POSTBACK_ID_LEN));
+    }
+
+    o = json_pack("{s:o?,s:o?,s:b,s:o?}",
+                  "event", ngx_http_postback_json_str(result->event.data,
+                                                      result->event.len),
+                  "key", result->key.len
+                         ? ngx_http_postback_json_str(result->key.data,
+                                                      result->key.len)
+                         : json_null(),
+                  "duplicate",
+                  (int) (result->reason == NGX_HTTP_POSTBACK_SKIP_DUPLICATE),
+                  "deliveries", ids);
+
+    return o;
+}
+
+
+static ngx_int_t
+ngx_http_postback_bad_request(ngx_http_request_t *r, char *why)
+{
+    return ngx_http_postback_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                       json_pack("{s:s}", "error", why));
+}
+
+
+/*
+ * The request's body in one piece, read from its temporary file if it is
+ * in one.  NGX_DECLINED: over limit.
+ */
+
+static ngx_int_t
+ngx_http_postback_body_text(ngx_http_request_t *r, size_t limit,
+    ngx_str_t *text)
+{
+    u_char       *p;
+    size_t        len, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len > limit) {
+        return NGX_DECLINED;
+    }
+
+    text->data = ngx_pnalloc(r->pool, len + 1);
+    if (text->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = text->data;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, size, b->file_pos);
+            if (n != (ssize_t) size) {
+                return NGX_ERROR;
+            }
+
+            p += size;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, size);
+        }
+    }
+
+    text->len = p - text->data;
+
+    return NGX_OK;
+}
+
 
 static ngx_int_t
 ngx_http_postback_not_allowed(ngx_http_request_t *r, char *allow)
@@ -594,6 +862,9 @@ ngx_http_postback_status_json(ngx_http_request_t *r,
     json_object_set_new(zone, "used", json_integer(snap->used));
     json_object_set_new(zone, "records", json_integer(snap->records));
     json_object_set_new(zone, "evicted", json_integer(snap->evicted));
+    json_object_set_new(zone, "keys", json_integer(snap->keys.count));
+    json_object_set_new(zone, "keys_evicted",
+                        json_integer(snap->keys.evicted));
 
     for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
         json_object_set_new(i < NGX_HTTP_POSTBACK_SKIP_SUBREQUEST
@@ -966,6 +1237,7 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
     json_object_set_new(o, "failed", json_integer(cs->failed));
     json_object_set_new(o, "pending", json_integer(cs->pending));
     json_object_set_new(o, "paused", json_integer(cs->paused));
+    json_object_set_new(o, "scheduled", json_integer(cs->scheduled));
     json_object_set_new(o, "in_spool", json_integer(cs->in_spool));
     json_object_set_new(o, "dropped", json_integer(cs->dropped));
     json_object_set_new(o, "spooled", json_integer(cs->spooled));
@@ -993,6 +1265,7 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
 static json_t *
 ngx_http_postback_delivery_json(ngx_http_postback_view_t *d)
 {
+    u_char                       webhook_id[NGX_HTTP_POSTBACK_ID_LEN];
     json_t                      *o, *attempts, *a;
     ngx_uint_t                   i;
     ngx_http_postback_result_t  *at;
@@ -1029,6 +1302,18 @@ ngx_http_postback_delivery_json(ngx_http_postback_view_t *d)
     json_object_set_new(o, "event",
                         ngx_http_postback_json_str(d->req.event.data,
                                                    d->req.event.len));
+    json_object_set_new(o, "key",
+                        d->req.key.len
+                        ? ngx_http_postback_json_str(d->req.key.data,
+                                                     d->req.key.len)
+                        : json_null());
+    json_object_set_new(o, "webhook_id",
+                        ngx_http_postback_webhook_id(&d->callback, &d->req,
+                                                     d->id, webhook_id)
+                        == NGX_OK
+                        ? json_stringn((char *) webhook_id,
+                                       NGX_HTTP_POSTBACK_ID_LEN)
+                        : json_null());
     json_object_set_new(o, "state",
                         json_string(ngx_http_postback_state_names[d->state]));
     json_object_set_new(o, "test", json_boolean(d->req.test));
@@ -1212,6 +1497,8 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     ngx_http_postback_cb_state_t   *cs;
     ngx_http_postback_main_conf_t  *pmcf;
 
+    ngx_http_postback_capture_metric_t  *cm;
+
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
     size = NGX_HTTP_POSTBACK_METRICS_BASE
@@ -1248,28 +1535,30 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     p = ngx_slprintf(p, last, "postback_zone_evicted_total %uL\n",
                      snap->evicted);
 
+    p = ngx_http_postback_metric(p, last, "postback_keys", "gauge",
+                                 "Keys whose last event the zone keeps.");
+    p = ngx_slprintf(p, last, "postback_keys %uL\n", snap->keys.count);
+
+    p = ngx_http_postback_metric(p, last, "postback_keys_evicted_total",
+                                 "counter",
+                                 "Least recently seen keys evicted for "
+                                 "room.");
+    p = ngx_slprintf(p, last, "postback_keys_evicted_total %uL\n",
+                     snap->keys.evicted);
+
     if (pmcf->spool.len) {
         p = ngx_http_postback_spool_metrics(p, last, &snap->spool);
     }
 
-    p = ngx_http_postback_metric(p, last, "postback_responses_examined_total",
-                                 "counter",
-                                 "Responses examined for an event.");
-    p = ngx_slprintf(p, last, "postback_responses_examined_total %uL\n",
-                     snap->counters[NGX_HTTP_POSTBACK_EXAMINED]);
+    for (k = 0; k < sizeof(ngx_http_postback_capture_metrics)
+                    / sizeof(ngx_http_postback_capture_metric_t); k++)
+    {
+        cm = &ngx_http_postback_capture_metrics[k];
 
-    p = ngx_http_postback_metric(p, last, "postback_responses_events_total",
-                                 "counter", "Responses that had an event.");
-    p = ngx_slprintf(p, last, "postback_responses_events_total %uL\n",
-                     snap->counters[NGX_HTTP_POSTBACK_EVENTS]);
-
-    p = ngx_http_postback_metric(p, last,
-                                 "postback_header_values_sanitized_total",
-                                 "counter",
-                                 "Control characters replaced in header "
-                                 "values.");
-    p = ngx_slprintf(p, last, "postback_header_values_sanitized_total %uL\n",
-                     snap->counters[NGX_HTTP_POSTBACK_SANITIZED]);
+        p = ngx_http_postback_metric(p, last, cm->name, "counter", cm->help);
+        p = ngx_slprintf(p, last, "%s %uL\n", cm->name,
+                         snap->counters[cm->counter]);
+    }
 
     p = ngx_http_postback_metric(p, last, "postback_responses_skipped_total",
                                  "counter",

@@ -16,7 +16,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620007
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620009
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -62,6 +62,7 @@ struct ngx_http_postback_record_s {
     ngx_http_postback_attempt_t  *attempts;
     ngx_http_postback_attempt_t  *last_attempt;
     uint64_t                      created;
+    uint64_t                      armed;    /* scheduled: its key's change */
     uint64_t                      jlease;   /* ms: a writer has it until */
     off_t                         eat;      /* its finished record's place,
                                                -1: none, or not known */
@@ -71,7 +72,7 @@ struct ngx_http_postback_record_s {
     uint32_t                      nattempts;
     uint32_t                      claims;
     uint32_t                      jclaims;
-    unsigned                      state:3;
+    unsigned                      state:4;
     unsigned                      method:2;
     unsigned                      test:1;   /* a test send */
     unsigned                      manual:1; /* next attempt asked for */
@@ -80,11 +81,12 @@ struct ngx_http_postback_record_s {
     unsigned                      queued:1; /* in the journal's queue */
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
     uint32_t                      event_len;
+    uint32_t                      key_len;
     uint32_t                      fields_len;
     uint32_t                      url_len;
     uint32_t                      headers_len;
     uint32_t                      body_len;
-    u_char                        data[1];  /* event, fields, url, ... */
+    u_char                        data[1];  /* event, key, fields, ... */
 };
 
 
@@ -113,6 +115,7 @@ typedef struct {
     uint32_t                      settled_file;
     uint32_t                      settled_before;   /* the file before */
     void                         *spool;        /* NULL: never a journal */
+    ngx_http_postback_keys_t     *keys;
     ngx_flag_t                    journaled;    /* configured with one */
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
@@ -124,10 +127,13 @@ typedef struct {
 
 #define ngx_http_postback_in_due(state)                                       \
     ((state) == NGX_HTTP_POSTBACK_PENDING                                     \
-     || (state) == NGX_HTTP_POSTBACK_SENDING)
+     || (state) == NGX_HTTP_POSTBACK_SENDING                                  \
+     || (state) == NGX_HTTP_POSTBACK_SCHEDULED)
 
 /* where a record's parts are */
-#define ngx_http_postback_fields_of(d)  ((d)->data + (d)->event_len)
+#define ngx_http_postback_key_of(d)  ((d)->data + (d)->event_len)
+#define ngx_http_postback_fields_of(d)                                        \
+    (ngx_http_postback_key_of(d) + (d)->key_len)
 #define ngx_http_postback_url_of(d)                                           \
     (ngx_http_postback_fields_of(d) + (d)->fields_len)
 #define ngx_http_postback_headers_of(d)                                       \
@@ -161,6 +167,9 @@ static void ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
 static ngx_http_postback_record_t *ngx_http_postback_zone_insert(
     ngx_slab_pool_t *shpool, ngx_http_postback_cb_state_t *cs, u_char *id,
     ngx_http_postback_request_t *req);
+static ngx_flag_t ngx_http_postback_zone_fire(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d,
+    uint64_t now);
 static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
     uint64_t now, ngx_http_postback_claim_t *claim);
@@ -242,6 +251,11 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&sh->records);
     ngx_queue_init(&sh->journal);
     ngx_queue_init(&sh->callbacks);
+
+    sh->keys = ngx_http_postback_keys_zone_init(shpool);
+    if (sh->keys == NULL) {
+        return NGX_ERROR;
+    }
 
     sh->magic = NGX_HTTP_POSTBACK_ZONE_MAGIC;
     sh->boot = ngx_http_postback_now();
@@ -436,7 +450,7 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
         if (state == NGX_HTTP_POSTBACK_DELIVERED) {
             d->cb->delivered++;
 
-        } else {
+        } else if (state == NGX_HTTP_POSTBACK_FAILED) {
             d->cb->failed++;
         }
 
@@ -462,6 +476,10 @@ ngx_http_postback_zone_gauge(ngx_http_postback_cb_state_t *cs,
 
     case NGX_HTTP_POSTBACK_PAUSED:
         cs->paused += delta;
+        break;
+
+    case NGX_HTTP_POSTBACK_SCHEDULED:
+        cs->scheduled += delta;
         break;
 
     default:
@@ -570,6 +588,13 @@ ngx_http_postback_zone_spool(ngx_shm_zone_t *shm_zone)
 }
 
 
+ngx_http_postback_keys_t *
+ngx_http_postback_zone_keys(ngx_shm_zone_t *shm_zone)
+{
+    return ngx_http_postback_zone_ctx(shm_zone)->keys;
+}
+
+
 /*
  * Records a delivery.  NGX_OK: claimed by this worker at once (a slot of
  * cb was free here), *claim filled; NGX_AGAIN: left pending for any
@@ -597,7 +622,10 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    cs->events++;
+    /* a timeout event counts when it fires */
+    if (!req->armed) {
+        cs->events++;
+    }
 
     d = ngx_http_postback_zone_insert(shpool, cs, id, req);
 
@@ -610,6 +638,11 @@ ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     } else if (d == NULL) {
         cs->dropped++;
         rc = NGX_ERROR;
+
+    } else if (req->armed) {
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SCHEDULED,
+                                    req->created);
+        rc = NGX_AGAIN;
 
     } else if (cs->disabled) {
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PAUSED, 0);
@@ -691,10 +724,17 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     d->jsize = size;
     ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
 
-    ngx_http_postback_zone_move(sh, d,
-                                cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
-                                             : NGX_HTTP_POSTBACK_PENDING,
-                                due);
+    if (req->armed) {
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SCHEDULED,
+                                    req->created);
+
+    } else {
+        ngx_http_postback_zone_move(sh, d,
+                                    cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
+                                                 : NGX_HTTP_POSTBACK_PENDING,
+                                    due);
+    }
+
     rc = NGX_OK;
 
 done:
@@ -755,9 +795,9 @@ ngx_http_postback_zone_finished_elsewhere(ngx_shm_zone_t *shm_zone,
     {
         ngx_http_postback_journal_close(sh, d);
         ngx_http_postback_zone_move(sh, d,
-                                    state == NGX_HTTP_POSTBACK_FAILED
-                                    ? NGX_HTTP_POSTBACK_FAILED
-                                    : NGX_HTTP_POSTBACK_DELIVERED, 0);
+                                    ngx_http_postback_finished(state)
+                                    ? state : NGX_HTTP_POSTBACK_DELIVERED,
+                                    0);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -782,7 +822,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     sh = shpool->data;
 
     size = offsetof(ngx_http_postback_record_t, data)
-           + req->event.len + req->fields.len + req->url.len
+           + req->event.len + req->key.len + req->fields.len + req->url.len
            + req->headers.len + req->body.len;
 
     d = ngx_http_postback_zone_alloc(shpool, sh, size);
@@ -796,17 +836,20 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     d->state = NGX_HTTP_POSTBACK_NONE;
     d->eat = -1;
     d->created = req->created;
+    d->armed = req->armed;
     d->method = req->method;
     d->test = req->test ? 1 : 0;
     ngx_memcpy(d->id, id, NGX_HTTP_POSTBACK_ID_LEN);
 
     d->event_len = req->event.len;
+    d->key_len = req->key.len;
     d->fields_len = req->fields.len;
     d->url_len = req->url.len;
     d->headers_len = req->headers.len;
     d->body_len = req->body.len;
 
     p = ngx_cpymem(d->data, req->event.data, req->event.len);
+    p = ngx_cpymem(p, req->key.data, req->key.len);
     p = ngx_cpymem(p, req->fields.data, req->fields.len);
     p = ngx_cpymem(p, req->url.data, req->url.len);
     p = ngx_cpymem(p, req->headers.data, req->headers.len);
@@ -828,6 +871,37 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     }
 
     return d;
+}
+
+
+/*
+ * Under the lock: a timeout event's time came.  Unless its key changed
+ * since it was armed (then it is cancelled: 0), it is now an event like
+ * any other, pending at once.
+ */
+
+static ngx_flag_t
+ngx_http_postback_zone_fire(ngx_slab_pool_t *shpool,
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d,
+    uint64_t now)
+{
+    ngx_http_postback_request_t  req;
+
+    ngx_http_postback_record_request(d, &req);
+
+    if (!ngx_http_postback_keys_fire_locked(shpool, sh->keys, &req.key,
+                                            &req.event, d->armed))
+    {
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_CANCELLED, 0);
+        sh->counters[NGX_HTTP_POSTBACK_TIMEOUT_CANCELLED]++;
+        return 0;
+    }
+
+    d->cb->events++;
+    sh->counters[NGX_HTTP_POSTBACK_TIMEOUT_FIRED]++;
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING, now);
+
+    return 1;
 }
 
 
@@ -1029,6 +1103,12 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
             continue;
         }
 
+        if (d->state == NGX_HTTP_POSTBACK_SCHEDULED
+            && !ngx_http_postback_zone_fire(shpool, sh, d, now))
+        {
+            continue;
+        }
+
         if (d->cb->disabled) {
             ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PAUSED, 0);
             continue;
@@ -1076,10 +1156,13 @@ ngx_http_postback_record_request(ngx_http_postback_record_t *d,
 {
     req->method = d->method;
     req->created = d->created;
+    req->armed = d->armed;
     req->test = d->test;
 
     req->event.data = d->data;
     req->event.len = d->event_len;
+    req->key.data = ngx_http_postback_key_of(d);
+    req->key.len = d->key_len;
     req->fields.data = ngx_http_postback_fields_of(d);
     req->fields.len = d->fields_len;
     req->url.data = ngx_http_postback_url_of(d);
@@ -1325,7 +1408,7 @@ ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
 
 /*
  * Under the lock; makes room by evicting the oldest finished records that
- * the journal needs nothing more of.
+ * the journal needs nothing more of, then the least recently seen keys.
  */
 
 static void *
@@ -1337,12 +1420,12 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_record_t  *d;
 
     p = ngx_slab_alloc_locked(shpool, size);
-    if (p || sh->nfinished == 0) {
+    if (p) {
         return p;
     }
 
     for (q = ngx_queue_head(&sh->records);
-         q != ngx_queue_sentinel(&sh->records);
+         q != ngx_queue_sentinel(&sh->records) && sh->nfinished;
          q = next)
     {
         next = ngx_queue_next(q);
@@ -1355,6 +1438,13 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
         ngx_http_postback_zone_free(shpool, sh, d);
         sh->evicted++;
 
+        p = ngx_slab_alloc_locked(shpool, size);
+        if (p) {
+            return p;
+        }
+    }
+
+    while (ngx_http_postback_keys_evict_locked(shpool, sh->keys)) {
         p = ngx_slab_alloc_locked(shpool, size);
         if (p) {
             return p;
@@ -1519,6 +1609,7 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
     snap->used = shm_zone->shm.size - shpool->pfree * ngx_pagesize;
     snap->records = sh->nrecords;
     snap->evicted = sh->evicted;
+    ngx_http_postback_keys_stats(sh->keys, &snap->keys);
 
     for (i = 0; i < NGX_HTTP_POSTBACK_COUNTERS; i++) {
         snap->counters[i] = sh->counters[i];
@@ -1639,8 +1730,9 @@ ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
         v->req.body.len = 0;
     }
 
-    size = d->cb->name_len + v->req.event.len + v->req.fields.len
-           + v->req.url.len + v->req.headers.len + v->req.body.len;
+    size = d->cb->name_len + v->req.event.len + v->req.key.len
+           + v->req.fields.len + v->req.url.len + v->req.headers.len
+           + v->req.body.len;
 
     for (a = d->attempts; a; a = a->next) {
         size += a->error_len + a->response_len;
@@ -1664,10 +1756,12 @@ ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
     p = ngx_cpymem(p, d->cb->name, d->cb->name_len);
 
     /* the request's parts, moved from the record to the pool */
-    size = v->req.event.len + v->req.fields.len + v->req.url.len;
+    size = v->req.event.len + v->req.key.len + v->req.fields.len
+           + v->req.url.len;
     ngx_memcpy(p, d->data, size);
     v->req.event.data = p;
-    v->req.fields.data = p + v->req.event.len;
+    v->req.key.data = p + v->req.event.len;
+    v->req.fields.data = v->req.key.data + v->req.key.len;
     v->req.url.data = v->req.fields.data + v->req.fields.len;
     p += size;
 
@@ -1726,8 +1820,11 @@ ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
 
     } else if (d->manual || d->cb->disabled
                || d->state == NGX_HTTP_POSTBACK_SENDING
-               || d->state == NGX_HTTP_POSTBACK_PAUSED)
+               || d->state == NGX_HTTP_POSTBACK_PAUSED
+               || d->state == NGX_HTTP_POSTBACK_SCHEDULED
+               || d->state == NGX_HTTP_POSTBACK_CANCELLED)
     {
+        /* a timeout event was never an event, or not yet */
         rc = NGX_BUSY;
 
     } else {

@@ -105,8 +105,9 @@ pb_journal_payload_size(const pb_journal_record_t *r)
         return 8 + 1 + 4 + r->id.len;
     }
 
-    return 8 + 1 + 8 + 7 * 4 + r->id.len + r->callback.len + r->event.len
-           + r->url.len + r->headers.len + r->body.len + r->fields.len;
+    return 8 + 1 + 8 + 8 * 4 + r->id.len + r->callback.len + r->event.len
+           + r->url.len + r->headers.len + r->body.len + r->fields.len
+           + r->key.len + 8;
 }
 
 
@@ -143,6 +144,8 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
         p = pb_put_bytes(p, &r->headers);
         p = pb_put_bytes(p, &r->body);
         p = pb_put_bytes(p, &r->fields);
+        p = pb_put_bytes(p, &r->key);
+        p = pb_put64(p, r->armed);
     }
 
     return pb_put32(p, (uint32_t) crc32(0, payload, (uInt) (p - payload)));
@@ -270,6 +273,20 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
 
     if (current && p) {
         p = pb_get_bytes(p, end, &r->fields);
+    }
+
+    /* the key and armed came later: records written before lack them */
+    if (current && p && p < end) {
+        p = pb_get_bytes(p, end, &r->key);
+    }
+
+    if (current && p && p < end) {
+        if (end - p < 8) {
+            return NULL;
+        }
+
+        r->armed = pb_get64(p);
+        p += 8;
     }
 
     return p;

@@ -5,9 +5,12 @@
  * A record: "PBJ", its type, the payload's length (4 bytes, big-endian),
  * the payload, its CRC-32 (4 bytes).  Payload of a created record ('D'):
  * the writer's tag (8 bytes), method (1 byte), created (8 bytes, ms), then
- * id, callback, event, url, headers, body and fields, each as a 4-byte
- * length and its bytes.  Payload of a finished record ('E'): the writer's
- * tag (8 bytes), the state it ended in (1 byte), the id as above.
+ * id, callback, event, url, headers, body, fields and key, each as a
+ * 4-byte length and its bytes, then armed (8 bytes).  Records written
+ * before keys existed end after the fields, those written before timeout
+ * events after the key: they are read with an empty key, armed 0.
+ * Payload of a finished record ('E'): the writer's tag (8 bytes), the
+ * state it ended in (1 byte), the id as above.
  *
  * Journals of version 0.1 hold 'C' and 'F' records: 'D' and 'E' without
  * tag, fields and state.  They are read, never written.
@@ -47,6 +50,8 @@ typedef struct {
     pb_bytes_t  headers;
     pb_bytes_t  body;
     pb_bytes_t  fields;     /* pb_fields packed */
+    pb_bytes_t  key;        /* postback_key's value, or empty */
+    uint64_t    armed;      /* a timeout event's: its key's change, ms */
 } pb_journal_record_t;
 
 

@@ -130,3 +130,57 @@ pb_sign(const unsigned char *key, size_t key_len, const char *id,
 
     return 0;
 }
+
+
+static int
+pb_digest_part(EVP_MD_CTX *md, const char *p, size_t len)
+{
+    int            i;
+    unsigned char  prefix[8];
+
+    for (i = 0; i < 8; i++) {
+        prefix[i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
+    }
+
+    return EVP_DigestUpdate(md, prefix, sizeof(prefix))
+           && EVP_DigestUpdate(md, p, len);
+}
+
+
+int
+pb_webhook_id(const char *callback, size_t callback_len, const char *key,
+    size_t key_len, const char *event, size_t event_len, char *out)
+{
+    int             ok;
+    size_t          i;
+    EVP_MD_CTX     *md;
+    unsigned char   digest[EVP_MAX_MD_SIZE];
+
+    static const char  hex[] = "0123456789abcdef";
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return -1;
+    }
+
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL)
+         && pb_digest_part(md, callback, callback_len)
+         && pb_digest_part(md, key, key_len)
+         && pb_digest_part(md, event, event_len)
+         && EVP_DigestFinal_ex(md, digest, NULL);
+
+    EVP_MD_CTX_free(md);
+
+    if (!ok) {
+        return -1;
+    }
+
+    memcpy(out, "msg_", 4);
+
+    for (i = 0; i < (PB_WEBHOOK_ID_LEN - 4) / 2; i++) {
+        out[4 + 2 * i] = hex[digest[i] >> 4];
+        out[5 + 2 * i] = hex[digest[i] & 0xf];
+    }
+
+    return 0;
+}

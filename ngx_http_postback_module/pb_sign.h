@@ -29,4 +29,19 @@ int pb_sign(const unsigned char *key, size_t key_len, const char *id,
     size_t id_len, uint64_t timestamp, const unsigned char *body,
     size_t body_len, char *out);
 
+/* "msg_" and 24 hex digits, as every delivery id */
+#define PB_WEBHOOK_ID_LEN  28
+
+/*
+ * The webhook-id of a keyed delivery, written into out (PB_WEBHOOK_ID_LEN
+ * bytes, not NUL-terminated): "msg_" and the first 12 bytes, in hex, of
+ * SHA-256 over the callback, the key and the event, each preceded by its
+ * length (8 bytes, big-endian) so that no two triples read the same.  The
+ * same update gets the same id on any node, before or after a restart.
+ * Returns 0, or -1 when out of memory.
+ */
+int pb_webhook_id(const char *callback, size_t callback_len,
+    const char *key, size_t key_len, const char *event, size_t event_len,
+    char *out);
+
 #endif /* PB_SIGN_H */

@@ -17,6 +17,10 @@ like $out, qr/== members area \(POST JSON\) received 3 callbacks/,
 like $out, qr/== affiliate tracker \(GET postback\) received 2 callbacks/,
     'the tracker got its postbacks';
 like $out, qr/webhook-signature: v1,/, 'signatures shown';
+like $out, qr/== capture: \d+ events sent on, 1 repeated status not sent/,
+    'the reloaded thank-you page sent nothing';
+like $out, qr/"event" : "CHARGEBACK".*"transaction" : "HP1042"/s,
+    "the provider's notification became a callback";
 like $out, qr/x-api-key: \[secret\]/, 'the secret header shown hidden';
 like $out, qr/"X-Api-Key: \[secret\]"/, '... also in the delivery detail';
 like $out, qr/error log: clean/, 'error log clean';

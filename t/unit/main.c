@@ -34,6 +34,7 @@ static const unit_suite_t  unit_suites[] = {
     { journal_tests, &journal_ntests },
     { policy_tests, &policy_ntests },
     { fields_tests, &fields_ntests },
+    { form_tests, &form_ntests },
 };
 
 static const char  *unit_current;

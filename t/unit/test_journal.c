@@ -50,13 +50,15 @@ static const pb_journal_record_t  full = {
                  "X-Bin: \x00\x01\x7f\x80\xfe\xff\r\n"),
     .body = B("{\"k\":\"\0\"}\0\xff"),
     .fields = B("\0\0\0\6" "amount" "\0\0\0\5" "19.99"
-                "\0\0\0\0" "\0\0\0\2" "\0\xff")
+                "\0\0\0\0" "\0\0\0\2" "\0\xff"),
+    .key = B("T-1\0\xff"),
+    .armed = 0x0102030405060708ULL
 };
 
 static const pb_journal_record_t  empty_created = {
     .type = PB_JOURNAL_CREATED,
     .id = B(""), .callback = B(""), .event = B(""), .url = B(""),
-    .headers = B(""), .body = B(""), .fields = B("")
+    .headers = B(""), .body = B(""), .fields = B(""), .key = B("")
 };
 
 static const pb_journal_record_t  finished = {
@@ -107,6 +109,9 @@ as_read(const pb_journal_record_t *r)
         want.state = 0;
         want.fields.data = NULL;
         want.fields.len = 0;
+        want.key.data = NULL;
+        want.key.len = 0;
+        want.armed = 0;
     }
 
     return want;
@@ -137,8 +142,9 @@ byte_fields(const pb_journal_record_t *r, const pb_bytes_t **f)
     f[4] = &r->headers;
     f[5] = &r->body;
     f[6] = &r->fields;
+    f[7] = &r->key;
 
-    return 7;
+    return 8;
 }
 
 
@@ -148,7 +154,7 @@ legacy_payload(const pb_journal_record_t *r, size_t *size)
 {
     size_t             i, n;
     unsigned char     *buf, *p;
-    const pb_bytes_t  *f[7];
+    const pb_bytes_t  *f[8];
 
     if (r->type == LEGACY_FINISHED) {
         *size = 4 + r->id.len;
@@ -158,8 +164,8 @@ legacy_payload(const pb_journal_record_t *r, size_t *size)
         return buf;
     }
 
-    /* all but the fields */
-    n = byte_fields(r, f) - 1;
+    /* all but the fields and the key */
+    n = byte_fields(r, f) - 2;
 
     *size = LEGACY_CREATED_FIXED;
 
@@ -255,7 +261,8 @@ record_eq(const pb_journal_record_t *got, const pb_journal_record_t *want)
                && got->method == 0 && got->created == 0
                && got->callback.len == 0 && got->event.len == 0
                && got->url.len == 0 && got->headers.len == 0
-               && got->body.len == 0 && got->fields.len == 0;
+               && got->body.len == 0 && got->fields.len == 0
+               && got->key.len == 0 && got->armed == 0;
     }
 
     return got->state == 0
@@ -266,7 +273,9 @@ record_eq(const pb_journal_record_t *got, const pb_journal_record_t *want)
            && bytes_eq(&got->url, &want->url)
            && bytes_eq(&got->headers, &want->headers)
            && bytes_eq(&got->body, &want->body)
-           && bytes_eq(&got->fields, &want->fields);
+           && bytes_eq(&got->fields, &want->fields)
+           && bytes_eq(&got->key, &want->key)
+           && got->armed == want->armed;
 }
 
 
@@ -276,7 +285,7 @@ fields_inside(const pb_journal_record_t *r, const unsigned char *buf,
     size_t len)
 {
     size_t             i, n;
-    const pb_bytes_t  *f[7];
+    const pb_bytes_t  *f[8];
 
     n = byte_fields(r, f);
 
@@ -425,18 +434,21 @@ test_layout(void)
         .created = 0x1112131415161718ULL,
         .id = B("i"), .callback = B("c"), .event = B("e"), .url = B("u"),
         .headers = B(""), .body = B("b"),
-        .fields = B("\0\0\0\1" "n" "\0\0\0\1" "v")
+        .fields = B("\0\0\0\1" "n" "\0\0\0\1" "v"), .key = B("k"),
+        .armed = 0x2122232425262728ULL
     };
 
     check_layout(&e, S("PBJE" "\0\0\0\x0f"
                        "\1\2\3\4\5\6\7\x08" "\7" "\0\0\0\2" "ab"));
 
-    check_layout(&d, S("PBJD" "\0\0\0\x3c"
+    check_layout(&d, S("PBJD" "\0\0\0\x49"
                        "\1\2\3\4\5\6\7\x08" "P"
                        "\x11\x12\x13\x14\x15\x16\x17\x18"
                        "\0\0\0\1" "i" "\0\0\0\1" "c" "\0\0\0\1" "e"
                        "\0\0\0\1" "u" "\0\0\0\0" "\0\0\0\1" "b"
-                       "\0\0\0\x0a" "\0\0\0\1" "n" "\0\0\0\1" "v"));
+                       "\0\0\0\x0a" "\0\0\0\1" "n" "\0\0\0\1" "v"
+                       "\0\0\0\1" "k"
+                       "\x21\x22\x23\x24\x25\x26\x27\x28"));
 
     /* the hand-made 0.1 frames these tests use */
     check_layout(&(pb_journal_record_t) { .type = LEGACY_FINISHED,
@@ -454,7 +466,7 @@ test_size_is_written_length(void)
 
     /* encode() checks the writer's end against pb_journal_size() */
     buf = encode(&empty_created, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL);
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL);
     free(buf);
 
     buf = encode(&empty_finished, &len);
@@ -462,9 +474,10 @@ test_size_is_written_length(void)
     free(buf);
 
     buf = encode(&full, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL + full.id.len
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL + full.id.len
                  + full.callback.len + full.event.len + full.url.len
-                 + full.headers.len + full.body.len + full.fields.len);
+                 + full.headers.len + full.body.len + full.fields.len
+                 + full.key.len);
     free(buf);
 
     buf = encode(&finished, &len);
@@ -481,9 +494,9 @@ test_size_is_written_length(void)
     memset((unsigned char *) r.fields.data, 0x5a, r.fields.len);
 
     buf = encode(&r, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 7 * 4 + TAIL + r.id.len
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL + r.id.len
                  + r.callback.len + r.event.len + r.url.len + r.headers.len
-                 + 100000 + 70000);
+                 + r.key.len + 100000 + 70000);
     free(buf);
 
     check_round_trip(&r);
@@ -776,16 +789,20 @@ static void
 length_offsets(const pb_journal_record_t *rec, size_t *id_at,
     size_t *last_at, uint32_t *last_len)
 {
-    size_t          len;
+    size_t          len, after;
     unsigned char  *buf;
 
     buf = encode(rec, &len);
     free(buf);
 
+    /* what follows the last length-prefixed field: armed, in a 'D' */
+    after = 0;
+
     switch (rec->type) {
     case PB_JOURNAL_CREATED:
         *id_at = CREATED_FIXED;
-        *last_len = (uint32_t) rec->fields.len;
+        *last_len = (uint32_t) rec->key.len;
+        after = 8;
         break;
     case PB_JOURNAL_FINISHED:
         *id_at = FINISHED_FIXED;
@@ -801,7 +818,7 @@ length_offsets(const pb_journal_record_t *rec, size_t *id_at,
         break;
     }
 
-    *last_at = len - HEAD - TAIL - *last_len - 4;
+    *last_at = len - HEAD - TAIL - after - *last_len - 4;
 }
 
 
@@ -829,6 +846,12 @@ test_length_disagrees_with_fields(void)
               == PB_JOURNAL_CORRUPT);
         CHECK(read_edited(&rec, 4, NULL, 0, (size_t) -1, 0)
               == PB_JOURNAL_CORRUPT);
+
+        /* without armed, a 'D' reads as written before timeout events */
+        if (rec.type == PB_JOURNAL_CREATED) {
+            CHECK(read_edited(&rec, 8, NULL, 0, (size_t) -1, 0)
+                  == PB_JOURNAL_OK);
+        }
 
         /* the lengths of the id and of the last field: off by one, huge */
         length_offsets(&rec, &id_at, &last_at, &last_len);
@@ -877,7 +900,16 @@ test_short_payloads(void)
         { PB_JOURNAL_CREATED, CREATED_FIXED, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_CREATED, CREATED_FIXED + 7 * 4 - 1,
           PB_JOURNAL_CORRUPT },
+        /* written before keys: no key at all */
         { PB_JOURNAL_CREATED, CREATED_FIXED + 7 * 4, PB_JOURNAL_OK },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 7 * 4 + 3,
+          PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4, PB_JOURNAL_OK },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 7,
+          PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 8, PB_JOURNAL_OK },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 9,
+          PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, 0, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, 8, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, FINISHED_FIXED, PB_JOURNAL_CORRUPT },
@@ -1048,10 +1080,10 @@ test_legacy_written_as_current(void)
         again = unit_alloc(n);
         CHECK(pb_journal_write(again, &got) == again + n);
 
-        /* the tag and fields, or the tag and state, are added */
+        /* the tag, fields, key, armed, or the tag and state, are added */
         if (rec.type == LEGACY_CREATED) {
             CHECK(again[3] == PB_JOURNAL_CREATED);
-            CHECK(n == len + 8 + 4);
+            CHECK(n == len + 8 + 4 + 4 + 8);
 
         } else {
             CHECK(again[3] == PB_JOURNAL_FINISHED);

@@ -1,7 +1,7 @@
 /*
  * Unit tests of pb_sign: the Standard Webhooks specification's published
  * example, secrets that are not "whsec_<base64>", a fresh timestamp
- * changing the signature.
+ * changing the signature; derived webhook ids (stable, distinct).
  */
 
 #include <string.h>
@@ -57,10 +57,48 @@ test_bad_secrets(void)
 }
 
 
+static void
+test_webhook_id(void)
+{
+    size_t  i;
+    char    a[PB_WEBHOOK_ID_LEN], b[PB_WEBHOOK_ID_LEN];
+
+    CHECK(pb_webhook_id(S("members"), S("T-1"), S("APPROVED"), a) == 0);
+    CHECK(memcmp(a, "msg_", 4) == 0);
+
+    for (i = 4; i < PB_WEBHOOK_ID_LEN; i++) {
+        CHECK((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f'));
+    }
+
+    /* the same update: the same id */
+    CHECK(pb_webhook_id(S("members"), S("T-1"), S("APPROVED"), b) == 0);
+    CHECK(memcmp(a, b, PB_WEBHOOK_ID_LEN) == 0);
+
+    /* another event, key or callback: another id */
+    CHECK(pb_webhook_id(S("members"), S("T-1"), S("REFUNDED"), b) == 0);
+    CHECK(memcmp(a, b, PB_WEBHOOK_ID_LEN) != 0);
+    CHECK(pb_webhook_id(S("members"), S("T-2"), S("APPROVED"), b) == 0);
+    CHECK(memcmp(a, b, PB_WEBHOOK_ID_LEN) != 0);
+    CHECK(pb_webhook_id(S("tracker"), S("T-1"), S("APPROVED"), b) == 0);
+    CHECK(memcmp(a, b, PB_WEBHOOK_ID_LEN) != 0);
+
+    /* the parts' bounds count: "ab" + "c" is not "a" + "bc" */
+    CHECK(pb_webhook_id(S("x"), S("ab"), S("c"), a) == 0);
+    CHECK(pb_webhook_id(S("x"), S("a"), S("bc"), b) == 0);
+    CHECK(memcmp(a, b, PB_WEBHOOK_ID_LEN) != 0);
+
+    /* a fixed vector: ids must not change between versions */
+    CHECK(pb_webhook_id(S("members"), S("T-1"), S("APPROVED"), a) == 0);
+    CHECK(unit_bytes_eq(a, PB_WEBHOOK_ID_LEN,
+                        S("msg_228abb07582aeadf9c651d4a")));
+}
+
+
 const unit_test_t  sign_tests[] = {
     UNIT_TEST(test_spec_vector),
     UNIT_TEST(test_timestamp_matters),
     UNIT_TEST(test_bad_secrets),
+    UNIT_TEST(test_webhook_id),
 };
 
 const size_t  sign_ntests = sizeof(sign_tests) / sizeof(sign_tests[0]);

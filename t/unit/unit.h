@@ -68,5 +68,7 @@ extern const unit_test_t  policy_tests[];
 extern const size_t       policy_ntests;
 extern const unit_test_t  fields_tests[];
 extern const size_t       fields_ntests;
+extern const unit_test_t  form_tests[];
+extern const size_t       form_ntests;
 
 #endif /* UNIT_H */
