@@ -62,6 +62,13 @@ well_formed(const pb_journal_record_t *r)
         return r->state == 0;
     }
 
+    if (r->type == PB_JOURNAL_KEY) {
+        return r->state == 0 && r->method == 0 && r->armed == 0
+               && r->id.len == 0 && r->callback.len == 0
+               && r->url.len == 0 && r->headers.len == 0
+               && r->body.len == 0 && r->fields.len == 0;
+    }
+
     return r->type == PB_JOURNAL_FINISHED
            && r->method == 0 && r->created == 0
            && r->callback.len == 0 && r->event.len == 0
@@ -167,8 +174,32 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
 static int
 same_id(const pb_journal_entry_t *a, const pb_journal_entry_t *b)
 {
-    return a->id_len == b->id_len
+    return (a->type == PB_JOURNAL_KEY) == (b->type == PB_JOURNAL_KEY)
+           && a->id_len == b->id_len
            && (a->id_len == 0 || memcmp(a->id, b->id, a->id_len) == 0);
+}
+
+
+/* a key record is live when no later change of its key outranks it */
+static int
+key_live(const pb_journal_entry_t *e, size_t n, size_t i)
+{
+    size_t  k;
+
+    if (e[i].removed) {
+        return 0;
+    }
+
+    for (k = 0; k < n; k++) {
+        if (k != i && same_id(&e[i], &e[k])
+            && (e[k].stamp > e[i].stamp
+                || (e[k].stamp == e[i].stamp && k > i)))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -176,7 +207,8 @@ same_id(const pb_journal_entry_t *a, const pb_journal_entry_t *b)
  * The whole input as a journal: listed in order, a few records at a time
  * (as a reader with a small list does), each listed one reading back at
  * its place; the live ones are the first created record of each id that
- * no finished record names, and only those.
+ * no finished record names, and the latest change of each key still in
+ * the table, and only those.
  */
 
 static void
@@ -221,6 +253,14 @@ check_scan(const uint8_t *data, size_t size)
     }
 
     for (i = 0; i < n; i++) {
+        if (e[i].type == PB_JOURNAL_KEY) {
+            if (e[i].live != key_live(e, n, i)) {
+                abort();
+            }
+
+            continue;
+        }
+
         finished = 0;
         first = (e[i].type == PB_JOURNAL_CREATED);
 

@@ -5,11 +5,14 @@
  * The key table of postback_key: the last event seen for each key (a
  * transaction), so that a status shown again sends nothing.  It lives in
  * the zone, under the zone's lock, and survives reloads; when the zone
- * needs room, the least recently seen keys go first.
+ * needs room, the least recently seen keys go first.  With a spool, each
+ * change, and each key that leaves, is written to the journal (a key
+ * record), from which a start restores the table.
  */
 
 
 #include "ngx_http_postback_module.h"
+#include "pb_journal.h"
 
 
 typedef struct {
@@ -28,20 +31,27 @@ struct ngx_http_postback_keys_s {
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   lru;
     uint64_t                      last;     /* the latest change's stamp */
+    uint64_t                      bytes;    /* of their key records */
     uint64_t                      count;
     uint64_t                      evicted;
 };
 
 
+static ngx_http_postback_key_t *ngx_http_postback_keys_find(
+    ngx_http_postback_keys_t *keys, ngx_str_t *key, uint32_t *hash);
+static uint64_t ngx_http_postback_keys_stamp(ngx_http_postback_keys_t *keys,
+    uint64_t now);
 static ngx_int_t ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k,
     ngx_str_t *key, uint32_t hash, ngx_str_t *event, uint64_t now,
-    uint64_t *changed);
+    uint64_t changed);
 static ngx_http_postback_key_t *ngx_http_postback_keys_store(
     ngx_slab_pool_t *shpool, ngx_http_postback_keys_t *keys, ngx_str_t *key,
     uint32_t hash, ngx_str_t *event);
 static void ngx_http_postback_keys_free(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k);
+static size_t ngx_http_postback_key_record_size(size_t key_len,
+    size_t event_len);
 
 
 /* a fresh zone's table */
@@ -84,13 +94,11 @@ ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     keys = ngx_http_postback_zone_keys(shm_zone);
-    hash = ngx_crc32_long(key->data, key->len);
     now = ngx_http_postback_now();
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    k = (ngx_http_postback_key_t *) ngx_str_rbtree_lookup(&keys->tree, key,
-                                                          hash);
+    k = ngx_http_postback_keys_find(keys, key, &hash);
 
     if (k && k->event_len == event->len
         && ngx_memcmp(k->data + key->len, event->data, event->len) == 0)
@@ -104,8 +112,12 @@ ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
         return NGX_DECLINED;
     }
 
+    *changed = ngx_http_postback_keys_stamp(keys, now);
+
     rc = ngx_http_postback_keys_set(shpool, keys, k, key, hash, event, now,
-                                    changed);
+                                    *changed);
+
+    ngx_http_postback_spool_key(key, event, *changed);
 
     ngx_shmtx_unlock(&shpool->mutex);
 
@@ -125,41 +137,100 @@ ngx_http_postback_keys_fire_locked(ngx_slab_pool_t *shpool,
     uint64_t armed)
 {
     uint32_t                  hash;
-    uint64_t                  changed;
     ngx_http_postback_key_t  *k;
 
-    hash = ngx_crc32_long(key->data, key->len);
-
-    k = (ngx_http_postback_key_t *) ngx_str_rbtree_lookup(&keys->tree, key,
-                                                          hash);
-
+    k = ngx_http_postback_keys_find(keys, key, &hash);
 
     if (k && k->changed != armed) {
         return 0;
     }
 
+    /*
+     * The same change's stamp: the other timeout events it armed (another
+     * callback's, a later one) still fire; a change after cancels them.
+     */
     (void) ngx_http_postback_keys_set(shpool, keys, k, key, hash, event,
-                                      ngx_http_postback_now(), &changed);
+                                      ngx_http_postback_now(), armed);
+
+    ngx_http_postback_spool_key(key, event, armed);
 
     return 1;
 }
 
 
 /*
- * Under the lock: event is key's last one from `now`; k: its entry, if
- * any.  *changed: the change's stamp, `now` or just after the table's
- * latest, so that two changes within a millisecond are told apart.
+ * A key read from the journal: its change, unless the table has a later
+ * one; an empty event: the key left the table.
+ */
+
+void
+ngx_http_postback_keys_restore(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
+    ngx_str_t *event, uint64_t changed)
+{
+    uint32_t                   hash;
+    ngx_slab_pool_t           *shpool;
+    ngx_http_postback_key_t   *k;
+    ngx_http_postback_keys_t  *keys;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    keys = ngx_http_postback_zone_keys(shm_zone);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    k = ngx_http_postback_keys_find(keys, key, &hash);
+
+    if (k == NULL || k->changed <= changed) {
+        keys->last = ngx_max(keys->last, changed);
+
+        if (event->len) {
+            (void) ngx_http_postback_keys_set(shpool, keys, k, key, hash,
+                                              event, ngx_http_postback_now(),
+                                              changed);
+
+        } else if (k) {
+            ngx_http_postback_keys_free(shpool, keys, k);
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* under the lock: key's entry, or NULL; *hash: the key's */
+
+static ngx_http_postback_key_t *
+ngx_http_postback_keys_find(ngx_http_postback_keys_t *keys, ngx_str_t *key,
+    uint32_t *hash)
+{
+    *hash = ngx_crc32_long(key->data, key->len);
+
+    return (ngx_http_postback_key_t *) ngx_str_rbtree_lookup(&keys->tree, key,
+                                                             *hash);
+}
+
+
+/* a new change's stamp: now, or just after the table's latest one */
+
+static uint64_t
+ngx_http_postback_keys_stamp(ngx_http_postback_keys_t *keys, uint64_t now)
+{
+    keys->last = ngx_max(now, keys->last + 1);
+
+    return keys->last;
+}
+
+
+/*
+ * Under the lock: event is key's last one, seen `now`, changed at
+ * `changed`; k: its entry, if any.  NGX_ERROR: no room to keep it.
  */
 
 static ngx_int_t
 ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k,
     ngx_str_t *key, uint32_t hash, ngx_str_t *event, uint64_t now,
-    uint64_t *changed)
+    uint64_t changed)
 {
-    *changed = ngx_max(now, keys->last + 1);
-    keys->last = *changed;
-
     if (k) {
         ngx_http_postback_keys_free(shpool, keys, k);
     }
@@ -174,7 +245,7 @@ ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
     }
 
     k->seen = now;
-    k->changed = *changed;
+    k->changed = changed;
 
     return NGX_OK;
 }
@@ -213,6 +284,7 @@ ngx_http_postback_keys_store(ngx_slab_pool_t *shpool,
     ngx_rbtree_insert(&keys->tree, &k->sn.node);
     ngx_queue_insert_tail(&keys->lru, &k->queue);
     keys->count++;
+    keys->bytes += ngx_http_postback_key_record_size(key->len, event->len);
 
     return k;
 }
@@ -224,14 +296,23 @@ ngx_flag_t
 ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys)
 {
+    ngx_str_t                 none;
+    ngx_http_postback_key_t  *k;
+
     if (ngx_queue_empty(&keys->lru)) {
         return 0;
     }
 
-    ngx_http_postback_keys_free(shpool, keys,
-                                ngx_queue_data(ngx_queue_head(&keys->lru),
-                                               ngx_http_postback_key_t,
-                                               queue));
+    k = ngx_queue_data(ngx_queue_head(&keys->lru), ngx_http_postback_key_t,
+                       queue);
+
+    /* the journal learns that it left, before its bytes go */
+    ngx_str_null(&none);
+    ngx_http_postback_spool_key(&k->sn.str, &none,
+                                ngx_http_postback_keys_stamp(keys,
+                                    ngx_http_postback_now()));
+
+    ngx_http_postback_keys_free(shpool, keys, k);
     keys->evicted++;
 
     return 1;
@@ -245,6 +326,8 @@ ngx_http_postback_keys_free(ngx_slab_pool_t *shpool,
     ngx_rbtree_delete(&keys->tree, &k->sn.node);
     ngx_queue_remove(&k->queue);
     keys->count--;
+    keys->bytes -= ngx_http_postback_key_record_size(k->sn.str.len,
+                                                     k->event_len);
 
     ngx_slab_free_locked(shpool, k);
 }
@@ -258,4 +341,29 @@ ngx_http_postback_keys_stats(ngx_http_postback_keys_t *keys,
 {
     stats->count = keys->count;
     stats->evicted = keys->evicted;
+}
+
+
+/* under the lock: the bytes of the key records the journal must keep */
+
+uint64_t
+ngx_http_postback_keys_journal_bytes(ngx_http_postback_keys_t *keys)
+{
+    return keys->bytes;
+}
+
+
+/* the size of a key's record in the journal */
+
+static size_t
+ngx_http_postback_key_record_size(size_t key_len, size_t event_len)
+{
+    pb_journal_record_t  rec;
+
+    ngx_memzero(&rec, sizeof(pb_journal_record_t));
+    rec.type = PB_JOURNAL_KEY;
+    rec.key.len = key_len;
+    rec.event.len = event_len;
+
+    return pb_journal_size(&rec);
 }

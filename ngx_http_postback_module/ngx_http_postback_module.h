@@ -563,8 +563,11 @@ ngx_flag_t ngx_http_postback_keys_fire_locked(ngx_slab_pool_t *shpool,
     uint64_t armed);
 ngx_flag_t ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys);
+void ngx_http_postback_keys_restore(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *key, ngx_str_t *event, uint64_t changed);
 void ngx_http_postback_keys_stats(ngx_http_postback_keys_t *keys,
     ngx_http_postback_keys_stats_t *stats);
+uint64_t ngx_http_postback_keys_journal_bytes(ngx_http_postback_keys_t *keys);
 void ngx_http_postback_spool_stats(void *spool,
     ngx_http_postback_spool_stats_t *stats);
 ngx_int_t ngx_http_postback_spool_init(ngx_cycle_t *cycle,
@@ -572,6 +575,8 @@ ngx_int_t ngx_http_postback_spool_init(ngx_cycle_t *cycle,
 void ngx_http_postback_spool_keep(ngx_shm_zone_t *shm_zone,
     ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req);
 void ngx_http_postback_spool_flush(void);
+void ngx_http_postback_spool_key(ngx_str_t *key, ngx_str_t *event,
+    uint64_t changed);
 void ngx_http_postback_spool_leave(void);
 void ngx_http_postback_spool_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle);

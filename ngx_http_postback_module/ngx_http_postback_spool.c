@@ -180,6 +180,8 @@ static void ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b,
 static void ngx_http_postback_spool_end(u_char *id);
 static ngx_int_t ngx_http_postback_kept_add(ngx_http_postback_jitem_t *item,
     ngx_flag_t spilled);
+static ngx_int_t ngx_http_postback_kept_record(pb_journal_record_t *rec,
+    u_char *id, ngx_flag_t spilled);
 static void ngx_http_postback_written(ngx_http_postback_job_t *job);
 static void ngx_http_postback_spool_retry(ngx_event_t *ev);
 static void ngx_http_postback_spool_tick_handler(ngx_event_t *ev);
@@ -190,6 +192,7 @@ static void ngx_http_postback_read_up_to(ngx_http_postback_job_t *job,
     off_t tail, off_t waiting, int64_t waiting_bytes, ngx_flag_t first);
 static off_t ngx_http_postback_ingest(ngx_http_postback_job_t *job,
     ngx_flag_t first, int64_t *waiting_bytes);
+static void ngx_http_postback_ingest_key(pb_journal_record_t *rec);
 static ngx_int_t ngx_http_postback_ingest_one(pb_journal_record_t *rec,
     size_t size, uint64_t grace, ngx_flag_t counted, ngx_flag_t room);
 static void ngx_http_postback_ingest_log(ngx_http_postback_job_t *job,
@@ -520,27 +523,73 @@ static ngx_int_t
 ngx_http_postback_kept_add(ngx_http_postback_jitem_t *item,
     ngx_flag_t spilled)
 {
+    pb_journal_record_t  rec;
+
+    ngx_http_postback_journal_record(item, &rec);
+
+    return ngx_http_postback_kept_record(&rec, item->id, spilled);
+}
+
+
+/* a record into the next batch; id: its delivery's, or NULL */
+
+static ngx_int_t
+ngx_http_postback_kept_record(pb_journal_record_t *rec, u_char *id,
+    ngx_flag_t spilled)
+{
     size_t                      size;
-    pb_journal_record_t         rec;
     ngx_http_postback_jref_t   *ref;
     ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
 
-    ngx_http_postback_journal_record(item, &rec);
-    size = pb_journal_size(&rec);
+    size = pb_journal_size(rec);
 
     if (ngx_http_postback_batch_room(&sp->kept, size, 1) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    pb_journal_write(sp->kept.buf + sp->kept.len, &rec);
+    pb_journal_write(sp->kept.buf + sp->kept.len, rec);
     sp->kept.len += size;
 
     ref = &sp->kept.refs[sp->kept.nrefs++];
     ngx_memzero(ref, sizeof(ngx_http_postback_jref_t));
     ref->spilled = spilled;
-    ngx_memcpy(ref->id, item->id, NGX_HTTP_POSTBACK_ID_LEN);
+
+    if (id) {
+        ngx_memcpy(ref->id, id, NGX_HTTP_POSTBACK_ID_LEN);
+    }
 
     return NGX_OK;
+}
+
+
+/*
+ * A change of the key table (an empty event: the key left it), for the
+ * journal; the zone's lock may be held: only memory is touched.  Past
+ * what a worker holds while writes fail, a change is not written: a
+ * restart then forgets it.
+ */
+
+void
+ngx_http_postback_spool_key(ngx_str_t *key, ngx_str_t *event,
+    uint64_t changed)
+{
+    pb_journal_record_t         rec;
+    ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
+
+    if (sp->shm_zone == NULL || sp->kept.len >= NGX_HTTP_POSTBACK_KEPT_MAX) {
+        return;
+    }
+
+    ngx_memzero(&rec, sizeof(pb_journal_record_t));
+    rec.type = PB_JOURNAL_KEY;
+    rec.tag = sp->tag;
+    rec.created = changed;
+    rec.key.data = key->data;
+    rec.key.len = key->len;
+    rec.event.data = event->data;
+    rec.event.len = event->len;
+
+    (void) ngx_http_postback_kept_record(&rec, NULL, 0);
 }
 
 
@@ -1121,12 +1170,19 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
         counted = (e->tag == job->tag || at < job->tail);
 
         if ((e->type == PB_JOURNAL_CREATED && !e->live)
-            || (e->type == PB_JOURNAL_FINISHED && counted))
+            || (e->type == PB_JOURNAL_FINISHED && counted)
+            || (e->type == PB_JOURNAL_KEY && (!e->live || e->tag == job->tag)))
         {
             continue;
         }
 
         (void) pb_journal_read(job->buf + e->offset, e->size, &rec, &used);
+
+        if (rec.type == PB_JOURNAL_KEY) {
+            /* another zone's, or this one's of before a start */
+            ngx_http_postback_ingest_key(&rec);
+            continue;
+        }
 
         if (rec.type == PB_JOURNAL_FINISHED) {
             if (rec.id.len == NGX_HTTP_POSTBACK_ID_LEN) {
@@ -1193,6 +1249,21 @@ ngx_http_postback_ingest_log(ngx_http_postback_job_t *job, ngx_flag_t first,
                       "configuration taken over", job->path,
                       counts[0] + counts[1]);
     }
+}
+
+
+static void
+ngx_http_postback_ingest_key(pb_journal_record_t *rec)
+{
+    ngx_str_t  key, event;
+
+    key.data = (u_char *) rec->key.data;
+    key.len = rec->key.len;
+    event.data = (u_char *) rec->event.data;
+    event.len = rec->event.len;
+
+    ngx_http_postback_keys_restore(ngx_http_postback_spool.shm_zone, &key,
+                                   &event, rec->created);
 }
 
 
@@ -1841,10 +1912,10 @@ ngx_http_postback_read_all(ngx_http_postback_job_t *job, ngx_fd_t fd,
 
 
 /*
- * Rewrites the journal with its live created records, under an exclusive
- * lock: appenders wait, then follow the new file.  Records of another
- * zone not read yet put it off.  The new file is fsync'd before it
- * replaces the old one; a failure leaves the old one as it is.
+ * Rewrites the journal with its live created and key records, under an
+ * exclusive lock: appenders wait, then follow the new file.  Records of
+ * another zone not read yet put it off.  The new file is fsync'd before
+ * it replaces the old one; a failure leaves the old one as it is.
  */
 
 static void
@@ -1924,7 +1995,10 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
     for (i = 0; i < job->nentries; i++) {
         e = &job->entries[i];
 
-        if (!e->live || e->id_len != NGX_HTTP_POSTBACK_ID_LEN) {
+        if (!e->live
+            || (e->type != PB_JOURNAL_KEY
+                && e->id_len != NGX_HTTP_POSTBACK_ID_LEN))
+        {
             continue;
         }
 

@@ -2021,18 +2021,20 @@ ngx_http_postback_journal_set(ngx_http_postback_shctx_t *sh,
 }
 
 
-/* the bytes of the journal that unfinished deliveries need */
+/* the bytes of the journal that unfinished deliveries and keys need */
 
 uint64_t
 ngx_http_postback_zone_journal_live(ngx_shm_zone_t *shm_zone)
 {
-    uint64_t          live;
-    ngx_slab_pool_t  *shpool;
+    uint64_t                    live;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_postback_shctx_t  *sh;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
 
     ngx_shmtx_lock(&shpool->mutex);
-    live = ((ngx_http_postback_shctx_t *) shpool->data)->journal_live;
+    live = sh->journal_live + ngx_http_postback_keys_journal_bytes(sh->keys);
     ngx_shmtx_unlock(&shpool->mutex);
 
     return live;

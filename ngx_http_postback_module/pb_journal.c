@@ -22,6 +22,8 @@
 
 static int pb_journal_type(unsigned char c);
 static int pb_journal_more(const unsigned char *p, size_t len);
+static int pb_journal_same_id(const pb_journal_entry_t *x,
+    const pb_journal_entry_t *y);
 static const unsigned char *pb_journal_payload(unsigned char c,
     const unsigned char *p, const unsigned char *end,
     pb_journal_record_t *r);
@@ -105,6 +107,10 @@ pb_journal_payload_size(const pb_journal_record_t *r)
         return 8 + 1 + 4 + r->id.len;
     }
 
+    if (r->type == PB_JOURNAL_KEY) {
+        return 8 + 8 + 4 + r->key.len + 4 + r->event.len;
+    }
+
     return 8 + 1 + 8 + 8 * 4 + r->id.len + r->callback.len + r->event.len
            + r->url.len + r->headers.len + r->body.len + r->fields.len
            + r->key.len + 8;
@@ -133,6 +139,11 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
     if (r->type == PB_JOURNAL_FINISHED) {
         *p++ = (unsigned char) r->state;
         p = pb_put_bytes(p, &r->id);
+
+    } else if (r->type == PB_JOURNAL_KEY) {
+        p = pb_put64(p, r->created);
+        p = pb_put_bytes(p, &r->key);
+        p = pb_put_bytes(p, &r->event);
 
     } else {
         *p++ = (unsigned char) r->method;
@@ -223,6 +234,9 @@ pb_journal_type(unsigned char c)
     case PB_JOURNAL_FINISHED_01:
         return PB_JOURNAL_FINISHED;
 
+    case PB_JOURNAL_KEY:
+        return PB_JOURNAL_KEY;
+
     default:
         return 0;
     }
@@ -237,7 +251,8 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
 {
     int  current;
 
-    current = (c == PB_JOURNAL_CREATED || c == PB_JOURNAL_FINISHED);
+    current = (c == PB_JOURNAL_CREATED || c == PB_JOURNAL_FINISHED
+               || c == PB_JOURNAL_KEY);
 
     if (current) {
         if (end - p < 9) {
@@ -254,6 +269,19 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
         }
 
         return pb_get_bytes(p, end, &r->id);
+    }
+
+    if (r->type == PB_JOURNAL_KEY) {
+        if (end - p < 8) {
+            return NULL;
+        }
+
+        r->created = pb_get64(p);
+        p += 8;
+
+        p = pb_get_bytes(p, end, &r->key);
+
+        return p ? pb_get_bytes(p, end, &r->event) : NULL;
     }
 
     if (end - p < 9) {
@@ -319,7 +347,17 @@ pb_journal_scan(const unsigned char *buf, size_t len, pb_journal_entry_t *e,
             e[n].tag = r.tag;
             e[n].id = r.id.data;
             e[n].id_len = r.id.len;
+            e[n].stamp = 0;
+            e[n].removed = 0;
             e[n].live = 0;
+
+            if (r.type == PB_JOURNAL_KEY) {
+                e[n].id = r.key.data;
+                e[n].id_len = r.key.len;
+                e[n].stamp = r.created;
+                e[n].removed = (r.event.len == 0);
+            }
+
             n++;
             pos += used;
             continue;
@@ -385,6 +423,11 @@ pb_journal_by_id(const void *a, const void *b)
     x = *(const pb_journal_entry_t *const *) a;
     y = *(const pb_journal_entry_t *const *) b;
 
+    /* keys and delivery ids are apart: a key may look like an id */
+    if ((x->type == PB_JOURNAL_KEY) != (y->type == PB_JOURNAL_KEY)) {
+        return (x->type == PB_JOURNAL_KEY) ? 1 : -1;
+    }
+
     len = x->id_len < y->id_len ? x->id_len : y->id_len;
     rc = len ? memcmp(x->id, y->id, len) : 0;
 
@@ -400,13 +443,24 @@ pb_journal_by_id(const void *a, const void *b)
 }
 
 
+/* the same delivery's, or the same key's */
+
+static int
+pb_journal_same_id(const pb_journal_entry_t *x, const pb_journal_entry_t *y)
+{
+    return (x->type == PB_JOURNAL_KEY) == (y->type == PB_JOURNAL_KEY)
+           && x->id_len == y->id_len
+           && (x->id_len == 0 || memcmp(x->id, y->id, x->id_len) == 0);
+}
+
+
 long
 pb_journal_live(pb_journal_entry_t *e, size_t n)
 {
     long                 live;
     size_t               i, j, k;
     int                  finished;
-    pb_journal_entry_t  *first, **by_id;
+    pb_journal_entry_t  *first, *latest, **by_id;
 
     if (n == 0) {
         return 0;
@@ -425,22 +479,23 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
 
     live = 0;
 
-    /* each run of one id, oldest first */
+    /* each run of one id (or key), oldest first */
     for (i = 0; i < n; i = j) {
         finished = 0;
         first = NULL;
+        latest = NULL;
 
         for (j = i; j < n; j++) {
-            if (j > i
-                && (by_id[j]->id_len != by_id[i]->id_len
-                    || (by_id[i]->id_len
-                        && memcmp(by_id[j]->id, by_id[i]->id,
-                                  by_id[i]->id_len) != 0)))
-            {
+            if (j > i && !pb_journal_same_id(by_id[i], by_id[j])) {
                 break;
             }
 
-            if (by_id[j]->type == PB_JOURNAL_FINISHED) {
+            if (by_id[j]->type == PB_JOURNAL_KEY) {
+                if (latest == NULL || by_id[j]->stamp >= latest->stamp) {
+                    latest = by_id[j];
+                }
+
+            } else if (by_id[j]->type == PB_JOURNAL_FINISHED) {
                 finished = 1;
 
             } else if (first == NULL) {
@@ -454,6 +509,11 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
 
         if (first && !finished) {
             first->live = 1;
+            live++;
+        }
+
+        if (latest && !latest->removed) {
+            latest->live = 1;
             live++;
         }
     }

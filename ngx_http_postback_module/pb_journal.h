@@ -10,7 +10,10 @@
  * before keys existed end after the fields, those written before timeout
  * events after the key: they are read with an empty key, armed 0.
  * Payload of a finished record ('E'): the writer's tag (8 bytes), the
- * state it ended in (1 byte), the id as above.
+ * state it ended in (1 byte), the id as above.  Payload of a key record
+ * ('K', postback_key's table): the writer's tag (8 bytes), the change's
+ * stamp (8 bytes, in created), the key and its last event as above; an
+ * empty event: the key left the table.
  *
  * Journals of version 0.1 hold 'C' and 'F' records: 'D' and 'E' without
  * tag, fields and state.  They are read, never written.
@@ -25,6 +28,7 @@
 
 #define PB_JOURNAL_CREATED   'D'
 #define PB_JOURNAL_FINISHED  'E'
+#define PB_JOURNAL_KEY       'K'
 
 #define PB_JOURNAL_OK        0
 #define PB_JOURNAL_TORN      1      /* ends before the record does */
@@ -42,7 +46,7 @@ typedef struct {
     uint64_t    tag;        /* who wrote it; 0 in a 0.1 journal */
     unsigned    method;
     unsigned    state;      /* finished: how it ended */
-    uint64_t    created;
+    uint64_t    created;    /* key: the change's stamp */
     pb_bytes_t  id;
     pb_bytes_t  callback;
     pb_bytes_t  event;
@@ -81,8 +85,10 @@ typedef struct {
     size_t                size;     /* of its frame */
     int                   type;
     uint64_t              tag;
-    const unsigned char  *id;
+    const unsigned char  *id;       /* a key record's: its key */
     size_t                id_len;
+    uint64_t              stamp;    /* a key record's change */
+    int                   removed;  /* a key record of a key that left */
     int                   live;     /* set by pb_journal_live */
 } pb_journal_entry_t;
 
@@ -98,8 +104,11 @@ size_t pb_journal_scan(const unsigned char *buf, size_t len,
     pb_journal_entry_t *e, size_t max, size_t *damaged, size_t *end);
 
 /*
- * Marks the live created records of the list: the first of each id that
- * no finished record names.  Returns how many, or -1 when out of memory.
+ * Marks the live records of the list: of created records, the first of
+ * each id that no finished record names; of key records, the latest
+ * change of each key (the highest stamp, the last written of equal ones)
+ * unless the key left the table.  Returns how many, or -1 when out of
+ * memory.
  */
 long pb_journal_live(pb_journal_entry_t *e, size_t n);
 

@@ -30,14 +30,13 @@ use strict;
 use warnings;
 
 use Digest::MD5 qw(md5_hex);
-use Digest::SHA qw(sha256);
 use File::Find ();
 use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use PBTest qw(url eventually);
+use PBTest qw(url eventually derived_id);
 use PBSample;
 
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -45,13 +44,6 @@ my $FORM = 'application/x-www-form-urlencoded';
 my $ID_RE = qr/^msg_[0-9a-f]{24}$/;
 
 # ---------------------------------------------------------------- helpers
-
-# The webhook-id of a keyed delivery, computed as pb_sign.h documents it.
-sub derived_id {
-    my ($callback, $key, $event) = @_;
-    my $digest = sha256(join '', map { pack('Q>', length $_) . $_ } $callback, $key, $event);
-    return 'msg_' . unpack('H24', $digest);
-}
 
 # The records of receiver $name of $t whose delivery is for transaction
 # $tx (post_json: fields.transaction or fields.tx; get: args tx), each as

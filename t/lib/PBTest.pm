@@ -20,6 +20,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Digest::SHA ();
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp ();
@@ -31,8 +32,8 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 use Exporter qw(import);
 
-# helpers for test files: use PBTest qw(url eventually);
-our @EXPORT_OK = qw(url eventually);
+# helpers for test files: use PBTest qw(url eventually derived_id);
+our @EXPORT_OK = qw(url eventually derived_id);
 
 use PBTest::HTTP;
 use PBTest::Server;
@@ -530,6 +531,16 @@ sub url {
         (my $v = $a{$_}) =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
         "$_=$v";
     } sort keys %a;
+}
+
+# The webhook-id of a keyed delivery, computed as pb_sign.h documents it:
+# "msg_" and 12 bytes of SHA-256 over the length-prefixed callback, key
+# and event.
+sub derived_id {
+    my ($callback, $key, $event) = @_;
+    my $digest = Digest::SHA::sha256(join '',
+        map { pack('Q>', length $_) . $_ } $callback, $key, $event);
+    return 'msg_' . unpack('H24', $digest);
 }
 
 # Polls $cond until it is true, for $timeout seconds at most (20): whether

@@ -1219,6 +1219,73 @@ test_live(void)
 }
 
 
+/* a key record of key, stamp, event (NULL: the key left), framed in */
+static void
+append_key(unsigned char *buf, size_t *len, const char *key, uint64_t stamp,
+    const char *event)
+{
+    pb_journal_record_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = PB_JOURNAL_KEY;
+    r.tag = 7;
+    r.created = stamp;
+    r.key.data = (const unsigned char *) key;
+    r.key.len = strlen(key);
+    r.event.data = (const unsigned char *) event;
+    r.event.len = event ? strlen(event) : 0;
+
+    CHECK(pb_journal_write(buf + *len, &r)
+          == buf + *len + pb_journal_size(&r));
+    CHECK(pb_journal_size(&r)
+          == HEAD + 8 + 8 + 4 + r.key.len + 4 + r.event.len + TAIL);
+
+    *len += pb_journal_size(&r);
+}
+
+
+static void
+test_key_records(void)
+{
+    size_t               len, n, end, used;
+    unsigned char        buf[1024];
+    pb_journal_entry_t   e[8];
+    pb_journal_record_t  r;
+
+    len = 0;
+    append_key(buf, &len, "T-1", 1000, "STARTED");
+    append_key(buf, &len, "T-1", 1002, "APPROVED");     /* live */
+    append_key(buf, &len, "T-1", 1001, "REFUNDED");     /* written late */
+    append_key(buf, &len, "T-2", 1003, "STARTED");
+    append_key(buf, &len, "T-2", 1004, NULL);           /* left */
+    append_key(buf, &len, "a", 5, "X");                 /* live: not "a"'s */
+    append(buf, &len, PB_JOURNAL_FINISHED, "a");
+
+    CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
+    CHECK(r.type == PB_JOURNAL_KEY && r.tag == 7 && r.created == 1000);
+    CHECK(r.key.len == 3 && memcmp(r.key.data, "T-1", 3) == 0);
+    CHECK(r.event.len == 7 && memcmp(r.event.data, "STARTED", 7) == 0);
+    CHECK(r.id.len == 0 && r.armed == 0);
+
+    n = pb_journal_scan(buf, len, e, 8, NULL, &end);
+
+    CHECK(n == 7 && end == len);
+    CHECK(e[0].id_len == 3 && memcmp(e[0].id, "T-1", 3) == 0);
+    CHECK(e[1].stamp == 1002 && !e[1].removed && e[4].removed);
+
+    CHECK(pb_journal_live(e, n) == 2);
+    CHECK(!e[0].live && e[1].live && !e[2].live);
+    CHECK(!e[3].live && !e[4].live && e[5].live && !e[6].live);
+
+    /* equal stamps: the last written */
+    len = 0;
+    append_key(buf, &len, "k", 9, "A");
+    append_key(buf, &len, "k", 9, "B");
+    n = pb_journal_scan(buf, len, e, 8, NULL, &end);
+    CHECK(pb_journal_live(e, n) == 1 && !e[0].live && e[1].live);
+}
+
+
 const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_created_round_trip),
     UNIT_TEST(test_finished_round_trip),
@@ -1239,6 +1306,7 @@ const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_scan_lists_in_order),
     UNIT_TEST(test_scan_stops_at_max),
     UNIT_TEST(test_live),
+    UNIT_TEST(test_key_records),
 };
 
 const size_t  journal_ntests =
