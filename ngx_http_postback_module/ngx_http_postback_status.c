@@ -1345,6 +1345,7 @@ ngx_http_postback_request_json(ngx_http_request_t *r,
     ngx_http_postback_view_t *d)
 {
     u_char                         *p, *line, *last, *colon;
+    u_char                          webhook_id[NGX_HTTP_POSTBACK_ID_LEN];
     json_t                         *headers;
     const char                     *type;
     ngx_http_postback_cb_conf_t    *cb;
@@ -1355,12 +1356,17 @@ ngx_http_postback_request_json(ngx_http_request_t *r,
     cb = ngx_http_postback_find_callback(pmcf, &d->callback);
 
     headers = json_array();
-    if (headers == NULL) {
+    if (headers == NULL
+        || ngx_http_postback_webhook_id(&d->callback, &d->req, d->id,
+                                        webhook_id)
+           != NGX_OK)
+    {
+        json_decref(headers);
         return NULL;
     }
 
     json_array_append_new(headers,
-                          json_pack("s+%", "webhook-id: ", d->id,
+                          json_pack("s+%", "webhook-id: ", webhook_id,
                                     (size_t) NGX_HTTP_POSTBACK_ID_LEN));
 
     line = d->req.headers.data;

@@ -207,7 +207,7 @@ is js('return document.title'), $TITLE, 'the page loaded';
 ok $b->wait_for(row_css($ID), 10), 'the failed delivery is listed';
 
 like js(q{return document.getElementById('zone').textContent}),
-    qr/^zone pb: \d+ of \d+ bytes used, \d+ deliveries kept, 0 evicted, 0 keys; \d+ responses examined, 2 events, 0 repeats not sent$/,
+    qr/^zone pb: \d+ of \d+ bytes used, \d+ deliveries kept, 0 evicted, 0 keys \(0 evicted\); \d+ responses examined, 2 events, 0 repeats not sent$/,
     'the zone summary';
 is message()->{text}, '', 'no message yet';
 

@@ -605,6 +605,10 @@ subtest '6. POST <status>/events' => sub {
     is $d->{key}, 'EV-1', '... key';
     is $d->{webhook_id}, derived_id('hook', 'EV-1', 'PAID'), '... webhook_id derived';
     isnt $d->{webhook_id}, $id, "... id is the ledger's own";
+    ok((grep { $_ eq "webhook-id: $d->{webhook_id}" }
+        @{ $d->{request}{headers} // [] }),
+       '... the request as sent shows the derived webhook-id')
+        or diag explain $d->{request}{headers};
     my ($hook) = wait_tx($ev, 'hook', 'EV-1', 1);
     is $hook && $hook->[0]{headers}{'webhook-id'}, $d->{webhook_id}, 'the receiver got it under webhook_id';
     is_deeply $hook && $hook->[1]{data}, $JSON->decode($doc), '... the document as data';
