@@ -34,6 +34,7 @@ typedef struct {
     unsigned                        kind:2;     /* DOC_JSON, DOC_FORM */
     unsigned                        request:1;  /* postback request */
     unsigned                        accepted:1; /* its upstream said 2xx */
+    unsigned                        complete:1; /* its last byte was read */
     unsigned                        done:1;
     unsigned                        skipped:1;
     unsigned                        evaluated:1;
@@ -461,6 +462,10 @@ ngx_http_postback_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     for (cl = in; cl; cl = cl->next) {
         ngx_http_postback_copy_buf(r, ctx, cl->buf);
+
+        if (cl->buf->last_buf) {
+            ctx->complete = 1;
+        }
     }
 
     return ngx_http_next_request_body_filter(r, in);
@@ -477,6 +482,14 @@ ngx_http_postback_log_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
 
     if (ctx && ctx->request && !ctx->done) {
+        if (ctx->accepted && !ctx->complete) {
+            /* answered before all of it was read (no request buffering) */
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "postback: notification answered before its "
+                          "body ended, not examined");
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TRUNCATED);
+        }
+
         if (ctx->accepted) {
             ngx_http_postback_examine(r, ctx);
 
@@ -645,7 +658,7 @@ ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
     u_char                         *p;
     u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
     ngx_str_t                       event, packed;
-    ngx_uint_t                      i, matched;
+    ngx_uint_t                      i, matched, dropped;
     pb_kv_t                        *fields;
     ngx_http_postback_cb_conf_t  **cbp;
     ngx_http_postback_loc_conf_t   *plcf;
@@ -677,13 +690,6 @@ ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 
     ctx->event = event;
 
-    if (ngx_http_postback_key_changed(r, ctx) != NGX_OK) {
-        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_DUPLICATE);
-        return NGX_HTTP_POSTBACK_SKIP_DUPLICATE;
-    }
-
-    ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
-
     fields = ngx_http_postback_fields(r, ctx);
 
     if (fields == NULL
@@ -694,9 +700,18 @@ ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    /* from here, a change of its key is undone if nothing is recorded */
+    if (ngx_http_postback_key_changed(r, ctx) != NGX_OK) {
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_DUPLICATE);
+        return NGX_HTTP_POSTBACK_SKIP_DUPLICATE;
+    }
+
+    ngx_http_postback_zone_count(pmcf->shm_zone, NGX_HTTP_POSTBACK_EVENTS, 1);
+
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
 
     matched = 0;
+    dropped = 0;
 
     if (plcf->callbacks) {
         cbp = plcf->callbacks->elts;
@@ -710,9 +725,13 @@ ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 
             if (ngx_http_postback_enqueue(r, ctx, cbp[i], &event, fields,
                                           &packed, 0, id)
-                == NGX_OK
-                && ctx->ids)
+                != NGX_OK)
             {
+                dropped++;
+                continue;
+            }
+
+            if (ctx->ids) {
                 p = ngx_array_push(ctx->ids);
                 if (p == NULL) {
                     return NGX_ERROR;
@@ -723,7 +742,12 @@ ngx_http_postback_capture(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
         }
     }
 
-    if (ctx->key.len && pmcf->timeouts) {
+    if (dropped && ctx->key.len) {
+        /* not sent: a repeat of it must not be taken for one */
+        ngx_http_postback_keys_forget(pmcf->shm_zone, &ctx->key,
+                                      ctx->changed);
+
+    } else if (ctx->key.len && pmcf->timeouts) {
         ngx_http_postback_arm(r, ctx, plcf, fields, &packed);
     }
 

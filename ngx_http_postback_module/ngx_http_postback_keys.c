@@ -15,12 +15,17 @@
 #include "pb_journal.h"
 
 
+/* keys an eviction passes over for being pinned, and evicts for one key */
+#define NGX_HTTP_POSTBACK_KEYS_EVICT_SCAN  64
+
+
 typedef struct {
     ngx_str_node_t                sn;       /* the key, in data */
     ngx_queue_t                   queue;    /* least recently seen first */
     uint64_t                      seen;     /* ms */
     uint64_t                      changed;  /* ms: its event last changed,
                                                unique in the table */
+    uint32_t                      pinned;   /* timeout events it waits on */
     uint16_t                      event_len;
     u_char                        data[1];  /* key, event */
 } ngx_http_postback_key_t;
@@ -127,34 +132,98 @@ ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
 
 /*
  * Under the lock: a timeout event armed when its key last changed at
- * `armed` is due.  1: nothing changed the key since (or it was evicted),
- * the event is now its last one; 0: it changed, the timeout is void.
+ * `armed` and due at `due` fires (1) unless the key changed in between
+ * (0).  Fired, the event becomes the key's last one, with the same
+ * change's stamp, so that the other timeout events the change armed
+ * (another callback's, a later one) still fire; a key changed after
+ * `due` saw it fire before (a delivery read back after a restart): it
+ * fires on, the key left as it is.
  */
 
 ngx_flag_t
 ngx_http_postback_keys_fire_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_str_t *key, ngx_str_t *event,
-    uint64_t armed)
+    uint64_t armed, uint64_t due)
+{
+    uint32_t                  hash;
+    uint64_t                  now;
+    ngx_http_postback_key_t  *k;
+
+    k = ngx_http_postback_keys_find(keys, key, &hash);
+    now = ngx_http_postback_now();
+
+    if (k && k->changed != armed) {
+        return k->changed >= due;
+    }
+
+    /* an entry gone meanwhile comes back as a change of its own */
+    (void) ngx_http_postback_keys_set(shpool, keys, k, key, hash, event, now,
+                                      k ? armed
+                                        : ngx_http_postback_keys_stamp(keys,
+                                                                       now));
+
+    k = ngx_http_postback_keys_find(keys, key, &hash);
+
+    if (k) {
+        ngx_http_postback_spool_key(key, event, k->changed);
+    }
+
+    return 1;
+}
+
+
+/*
+ * The change made at `changed` let through no delivery (dropped): it is
+ * undone, so that the same status seen again is news again.
+ */
+
+void
+ngx_http_postback_keys_forget(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
+    uint64_t changed)
+{
+    uint32_t                   hash;
+    ngx_str_t                  none;
+    ngx_slab_pool_t           *shpool;
+    ngx_http_postback_key_t   *k;
+    ngx_http_postback_keys_t  *keys;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    keys = ngx_http_postback_zone_keys(shm_zone);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    k = ngx_http_postback_keys_find(keys, key, &hash);
+
+    if (k && k->changed == changed && !k->pinned) {
+        ngx_str_null(&none);
+        ngx_http_postback_spool_key(key, &none,
+                                    ngx_http_postback_keys_stamp(keys,
+                                        ngx_http_postback_now()));
+        ngx_http_postback_keys_free(shpool, keys, k);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/*
+ * Under the lock: a scheduled timeout event of key is made (delta 1) or
+ * leaves that state (-1); a key with some is not evicted, so that a
+ * change in time is not forgotten.
+ */
+
+void
+ngx_http_postback_keys_pin_locked(ngx_http_postback_keys_t *keys,
+    ngx_str_t *key, ngx_int_t delta)
 {
     uint32_t                  hash;
     ngx_http_postback_key_t  *k;
 
     k = ngx_http_postback_keys_find(keys, key, &hash);
 
-    if (k && k->changed != armed) {
-        return 0;
+    if (k && (delta > 0 || k->pinned)) {
+        k->pinned += delta;
     }
-
-    /*
-     * The same change's stamp: the other timeout events it armed (another
-     * callback's, a later one) still fire; a change after cancels them.
-     */
-    (void) ngx_http_postback_keys_set(shpool, keys, k, key, hash, event,
-                                      ngx_http_postback_now(), armed);
-
-    ngx_http_postback_spool_key(key, event, armed);
-
-    return 1;
 }
 
 
@@ -231,7 +300,12 @@ ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
     ngx_str_t *key, uint32_t hash, ngx_str_t *event, uint64_t now,
     uint64_t changed)
 {
+    uint32_t  pinned;
+
+    pinned = 0;
+
     if (k) {
+        pinned = k->pinned;
         ngx_http_postback_keys_free(shpool, keys, k);
     }
 
@@ -246,6 +320,7 @@ ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
 
     k->seen = now;
     k->changed = changed;
+    k->pinned = pinned;
 
     return NGX_OK;
 }
@@ -259,22 +334,27 @@ ngx_http_postback_keys_store(ngx_slab_pool_t *shpool,
     ngx_str_t *event)
 {
     size_t                    size;
+    ngx_uint_t                n;
     ngx_http_postback_key_t  *k;
 
     size = offsetof(ngx_http_postback_key_t, data) + key->len + event->len;
 
-    for ( ;; ) {
+    /* a few evicted at most: keys of another size may not make room */
+    for (n = 0; /* void */ ; n++) {
         k = ngx_slab_alloc_locked(shpool, size);
         if (k) {
             break;
         }
 
-        if (!ngx_http_postback_keys_evict_locked(shpool, keys)) {
+        if (n == NGX_HTTP_POSTBACK_KEYS_EVICT_SCAN
+            || !ngx_http_postback_keys_evict_locked(shpool, keys))
+        {
             return NULL;
         }
     }
 
     k->sn.node.key = hash;
+    k->pinned = 0;
     k->sn.str.len = key->len;
     k->sn.str.data = k->data;
     k->event_len = (uint16_t) event->len;
@@ -290,21 +370,40 @@ ngx_http_postback_keys_store(ngx_slab_pool_t *shpool,
 }
 
 
-/* under the lock: the least recently seen key goes; 0: there is none */
+/*
+ * Under the lock: the least recently seen key goes, unless timeout events
+ * wait on it; 0: there is none to evict.
+ */
 
 ngx_flag_t
 ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys)
 {
     ngx_str_t                 none;
+    ngx_uint_t                n;
+    ngx_queue_t              *q;
     ngx_http_postback_key_t  *k;
 
-    if (ngx_queue_empty(&keys->lru)) {
-        return 0;
+    k = NULL;
+    n = 0;
+
+    for (q = ngx_queue_head(&keys->lru);
+         q != ngx_queue_sentinel(&keys->lru)
+         && n++ < NGX_HTTP_POSTBACK_KEYS_EVICT_SCAN;
+         q = ngx_queue_next(q))
+    {
+        k = ngx_queue_data(q, ngx_http_postback_key_t, queue);
+
+        if (!k->pinned) {
+            break;
+        }
+
+        k = NULL;
     }
 
-    k = ngx_queue_data(ngx_queue_head(&keys->lru), ngx_http_postback_key_t,
-                       queue);
+    if (k == NULL) {
+        return 0;
+    }
 
     /* the journal learns that it left, before its bytes go */
     ngx_str_null(&none);

@@ -560,7 +560,11 @@ ngx_int_t ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone,
     ngx_str_t *key, ngx_str_t *event, uint64_t *changed);
 ngx_flag_t ngx_http_postback_keys_fire_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_str_t *key, ngx_str_t *event,
-    uint64_t armed);
+    uint64_t armed, uint64_t due);
+void ngx_http_postback_keys_forget(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *key, uint64_t changed);
+void ngx_http_postback_keys_pin_locked(ngx_http_postback_keys_t *keys,
+    ngx_str_t *key, ngx_int_t delta);
 ngx_flag_t ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys);
 void ngx_http_postback_keys_restore(ngx_shm_zone_t *shm_zone,

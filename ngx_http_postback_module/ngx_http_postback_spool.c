@@ -625,9 +625,9 @@ ngx_http_postback_spool_flush(void)
 
 
 /*
- * An empty batch gets the records kept here first or else, with `zone`,
- * those the zone hands out (all: even those another writer has in hand),
- * up to its size.  Returns how many it holds.
+ * An empty batch gets, with `zone`, the records the zone hands out (all:
+ * even those another writer has in hand), up to its size, then those
+ * kept here.  Returns how many it holds.
  */
 
 static ngx_uint_t
@@ -643,16 +643,34 @@ ngx_http_postback_batch_fill(ngx_flag_t zone, ngx_flag_t all)
         return sp->batch.nrefs;
     }
 
-    if (sp->kept.nrefs) {
-        swap = sp->batch;
-        sp->batch = sp->kept;
-        sp->kept = swap;
-
-    } else if (zone) {
+    if (zone) {
         sp->batch.nrefs = ngx_http_postback_zone_journal_take(
                               sp->shm_zone, ngx_http_postback_batch_put,
                               &sp->batch, sp->batch.refs,
                               NGX_HTTP_POSTBACK_BATCH_REFS, all);
+    }
+
+    /*
+     * Then those kept here: a key's change goes on disk after the
+     * deliveries it let through, never before them.
+     */
+    if (sp->batch.nrefs == 0) {
+        swap = sp->batch;
+        sp->batch = sp->kept;
+        sp->kept = swap;
+
+    } else if (sp->kept.nrefs
+               && ngx_http_postback_batch_room(&sp->batch, sp->kept.len,
+                                               sp->kept.nrefs)
+                  == NGX_OK)
+    {
+        ngx_memcpy(sp->batch.buf + sp->batch.len, sp->kept.buf,
+                   sp->kept.len);
+        ngx_memcpy(&sp->batch.refs[sp->batch.nrefs], sp->kept.refs,
+                   sp->kept.nrefs * sizeof(ngx_http_postback_jref_t));
+        sp->batch.len += sp->kept.len;
+        sp->batch.nrefs += sp->kept.nrefs;
+        ngx_http_postback_batch_clear(&sp->kept);
     }
 
     /* each record's place in the batch: frames are back to back */
@@ -1162,6 +1180,17 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
     /* at a start, not after a reload: nothing of them is in flight */
     start = (first && !ngx_http_postback_spool_sh()->reload);
 
+    /* the keys first: the timeout events read back are checked on them */
+    for (i = 0; i < job->nentries; i++) {
+        e = &job->entries[i];
+
+        if (e->type == PB_JOURNAL_KEY && e->live && e->tag != job->tag) {
+            (void) pb_journal_read(job->buf + e->offset, e->size, &rec,
+                                   &used);
+            ngx_http_postback_ingest_key(&rec);
+        }
+    }
+
     for (i = 0; i < job->nentries; i++) {
         e = &job->entries[i];
         at = job->from + (off_t) e->offset;
@@ -1171,25 +1200,17 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
 
         if ((e->type == PB_JOURNAL_CREATED && !e->live)
             || (e->type == PB_JOURNAL_FINISHED && counted)
-            || (e->type == PB_JOURNAL_KEY && (!e->live || e->tag == job->tag)))
+            || e->type == PB_JOURNAL_KEY)
         {
             continue;
         }
 
         (void) pb_journal_read(job->buf + e->offset, e->size, &rec, &used);
 
-        if (rec.type == PB_JOURNAL_KEY) {
-            /* another zone's, or this one's of before a start */
-            ngx_http_postback_ingest_key(&rec);
-            continue;
-        }
-
         if (rec.type == PB_JOURNAL_FINISHED) {
             if (rec.id.len == NGX_HTTP_POSTBACK_ID_LEN) {
                 ngx_http_postback_zone_finished_elsewhere(sp->shm_zone,
-                    (u_char *) rec.id.data,
-                    rec.state == NGX_HTTP_POSTBACK_FAILED
-                    ? NGX_HTTP_POSTBACK_FAILED : NGX_HTTP_POSTBACK_DELIVERED);
+                    (u_char *) rec.id.data, rec.state);
             }
 
             continue;
@@ -1251,6 +1272,8 @@ ngx_http_postback_ingest_log(ngx_http_postback_job_t *job, ngx_flag_t first,
     }
 }
 
+
+/* another zone's key record, or this one's of before a start */
 
 static void
 ngx_http_postback_ingest_key(pb_journal_record_t *rec)

@@ -24,6 +24,9 @@
 /* a writer has a record's next journal record for this long, in ms */
 #define NGX_HTTP_POSTBACK_JOURNAL_LEASE  30000
 
+/* keys evicted, at most, to make room for one record */
+#define NGX_HTTP_POSTBACK_KEYS_EVICT_MAX  64
+
 /* due records a pickup passes over, at most, for want of a free slot */
 #define NGX_HTTP_POSTBACK_CLAIM_SCAN    1024
 
@@ -170,6 +173,8 @@ static ngx_http_postback_record_t *ngx_http_postback_zone_insert(
 static ngx_flag_t ngx_http_postback_zone_fire(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d,
     uint64_t now);
+static void ngx_http_postback_zone_pin(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_int_t delta);
 static void ngx_http_postback_zone_take(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
     uint64_t now, ngx_http_postback_claim_t *claim);
@@ -406,8 +411,8 @@ ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
 
 /*
  * Under the lock: the one place a record's state changes, and with it the
- * due tree, the claimer, its callback's gauges and end counters, and what
- * the journal needs of it.
+ * due tree, the claimer, its callback's gauges and end counters, the pin
+ * a scheduled one puts on its key, and what the journal needs of it.
  */
 
 static void
@@ -423,6 +428,14 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
     }
 
     ngx_http_postback_zone_gauge(d->cb, old, (uint64_t) -1);
+
+    if ((old == NGX_HTTP_POSTBACK_SCHEDULED)
+        != (state == NGX_HTTP_POSTBACK_SCHEDULED))
+    {
+        ngx_http_postback_zone_pin(sh, d,
+                                   state == NGX_HTTP_POSTBACK_SCHEDULED
+                                   ? 1 : -1);
+    }
 
     d->state = state;
 
@@ -725,8 +738,9 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
 
     if (req->armed) {
+        /* its time, or later if it may be in flight in an older worker */
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SCHEDULED,
-                                    req->created);
+                                    ngx_max(req->created, due));
 
     } else {
         ngx_http_postback_zone_move(sh, d,
@@ -890,7 +904,8 @@ ngx_http_postback_zone_fire(ngx_slab_pool_t *shpool,
     ngx_http_postback_record_request(d, &req);
 
     if (!ngx_http_postback_keys_fire_locked(shpool, sh->keys, &req.key,
-                                            &req.event, d->armed))
+                                            &req.event, d->armed,
+                                            d->created))
     {
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_CANCELLED, 0);
         sh->counters[NGX_HTTP_POSTBACK_TIMEOUT_CANCELLED]++;
@@ -902,6 +917,21 @@ ngx_http_postback_zone_fire(ngx_slab_pool_t *shpool,
     ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING, now);
 
     return 1;
+}
+
+
+/* under the lock: a scheduled record keeps its key from eviction */
+
+static void
+ngx_http_postback_zone_pin(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_int_t delta)
+{
+    ngx_str_t  key;
+
+    key.data = ngx_http_postback_key_of(d);
+    key.len = d->key_len;
+
+    ngx_http_postback_keys_pin_locked(sh->keys, &key, delta);
 }
 
 
@@ -1095,8 +1125,11 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
         if (cb == NULL) {
             if (d->cb->generation != sh->generation) {
                 /* a reload removed its callback: nothing can send it */
-                ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED,
-                                            0);
+                ngx_http_postback_zone_move(sh, d,
+                                            d->state
+                                            == NGX_HTTP_POSTBACK_SCHEDULED
+                                            ? NGX_HTTP_POSTBACK_CANCELLED
+                                            : NGX_HTTP_POSTBACK_FAILED, 0);
             }
 
             /* else a callback new in a reload: left to the new workers */
@@ -1416,6 +1449,7 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, size_t size)
 {
     void                        *p;
+    ngx_uint_t                   n;
     ngx_queue_t                 *q, *next;
     ngx_http_postback_record_t  *d;
 
@@ -1444,7 +1478,12 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
         }
     }
 
-    while (ngx_http_postback_keys_evict_locked(shpool, sh->keys)) {
+    /* keys are small: a few evicted do not make a page, many would */
+    for (n = 0;
+         n < NGX_HTTP_POSTBACK_KEYS_EVICT_MAX
+         && ngx_http_postback_keys_evict_locked(shpool, sh->keys);
+         n++)
+    {
         p = ngx_slab_alloc_locked(shpool, size);
         if (p) {
             return p;

@@ -522,8 +522,13 @@ subtest '7. every callback taking it: events=* with if=, and events= with if=' =
 
     my $t0 = time;
     buy($g, 'STARTED', 'G');
-    my %sched = map { $_->{callback} => $_ }
-                deliveries_of($g, 'G', 'ABANDONED', state => 'scheduled');
+    # the capture's work comes after the client's last bytes: poll
+    my %sched;
+    eventually(sub {
+        %sched = map { $_->{callback} => $_ }
+                 deliveries_of($g, 'G', 'ABANDONED', state => 'scheduled');
+        keys %sched == 2;
+    }, 5);
     is_deeply [ sort keys %sched ], [qw(gated hook)],
         'scheduled for hook (events=) and gated (events=*, if= true for ABANDONED)';
     is scheduled_gauge($g, 'never'), 0,

@@ -8,7 +8,11 @@
 #   before it made its event the key's last one;
 # - keys evicted for room leave the journal too (not restored), and a
 #   compaction keeps the live key records and drops the superseded ones;
-# - the same after SIGKILL of every nginx process.
+# - the same after SIGKILL of every nginx process;
+# - a timeout event that fired before the restart, still retrying, is
+#   delivered after it, though its key changed since;
+# - a key that a timeout event waits on is not evicted for room, so that
+#   its change in time still cancels it.
 
 use strict;
 use warnings;
@@ -54,6 +58,13 @@ sub buy {
     return $t->get("/buy/x?status=$status&tx=$tx" . ($pad ? "&pad=$pad" : ''));
 }
 
+# buy(), once its capture is over (it comes after the client's last
+# bytes): two updates of one key in a row are taken in their order
+sub buy_in_order {
+    my ($t, @args) = @_;
+    $t->counted('/status/', sub { buy($t, @args) });
+}
+
 sub capture { PBLedger::status($_[0])->{capture} }
 
 # every journal write done: nothing unwritten, no key change held
@@ -78,18 +89,21 @@ subtest 'a stop and a start keep the keys' => sub {
 
     buy($t, 'APPROVED', 'K1');
     buy($t, 'STARTED', 'K2');          # fires after the restart
-    buy($t, 'STARTED', 'K3');
-    buy($t, 'APPROVED', 'K3');         # cancels K3's before the restart
+    buy_in_order($t, 'STARTED', 'K3');
+    buy_in_order($t, 'APPROVED', 'K3');    # cancels K3's before the restart
     $t->wait_received(rcv => 2, 10);
     settled($t);
 
     $t->stop;
     $t->start;
+    # until the journal's first read, the keys are not known yet
+    ok eventually(sub { PBLedger::status($t)->{zone}{keys} >= 3 }, 10),
+        'the keys read back';
 
     my $before = capture($t);
-    buy($t, 'APPROVED', 'K1');         # a repeat
-    buy($t, 'APPROVED', 'K3');         # a repeat
-    buy($t, 'REFUNDED', 'K1');         # news
+    buy_in_order($t, 'APPROVED', 'K1');    # a repeat
+    buy_in_order($t, 'APPROVED', 'K3');    # a repeat
+    buy_in_order($t, 'REFUNDED', 'K1');    # news
     ok eventually(sub { capture($t)->{skipped}{duplicate}
                         - $before->{skipped}{duplicate} == 2 }, 10),
         'the statuses seen before the restart are repeats after it';
@@ -114,6 +128,8 @@ subtest 'a stop and a start keep the keys' => sub {
     settled($t);
     $t->kill_all;
     $t->start;
+    ok eventually(sub { PBLedger::status($t)->{zone}{keys} >= 4 }, 10),
+        'the keys read back after SIGKILL';
     $before = capture($t);
     buy($t, 'APPROVED', 'K4');
     ok eventually(sub { capture($t)->{skipped}{duplicate}
@@ -153,6 +169,51 @@ subtest 'evicted keys leave the journal; compaction keeps the live ones' => sub 
                   10),
         "the restart restored the $zone->{keys} keys the zone kept, not the "
         . 'evicted ones';
+    $t->stop;
+};
+
+subtest 'a fired timeout event, still retrying, survives a restart' => sub {
+    my $t = PBTest->new;
+    PBLedger::spool_dir($t);
+    $t->receiver('rcv');
+    $t->nginx_conf(conf($t, zone => '1m'));
+    $t->start;
+    $t->stop_server('rcv');
+
+    buy($t, 'STARTED', 'R1');
+    ok eventually(sub { capture($t)->{timeout_events} == 1 }, 10),
+        'ABANDONED fired for R1, its receiver down';
+    buy($t, 'APPROVED', 'R1');
+    settled($t);
+
+    $t->stop;
+    $t->start;
+    $t->receiver('rcv');
+    $t->wait_received(rcv => 2, 20);
+    is_deeply [ sort @{ received_events($t) } ],
+        [ 'R1 ABANDONED', 'R1 APPROVED' ],
+        'both went out after the restart';
+    $t->stop;
+};
+
+subtest 'a key a timeout event waits on is not evicted' => sub {
+    my $t = PBTest->new;
+    PBLedger::spool_dir($t);
+    $t->receiver('rcv');
+    $t->nginx_conf(conf($t, zone => '256k'));
+    $t->start;
+
+    buy_in_order($t, 'STARTED', 'P1');
+    buy_in_order($t, 'APPROVED', 'P1');    # in time: cancels ABANDONED
+    # keys only (no callback takes WAITING): the least recently seen go
+    buy($t, 'WAITING', "F$_") for 1 .. 2500;
+    my $zone = PBLedger::status($t)->{zone};
+    ok $zone->{keys_evicted} > 0, "keys evicted ($zone->{keys_evicted})";
+
+    ok eventually(sub { capture($t)->{timeout_events_cancelled} == 1 }, 10),
+        "P1's ABANDONED cancelled";
+    $t->wait_received(rcv => 2, 1);
+    is_deeply received_events($t), [ 'P1 APPROVED' ], 'only APPROVED sent';
     $t->stop;
 };
 
