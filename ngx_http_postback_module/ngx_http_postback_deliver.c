@@ -18,6 +18,11 @@
 #include "pb_sign.h"
 
 
+#if (PB_WEBHOOK_ID_LEN != NGX_HTTP_POSTBACK_ID_LEN)
+#error "a derived webhook-id must be as long as a delivery id"
+#endif
+
+
 /* due deliveries taken at once by a pickup */
 #define NGX_HTTP_POSTBACK_PICKUP_MAX       256
 #define NGX_HTTP_POSTBACK_PICKUP_INTERVAL  1000

@@ -809,8 +809,6 @@ ngx_http_postback_arm(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 }
 
 
-
-
 /*
  * postback_key: NGX_OK when the document's event is news for its key (or
  * it has no key), NGX_DECLINED when the key's last event was this one.

@@ -477,8 +477,6 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 }
 
 
-/* 405, with the methods the route takes */
-
 /* POST events: a document to take as a captured one, once read */
 
 static ngx_int_t
@@ -677,6 +675,8 @@ ngx_http_postback_body_text(ngx_http_request_t *r, size_t limit,
     return NGX_OK;
 }
 
+
+/* 405, with the methods the route takes */
 
 static ngx_int_t
 ngx_http_postback_not_allowed(ngx_http_request_t *r, char *allow)
@@ -1502,7 +1502,6 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     ngx_http_postback_series_t     *series;
     ngx_http_postback_cb_state_t   *cs;
     ngx_http_postback_main_conf_t  *pmcf;
-
     ngx_http_postback_capture_metric_t  *cm;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
