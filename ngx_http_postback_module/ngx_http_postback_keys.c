@@ -53,6 +53,8 @@ static ngx_int_t ngx_http_postback_keys_set(ngx_slab_pool_t *shpool,
 static ngx_http_postback_key_t *ngx_http_postback_keys_store(
     ngx_slab_pool_t *shpool, ngx_http_postback_keys_t *keys, ngx_str_t *key,
     uint32_t hash, ngx_str_t *event);
+static void ngx_http_postback_keys_remove(ngx_slab_pool_t *shpool,
+    ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k);
 static void ngx_http_postback_keys_free(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k);
 static size_t ngx_http_postback_key_record_size(size_t key_len,
@@ -182,7 +184,6 @@ ngx_http_postback_keys_forget(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
     uint64_t changed)
 {
     uint32_t                   hash;
-    ngx_str_t                  none;
     ngx_slab_pool_t           *shpool;
     ngx_http_postback_key_t   *k;
     ngx_http_postback_keys_t  *keys;
@@ -195,11 +196,7 @@ ngx_http_postback_keys_forget(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
     k = ngx_http_postback_keys_find(keys, key, &hash);
 
     if (k && k->changed == changed && !k->pinned) {
-        ngx_str_null(&none);
-        ngx_http_postback_spool_key(key, &none,
-                                    ngx_http_postback_keys_stamp(keys,
-                                        ngx_http_postback_now()));
-        ngx_http_postback_keys_free(shpool, keys, k);
+        ngx_http_postback_keys_remove(shpool, keys, k);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -379,7 +376,6 @@ ngx_flag_t
 ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
     ngx_http_postback_keys_t *keys)
 {
-    ngx_str_t                 none;
     ngx_uint_t                n;
     ngx_queue_t              *q;
     ngx_http_postback_key_t  *k;
@@ -405,16 +401,27 @@ ngx_http_postback_keys_evict_locked(ngx_slab_pool_t *shpool,
         return 0;
     }
 
-    /* the journal learns that it left, before its bytes go */
+    ngx_http_postback_keys_remove(shpool, keys, k);
+    keys->evicted++;
+
+    return 1;
+}
+
+
+/* under the lock: k leaves the table, and the journal learns it first */
+
+static void
+ngx_http_postback_keys_remove(ngx_slab_pool_t *shpool,
+    ngx_http_postback_keys_t *keys, ngx_http_postback_key_t *k)
+{
+    ngx_str_t  none;
+
     ngx_str_null(&none);
     ngx_http_postback_spool_key(&k->sn.str, &none,
                                 ngx_http_postback_keys_stamp(keys,
                                     ngx_http_postback_now()));
 
     ngx_http_postback_keys_free(shpool, keys, k);
-    keys->evicted++;
-
-    return 1;
 }
 
 
