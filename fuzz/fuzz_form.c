@@ -7,7 +7,8 @@
  * string that jansson refuses).  A document must be an object of objects,
  * arrays and strings, no deeper than the limit; and written back as a
  * form, every name and value percent-encoded and arrays indexed, it must
- * read as the same document, in the same order.
+ * read as the same document, in the same order; and so it must as
+ * pb_form_write writes it, in exactly pb_form_write_len bytes.
  */
 
 #include <stdint.h>
@@ -577,10 +578,12 @@ done:
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char        *dump, *model_dump, *again_dump;
-    buf_t        path, form;
-    json_t      *doc, *model, *again;
-    const char  *err, *model_err;
+    char           *dump, *model_dump, *again_dump;
+    size_t          len;
+    buf_t           path, form;
+    json_t         *doc, *model, *again;
+    const char     *err, *model_err;
+    unsigned char  *written, *end;
 
     err = NULL;
     doc = pb_form_parse((const char *) data, size, &err);
@@ -619,6 +622,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     free(again_dump);
     json_decref(again);
+
+    /* exactly len bytes, so that ASan sees a write past them */
+    len = pb_form_write_len(doc);
+    written = malloc(len ? len : 1);
+    if (written == NULL) {
+        abort();
+    }
+
+    end = pb_form_write(written, doc);
+
+    if ((size_t) (end - written) != len) {
+        abort();
+    }
+
+    again = pb_form_parse((const char *) written, len, &err);
+    again_dump = again ? json_dumps(again, DUMP_FLAGS) : NULL;
+
+    if (again_dump == NULL || !json_equal(doc, again)
+        || strcmp(dump, again_dump) != 0)
+    {
+        abort();
+    }
+
+    free(again_dump);
+    json_decref(again);
+    free(written);
     free(path.data);
     free(form.data);
     free(model_dump);

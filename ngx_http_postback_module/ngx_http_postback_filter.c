@@ -1438,6 +1438,18 @@ ngx_http_postback_render_body(ngx_http_request_t *r,
     switch (cb->method) {
 
     case NGX_HTTP_POSTBACK_POST_FORM:
+        if (payload->nparams == 0 && ctx->doc) {
+            /* no param=: the whole document, as the platforms post it */
+            body->len = pb_form_write_len(ctx->doc);
+            body->data = ngx_pnalloc(r->pool, body->len + 1);
+            if (body->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            pb_form_write(body->data, ctx->doc);
+            return NGX_OK;
+        }
+
         body->len = pb_payload_form_len(payload->params, payload->nparams);
         body->data = ngx_pnalloc(r->pool, body->len + 1);
         if (body->data == NULL) {

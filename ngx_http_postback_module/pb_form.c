@@ -9,13 +9,20 @@
  * keys 0..n-1 in order becomes an array.  Decoded keys and values go to
  * one buffer of twice the body (Latin-1 widening at most doubles them),
  * the nodes to chunks freed all at once.
+ *
+ * The writer walks the document with the names of the value at hand on a
+ * stack of its own, and writes each leaf's whole name, then its value.
+ * It runs twice over a document, once to count and once to write, the
+ * same code both times, so that the count is exact.
  */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_escape.h"
 #include "pb_form.h"
+#include "pb_jsonpath.h"
 
 
 #define PB_FORM_NO_INDEX     UINT64_MAX
@@ -76,6 +83,22 @@ typedef struct {
     const char       *data;
     size_t            len;
 } pb_form_str_t;
+
+
+/* a name of the writer's path: a key, or an array index */
+typedef struct {
+    const char       *key;          /* NULL for an index */
+    size_t            len;          /* of the key, or the index */
+} pb_form_name_t;
+
+
+typedef struct {
+    unsigned char    *dst;
+    unsigned          write;        /* or else only count */
+    size_t            len;          /* written, or counted */
+    size_t            depth;        /* names on the path */
+    pb_form_name_t    names[PB_FORM_WRITE_DEPTH_MAX];
+} pb_form_writer_t;
 
 
 typedef struct {
@@ -773,4 +796,218 @@ pb_form_parse(const char *buf, size_t len, const char **err)
     }
 
     return doc;
+}
+
+
+/* Writes (or counts) len bytes as they are. */
+static void
+pb_form_out(pb_form_writer_t *w, const char *p, size_t len)
+{
+    if (w->write) {
+        memcpy(w->dst, p, len);
+        w->dst += len;
+    }
+
+    w->len += len;
+}
+
+
+/* Writes (or counts) len bytes percent-encoded. */
+static void
+pb_form_out_escaped(pb_form_writer_t *w, const char *p, size_t len)
+{
+    unsigned char  *end;
+
+    if (!w->write) {
+        w->len += pb_escape_uri_len((const unsigned char *) p, len);
+        return;
+    }
+
+    end = pb_escape_uri(w->dst, (const unsigned char *) p, len);
+    w->len += end - w->dst;
+    w->dst = end;
+}
+
+
+/* Writes (or counts) an index in decimal: digits need no encoding. */
+static void
+pb_form_out_index(pb_form_writer_t *w, size_t index)
+{
+    char    digits[PB_FORM_INDEX_LEN];
+    size_t  len;
+
+    len = 0;
+
+    do {
+        digits[PB_FORM_INDEX_LEN - ++len] = (char) ('0' + index % 10);
+        index /= 10;
+    } while (index);
+
+    pb_form_out(w, &digits[PB_FORM_INDEX_LEN - len], len);
+}
+
+
+/* Writes (or counts) one pair: the path's names, '=', the value. */
+static void
+pb_form_out_pair(pb_form_writer_t *w, const char *value, size_t len)
+{
+    size_t                 i;
+    const pb_form_name_t  *name;
+
+    if (w->len > 0) {
+        pb_form_out(w, "&", 1);
+    }
+
+    for (i = 0; i < w->depth; i++) {
+        name = &w->names[i];
+
+        if (i > 0) {
+            pb_form_out(w, "%5B", 3);
+        }
+
+        if (name->key != NULL) {
+            pb_form_out_escaped(w, name->key, name->len);
+
+        } else {
+            pb_form_out_index(w, name->len);
+        }
+
+        if (i > 0) {
+            pb_form_out(w, "%5D", 3);
+        }
+    }
+
+    pb_form_out(w, "=", 1);
+    pb_form_out_escaped(w, value, len);
+}
+
+
+/*
+ * Writes (or counts) the pairs of value at the path: its own pair for a
+ * leaf, its members' or elements' for a container under fewer than
+ * PB_FORM_WRITE_DEPTH_MAX names; null writes nothing.
+ */
+static void
+pb_form_walk(pb_form_writer_t *w, const json_t *value)
+{
+    char         buf[PB_JSON_NUMBER_LEN];
+    void        *iter;
+    size_t       i, n;
+    json_t      *object;
+    const char  *key;
+
+    switch (json_typeof(value)) {
+
+    case JSON_OBJECT:
+        if (w->depth == PB_FORM_WRITE_DEPTH_MAX) {
+            return;
+        }
+
+        /* jansson's iteration takes no const, but leaves object as it is */
+        object = (json_t *) value;
+
+        for (iter = json_object_iter(object);
+             iter != NULL;
+             iter = json_object_iter_next(object, iter))
+        {
+            key = json_object_iter_key(iter);
+            w->names[w->depth].key = key;
+            w->names[w->depth].len = json_object_iter_key_len(iter);
+            w->depth++;
+            pb_form_walk(w, json_object_iter_value(iter));
+            w->depth--;
+        }
+
+        return;
+
+    case JSON_ARRAY:
+        if (w->depth == PB_FORM_WRITE_DEPTH_MAX) {
+            return;
+        }
+
+        n = json_array_size(value);
+
+        for (i = 0; i < n; i++) {
+            w->names[w->depth].key = NULL;
+            w->names[w->depth].len = i;
+            w->depth++;
+            pb_form_walk(w, json_array_get(value, i));
+            w->depth--;
+        }
+
+        return;
+
+    default:
+        break;
+    }
+
+    /* a leaf at the root has no name */
+    if (w->depth == 0) {
+        return;
+    }
+
+    switch (json_typeof(value)) {
+
+    case JSON_STRING:
+        pb_form_out_pair(w, json_string_value(value),
+                         json_string_length(value));
+        return;
+
+    case JSON_INTEGER:
+    case JSON_REAL:
+        n = pb_json_number_text(value, buf);
+
+        if (n > 0) {
+            pb_form_out_pair(w, buf, n);
+        }
+
+        return;
+
+    case JSON_TRUE:
+        pb_form_out_pair(w, "1", 1);
+        return;
+
+    case JSON_FALSE:
+        pb_form_out_pair(w, "0", 1);
+        return;
+
+    default: /* JSON_NULL */
+        return;
+    }
+}
+
+
+size_t
+pb_form_write_len(const json_t *doc)
+{
+    pb_form_writer_t  w;
+
+    w.dst = NULL;
+    w.write = 0;
+    w.len = 0;
+    w.depth = 0;
+
+    if (doc != NULL) {
+        pb_form_walk(&w, doc);
+    }
+
+    return w.len;
+}
+
+
+unsigned char *
+pb_form_write(unsigned char *dst, const json_t *doc)
+{
+    pb_form_writer_t  w;
+
+    w.dst = dst;
+    w.write = 1;
+    w.len = 0;
+    w.depth = 0;
+
+    if (doc != NULL) {
+        pb_form_walk(&w, doc);
+    }
+
+    return w.dst;
 }

@@ -52,6 +52,40 @@
  *
  * The time taken grows as n log n in the number of pairs; the memory, in
  * proportion to the body.
+ *
+ * The inverse, pb_form_write, writes a document as a form with PHP-style
+ * keys, as http_build_query does (method=post_form with no param= and no
+ * body=, for receivers such as Monetizze's):
+ *   - Pairs name=value joined by '&', in the document's order (jansson
+ *     keeps the order members were added in).
+ *   - At the root, an object's members are bare names ("a=1") and an
+ *     array's elements are "0=..", "1=..".  Below it, an object's member
+ *     is name[key], an array's element name[0], name[1], .. (explicit
+ *     indexes, any number of them).
+ *   - A string is written as it is; an integer or a real as jansson
+ *     writes it, a real with the fewest digits (15 to 17) that read back
+ *     as the same double, as pb_json_value_text writes it ("2.5", not
+ *     "2.5000000000000000"); true is "1", false "0" (as PHP).
+ *   - null, and an empty object or array, is left out (no pair); so is a
+ *     root that is not an object or an array.  An empty document writes
+ *     nothing: the empty body.
+ *   - Names and values are percent-encoded by pb_escape_uri: every byte
+ *     but A-Z a-z 0-9 - . _ ~ as %XX, a space as %20 (not '+'), and the
+ *     brackets as %5B and %5D, as http_build_query writes them.
+ *   - A value under more than PB_FORM_WRITE_DEPTH_MAX names (the root's
+ *     member or element counted as one) is left out, so that the writer
+ *     never recurses deeper than that.
+ *
+ *   {"venda":{"codigo":"1"},"comissoes":[{"nome":"a","valor":2.5}]}
+ *       venda%5Bcodigo%5D=1&comissoes%5B0%5D%5Bnome%5D=a
+ *       &comissoes%5B0%5D%5Bvalor%5D=2.5      (one line)
+ *
+ * pb_form_parse reads back what pb_form_write writes of a document that
+ * pb_form_parse made; in general, of an object of objects, arrays and
+ * strings, with no empty container, no empty key, no '[' or ']' in a key
+ * below the root, and no more than PB_FORM_DEPTH_MAX + 1 names to a
+ * value.  Other documents lose what a form cannot say (types, nulls, an
+ * object with the keys "0".."n-1" read back as an array).
  */
 
 #ifndef PB_FORM_H
@@ -68,6 +102,10 @@
 #define PB_FORM_INDEX_DIGITS  9
 
 
+/* Most names to a value pb_form_write writes: a[1][2]..[63]. */
+#define PB_FORM_WRITE_DEPTH_MAX  64
+
+
 /*
  * Reads buf (len bytes, need not be NUL-terminated; NULL when len is 0)
  * as a form: a json_t object (new reference) or NULL with *err set to a
@@ -75,5 +113,13 @@
  * "nesting too deep", "out of memory").
  */
 json_t *pb_form_parse(const char *buf, size_t len, const char **err);
+
+/*
+ * Writes doc (NULL writes nothing) as a form, as the rules above say, and
+ * returns the end of what it wrote; pb_form_write_len is the exact size it
+ * writes.  Neither allocates.
+ */
+size_t pb_form_write_len(const json_t *doc);
+unsigned char *pb_form_write(unsigned char *dst, const json_t *doc);
 
 #endif /* PB_FORM_H */

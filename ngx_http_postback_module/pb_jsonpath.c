@@ -254,38 +254,44 @@ pb_text_copy(const char *s, size_t n, size_t *len)
 
 /*
  * jansson writes reals with 17 significant digits, so 19.99 would become
- * "19.989999999999998" in a callback URL: use the fewest digits that
- * still read back as the same double.
+ * "19.989999999999998" in a callback URL: the fewest digits from 15 that
+ * still read back as the same double.  No allocation; the same value
+ * always gives the same text.
  */
-static char *
-pb_real_text(json_t *value)
+
+size_t
+pb_json_number_text(const json_t *value, char *buf)
 {
-    int      precision;
-    char    *text;
-    json_t  *back;
-    size_t   flags;
+    int     precision;
+    char   *end;
+    size_t  n;
+
+    if (json_is_integer(value)) {
+        n = json_dumpb(value, buf, PB_JSON_NUMBER_LEN,
+                       JSON_ENCODE_ANY | JSON_COMPACT);
+
+        return (n < PB_JSON_NUMBER_LEN) ? n : 0;
+    }
 
     for (precision = PB_REAL_MIN_PRECISION; ; precision++) {
-        flags = JSON_ENCODE_ANY | JSON_COMPACT
-                | JSON_REAL_PRECISION(precision);
+        n = json_dumpb(value, buf, PB_JSON_NUMBER_LEN - 1,
+                       JSON_ENCODE_ANY | JSON_COMPACT
+                       | JSON_REAL_PRECISION(precision));
 
-        text = json_dumps(value, flags);
-
-        if (text == NULL || precision == PB_REAL_MAX_PRECISION) {
-            return text;
+        if (n == 0 || n >= PB_JSON_NUMBER_LEN - 1) {
+            return 0;
         }
 
-        back = json_loads(text, JSON_DECODE_ANY, NULL);
-
-        if (back != NULL
-            && json_real_value(back) == json_real_value(value))
-        {
-            json_decref(back);
-            return text;
+        if (precision == PB_REAL_MAX_PRECISION) {
+            return n;
         }
 
-        json_decref(back);
-        free(text);
+        /* jansson writes the C locale's '.', which nginx keeps */
+        buf[n] = '\0';
+
+        if (strtod(buf, &end) == json_real_value(value) && end == buf + n) {
+            return n;
+        }
     }
 }
 
@@ -293,7 +299,8 @@ pb_real_text(json_t *value)
 char *
 pb_json_value_text(json_t *value, size_t *len)
 {
-    char  *text;
+    char    *text, number[PB_JSON_NUMBER_LEN];
+    size_t   n;
 
     if (json_is_string(value)) {
         return pb_text_copy(json_string_value(value),
@@ -304,9 +311,13 @@ pb_json_value_text(json_t *value, size_t *len)
         return pb_text_copy("", 0, len);
     }
 
-    text = json_is_real(value)
-           ? pb_real_text(value)
-           : json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (json_is_number(value)) {
+        n = pb_json_number_text(value, number);
+
+        return n ? pb_text_copy(number, n, len) : NULL;
+    }
+
+    text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
 
     if (text == NULL) {
         return NULL;

@@ -52,6 +52,16 @@ json_t *pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n);
 int pb_path_set(json_t *root, const pb_path_step_t *steps, size_t n,
     json_t *value);
 
+/* a number as pb_json_number_text writes it: "-1.7976931348623157e308" */
+#define PB_JSON_NUMBER_LEN  64
+
+/*
+ * The text of an integer or a real into buf (PB_JSON_NUMBER_LEN bytes):
+ * integers as JSON writes them, reals with the fewest digits (15 to 17)
+ * that read back the same.  Its length, or 0 when it cannot be written.
+ */
+size_t pb_json_number_text(const json_t *value, char *buf);
+
 /*
  * Text of a value as a field: strings as they are (may contain NUL),
  * integers as JSON writes them, reals with the fewest digits (15 to 17)

@@ -25,6 +25,8 @@
 #   the client always gets the shop's answer promptly, malformed ones are
 #   counted, nginx keeps answering, the error log stays clean.
 # - The keys' state survives a reload.
+# - method=post_form without param= sends the whole document as a form
+#   with PHP-style keys; null and empty members left out.
 
 use strict;
 use warnings;
@@ -743,4 +745,44 @@ subtest '8. the keys survive a reload' => sub {
 
 $ev->stop;
 $ex->stop;
+subtest '9. method=post_form without param=: the whole document' => sub {
+    my $w = PBTest->new;
+    $w->receiver('form');
+    $w->nginx_conf($w->module_conf(<<'EOF', workers => 1));
+    postback_zone pb:1m;
+    postback_field status $.venda.status;
+    postback_field tx     $.venda.codigo;
+    postback_event $postback_status;
+    postback_callback form url=http://127.0.0.1:%%PORT_form%%/f
+        method=post_form;
+
+    server {
+        listen 127.0.0.1:%%PORT_front%%;
+        location /buy/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback on;
+        }
+        location /doc/ {
+            default_type application/json;
+            return 200 '{"venda":{"codigo":"V 1&2","status":"APPROVED","valor":19.9,"pago":true,"cupom":null},"comissoes":[{"nome":"ana"},{"nome":"bia","valor":2}],"vazio":[]}';
+        }
+    }
+EOF
+    $w->start;
+    is $w->get('/buy/x')->{status}, 200, 'a checkout';
+    my ($req) = @{ $w->wait_received(form => 1, 10) };
+    is $req && $req->{headers}{'content-type'},
+        'application/x-www-form-urlencoded', 'a form';
+    my @pairs = map { my ($k, $v) = split /=/, $_, 2;
+                      s/\+/ /g, s/%([0-9A-Fa-f]{2})/chr hex $1/ge for $k, $v;
+                      "$k=$v" } split /&/, ($req && $req->{body}) // '';
+    is_deeply \@pairs,
+        [ 'venda[codigo]=V 1&2', 'venda[status]=APPROVED', 'venda[valor]=19.9',
+          'venda[pago]=1', 'comissoes[0][nome]=ana', 'comissoes[1][nome]=bia',
+          'comissoes[1][valor]=2' ],
+        'PHP-style keys, the document in order; null and empty left out'
+        or diag $req && $req->{body};
+    $w->stop;
+};
+
 done_testing;

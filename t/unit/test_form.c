@@ -745,6 +745,390 @@ test_many_keys(void)
 }
 
 
+/*
+ * Writes doc into exactly pb_form_write_len bytes (so ASan sees a write
+ * past them), checks the writer wrote that many; the text, NUL-ended.
+ */
+static char *
+write_doc(const json_t *doc, size_t *len)
+{
+    char           *text;
+    size_t          n;
+    unsigned char  *buf, *end;
+
+    n = pb_form_write_len(doc);
+    buf = unit_alloc(n);
+    end = pb_form_write(buf, doc);
+
+    CHECK(end == buf + n);
+
+    text = (char *) unit_alloc(n + 1);
+    if (n > 0) {
+        memcpy(text, buf, n);
+    }
+    text[n] = '\0';
+    free(buf);
+
+    *len = n;
+
+    return text;
+}
+
+
+/* The JSON text in, loaded, must write as the form want. */
+static int
+write_is(const char *in, const char *want)
+{
+    int           ok;
+    char         *form;
+    size_t        len;
+    json_t       *doc;
+    json_error_t  error;
+
+    doc = json_loads(in, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+    if (doc == NULL) {
+        fprintf(stderr, "    bad test JSON: %s: %s\n", in, error.text);
+        return 0;
+    }
+
+    form = write_doc(doc, &len);
+    ok = unit_bytes_eq(form, len, want, strlen(want));
+
+    if (!ok) {
+        fprintf(stderr, "    document: %s\n", in);
+    }
+
+    free(form);
+    json_decref(doc);
+
+    return ok;
+}
+
+
+/*
+ * doc written as a form must read back as doc, members in the same
+ * order (json_equal alone does not compare the order).
+ */
+static int
+round_trip(const json_t *doc)
+{
+    int          ok;
+    char        *form, *dump, *again_dump;
+    size_t       len;
+    json_t      *again;
+    const char  *err;
+
+    form = write_doc(doc, &len);
+    again = parse(form, len, &err);
+
+    dump = json_dumps(doc, DUMP_FLAGS);
+    again_dump = again ? json_dumps(again, DUMP_FLAGS) : NULL;
+
+    ok = again != NULL && json_equal(again, (json_t *) doc)
+         && again_dump != NULL && strcmp(dump, again_dump) == 0;
+
+    if (!ok) {
+        fprintf(stderr, "    document: %s\n    form: %s\n    again: %s\n",
+                dump, form, again_dump ? again_dump : "(failed)");
+    }
+
+    free(again_dump);
+    free(dump);
+    json_decref(again);
+    free(form);
+
+    return ok;
+}
+
+
+static int
+round_trip_json(const char *in)
+{
+    int     ok;
+    json_t  *doc;
+
+    doc = json_loads(in, JSON_ALLOW_NUL, NULL);
+    if (doc == NULL) {
+        fprintf(stderr, "    bad test JSON: %s\n", in);
+        return 0;
+    }
+
+    ok = round_trip(doc);
+    json_decref(doc);
+
+    return ok;
+}
+
+
+/* n objects {"a": ..} around {"a": leaf}: leaf under n + 1 names. */
+static json_t *
+nested(size_t n, json_t *leaf)
+{
+    size_t   i;
+    json_t  *doc;
+
+    doc = json_object();
+    json_object_set_new(doc, "a", leaf);
+
+    for (i = 0; i < n; i++) {
+        leaf = doc;
+        doc = json_object();
+        json_object_set_new(doc, (i % 2) ? "a" : "b", leaf);
+    }
+
+    return doc;
+}
+
+
+/* The name nested() gives its leaf, outermost first: n + 1 names. */
+static char *
+nested_name(size_t n)
+{
+    char    *name;
+    size_t   k, used;
+
+    name = (char *) unit_alloc(1 + 7 * n + 1);
+    used = 0;
+
+    /* name k from the leaf: "a" for 0, then as nested() adds them */
+    for (k = n + 1; k-- > 0; /* void */) {
+        if (k < n) {
+            memcpy(name + used, "%5B", 3);
+            used += 3;
+        }
+
+        name[used++] = (k == 0 || (k - 1) % 2) ? 'a' : 'b';
+
+        if (k < n) {
+            memcpy(name + used, "%5D", 3);
+            used += 3;
+        }
+    }
+
+    name[used] = '\0';
+
+    return name;
+}
+
+
+static void
+test_write_issue_example(void)
+{
+    CHECK(write_is("{\"venda\":{\"codigo\":\"1\"},"
+                   "\"comissoes\":[{\"nome\":\"a\",\"valor\":2.5},"
+                   "{\"nome\":\"b\"}]}",
+                   "venda%5Bcodigo%5D=1"
+                   "&comissoes%5B0%5D%5Bnome%5D=a"
+                   "&comissoes%5B0%5D%5Bvalor%5D=2.5"
+                   "&comissoes%5B1%5D%5Bnome%5D=b"));
+
+    /* in the document's order, not sorted */
+    CHECK(write_is("{\"z\":\"1\",\"a\":\"2\",\"m\":{\"y\":\"3\",\"b\":\"4\"}}",
+                   "z=1&a=2&m%5By%5D=3&m%5Bb%5D=4"));
+}
+
+
+static void
+test_write_left_out(void)
+{
+    CHECK(write_is("{\"a\":null,\"b\":{},\"c\":[],\"d\":\"x\"}", "d=x"));
+    /* containers of nothing to write write nothing */
+    CHECK(write_is("{\"e\":{\"f\":null,\"g\":[],\"h\":[{}]},\"d\":\"x\"}",
+                   "d=x"));
+    /* an element left out keeps the indexes of the others */
+    CHECK(write_is("{\"h\":[null,\"y\",{},\"z\"]}",
+                   "h%5B1%5D=y&h%5B3%5D=z"));
+    CHECK(write_is("{\"a\":null}", ""));
+    CHECK(write_is("[null,[],{}]", ""));
+    /* no name for a root that is not a container */
+    CHECK(write_is("\"x\"", ""));
+    CHECK(write_is("12", ""));
+    CHECK(write_is("true", ""));
+    CHECK(write_is("null", ""));
+}
+
+
+static void
+test_write_empty(void)
+{
+    json_t         *doc;
+    unsigned char   buf[1];
+
+    CHECK(write_is("{}", ""));
+    CHECK(write_is("[]", ""));
+
+    doc = json_object();
+    CHECK(pb_form_write_len(doc) == 0);
+    CHECK(pb_form_write(buf, doc) == buf);
+    json_decref(doc);
+
+    CHECK(pb_form_write_len(NULL) == 0);
+    CHECK(pb_form_write(buf, NULL) == buf);
+}
+
+
+static void
+test_write_booleans(void)
+{
+    CHECK(write_is("{\"t\":true,\"f\":false,\"a\":[true,false]}",
+                   "t=1&f=0&a%5B0%5D=1&a%5B1%5D=0"));
+}
+
+
+static void
+test_write_numbers(void)
+{
+    CHECK(write_is("{\"i\":0,\"n\":-17,\"big\":9223372036854775807,"
+                   "\"small\":-9223372036854775808}",
+                   "i=0&n=-17&big=9223372036854775807"
+                   "&small=-9223372036854775808"));
+
+    /* the fewest digits that read back, as pb_json_value_text */
+    CHECK(write_is("{\"a\":19.99,\"b\":2.0,\"c\":-0.5,\"d\":0.1,"
+                   "\"e\":1e300,\"f\":1.5e-7,\"g\":0.30000000000000004}",
+                   "a=19.99&b=2.0&c=-0.5&d=0.1&e=1e300&f=1.5e-7"
+                   "&g=0.30000000000000004"));
+    CHECK(write_is("{\"max\":1.7976931348623157e308,\"min\":5e-324}",
+                   "max=1.7976931348623157e308&min=4.94065645841247e-324"));
+}
+
+
+static void
+test_write_escapes(void)
+{
+    /* space as %20, '+' as %2B; unreserved bytes as they are */
+    CHECK(write_is("{\"q\":\"a&b=c+d%e f\\ng\",\"k&=+% \\n\":\"-._~\"}",
+                   "q=a%26b%3Dc%2Bd%25e%20f%0Ag"
+                   "&k%26%3D%2B%25%20%0A=-._~"));
+    /* brackets in keys and values, encoded as names' are */
+    CHECK(write_is("{\"a[b\":\"]\",\"c\":{\"[d]\":\"x\"}}",
+                   "a%5Bb=%5D&c%5B%5Bd%5D%5D=x"));
+    /* UTF-8 byte by byte, NUL included */
+    CHECK(write_is("{\"nome\":\"Jo\\u00e3o\",\"\\u00fc\":\"\\u20ac\","
+                   "\"z\":\"a\\u0000b\",\"e\":\"\\ud83d\\ude00\"}",
+                   "nome=Jo%C3%A3o&%C3%BC=%E2%82%AC&z=a%00b"
+                   "&e=%F0%9F%98%80"));
+    /* empty names and values */
+    CHECK(write_is("{\"\":\"x\",\"a\":\"\",\"b\":{\"\":\"y\"}}",
+                   "=x&a=&b%5B%5D=y"));
+}
+
+
+static void
+test_write_root_array(void)
+{
+    CHECK(write_is("[\"a\",{\"b\":\"c\"},[\"d\",1]]",
+                   "0=a&1%5Bb%5D=c&2%5B0%5D=d&2%5B1%5D=1"));
+}
+
+
+static void
+test_write_long_array(void)
+{
+    char    *form, *want;
+    size_t   i, len, used;
+    json_t  *doc, *a;
+
+    doc = json_object();
+    a = json_array();
+    json_object_set_new(doc, "a", a);
+
+    for (i = 0; i < 1001; i++) {
+        json_array_append_new(a, json_integer((json_int_t) i));
+    }
+
+    want = (char *) unit_alloc(1001 * 24);
+    used = 0;
+
+    for (i = 0; i < 1001; i++) {
+        used += (size_t) sprintf(want + used, "%sa%%5B%zu%%5D=%zu",
+                                 i ? "&" : "", i, i);
+    }
+
+    form = write_doc(doc, &len);
+    CHECK(unit_bytes_eq(form, len, want, used));
+
+    free(form);
+    free(want);
+    json_decref(doc);
+}
+
+
+static void
+test_write_deep(void)
+{
+    char    *form, *name, *want;
+    size_t   len, n;
+    json_t  *doc;
+
+    /* a leaf under exactly PB_FORM_WRITE_DEPTH_MAX names is written */
+    n = PB_FORM_WRITE_DEPTH_MAX - 1;
+    doc = nested(n, json_string("x"));
+    name = nested_name(n);
+    want = (char *) unit_alloc(strlen(name) + 3);
+    sprintf(want, "%s=x", name);
+
+    form = write_doc(doc, &len);
+    CHECK(unit_bytes_eq(form, len, want, strlen(want)));
+
+    free(form);
+    free(want);
+    free(name);
+    json_decref(doc);
+
+    /* one more, left out, with its siblings above the limit kept */
+    n = PB_FORM_WRITE_DEPTH_MAX;
+    doc = nested(n, json_string("x"));
+    json_object_set_new(doc, "s", json_string("y"));
+
+    form = write_doc(doc, &len);
+    CHECK(unit_bytes_eq(form, len, S("s=y")));
+
+    free(form);
+    json_decref(doc);
+
+    /* far deeper: no recursion past the limit */
+    doc = nested(1000, json_array());
+    json_array_append_new(json_object_get(doc, "a"), json_true());
+    CHECK(pb_form_write_len(doc) == 0);
+    json_decref(doc);
+}
+
+
+static void
+test_write_round_trip(void)
+{
+    size_t   n;
+    json_t  *doc;
+
+    CHECK(round_trip_json("{}"));
+    CHECK(round_trip_json("{\"venda\":{\"codigo\":\"1\"},"
+                          "\"comissoes\":[{\"nome\":\"a\",\"valor\":\"2.5\"},"
+                          "{\"nome\":\"b\"}]}"));
+    CHECK(round_trip_json("{\"a\":[[\"x\",[\"y\"]],{\"x\":\"z\"}],"
+                          "\"b\":{\"1\":\"p\",\"0\":\"q\"},"
+                          "\"c\":{\"01\":\"r\",\"x\":[\"s\"]}}"));
+    /* at the root, keys "0".."n-1" stay an object */
+    CHECK(round_trip_json("{\"0\":\"a\",\"1\":{\"x\":\"b\"}}"));
+    CHECK(round_trip_json("{\"q\":\"a&b=c+d%e f\\ng\\r\\t\","
+                          "\"k&=+% \\n\":\"-._~\",\"a[b\":\"]\","
+                          "\"a]b\":{\"c\":\" \"},"
+                          "\"nome\":\"Jo\\u00e3o \\u20ac \\ud83d\\ude00\","
+                          "\"z\":\"a\\u0000b\",\"e\":\"\"}"));
+    CHECK(round_trip_json("{\"a\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\","
+                          "\"6\",\"7\",\"8\",\"9\",\"10\",\"11\"]}"));
+    /* large indexes, as "[]" makes them past 9 digits */
+    CHECK(round_trip_json("{\"a\":{\"999999999\":\"x\","
+                          "\"1000000000\":\"y\"}}"));
+
+    /* as deep as a form can be */
+    n = PB_FORM_DEPTH_MAX;
+    doc = nested(n, json_string("x"));
+    CHECK(round_trip(doc));
+    json_decref(doc);
+}
+
+
 const unit_test_t  form_tests[] = {
     UNIT_TEST(test_empty_body),
     UNIT_TEST(test_flat_pairs),
@@ -767,6 +1151,16 @@ const unit_test_t  form_tests[] = {
     UNIT_TEST(test_not_nul_terminated),
     UNIT_TEST(test_many_appends),
     UNIT_TEST(test_many_keys),
+    UNIT_TEST(test_write_issue_example),
+    UNIT_TEST(test_write_left_out),
+    UNIT_TEST(test_write_empty),
+    UNIT_TEST(test_write_booleans),
+    UNIT_TEST(test_write_numbers),
+    UNIT_TEST(test_write_escapes),
+    UNIT_TEST(test_write_root_array),
+    UNIT_TEST(test_write_long_array),
+    UNIT_TEST(test_write_deep),
+    UNIT_TEST(test_write_round_trip),
 };
 
 const size_t  form_ntests = sizeof(form_tests) / sizeof(form_tests[0]);
