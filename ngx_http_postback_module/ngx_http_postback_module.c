@@ -38,6 +38,8 @@ static char *ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *key, ngx_str_t *value);
 static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *url);
+static char *ngx_http_postback_parse_window(ngx_str_t *value,
+    ngx_msec_t *ms);
 static char *ngx_http_postback_parse_retry(ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *value);
 static ngx_int_t ngx_http_postback_basic_auth(ngx_conf_t *cf,
@@ -738,6 +740,8 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cb->timeout = 10000;
     cb->max_conns = 16;
     cb->attempts = 5;
+    cb->disable_after_time = 3 * 86400 * 1000;
+    cb->disable_on_error = 3600 * 1000;
     cb->nretry = 4;
     cb->retry[0] = 5 * 1000;
     cb->retry[1] = 5 * 60 * 1000;
@@ -981,13 +985,22 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
     }
 
     if (ngx_http_postback_str_is(key, "disable_after")) {
+        /* a bare number counts deliveries, as it did before times */
         n = ngx_atoi(value->data, value->len);
-        if (n == NGX_ERROR) {
-            return "disable_after must be a number";
+        if (n != NGX_ERROR) {
+            cb->disable_after = n;
+            cb->disable_after_time = 0;
+            return NGX_CONF_OK;
         }
 
-        cb->disable_after = n;
-        return NGX_CONF_OK;
+        cb->disable_after = 0;
+
+        return ngx_http_postback_parse_window(value,
+                                              &cb->disable_after_time);
+    }
+
+    if (ngx_http_postback_str_is(key, "disable_on_error")) {
+        return ngx_http_postback_parse_window(value, &cb->disable_on_error);
     }
 
     if (ngx_http_postback_str_is(key, "max_conns")) {
@@ -1079,6 +1092,31 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
 
     return ngx_http_postback_tpl_compile(cf, &cb->target, &target,
                                          NGX_HTTP_POSTBACK_ESCAPE_URI);
+}
+
+
+/* a time with its unit, or off (0) */
+
+static char *
+ngx_http_postback_parse_window(ngx_str_t *value, ngx_msec_t *ms)
+{
+    ngx_int_t  n;
+
+    if (ngx_http_postback_str_is(value, "off")) {
+        *ms = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_parse_time(value, 0);
+    if (n == NGX_ERROR || n == 0
+        || n > NGX_HTTP_POSTBACK_RETRY_LONGEST)
+    {
+        return "must be a time up to 30d, or off";
+    }
+
+    *ms = n;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -127,7 +127,13 @@ typedef struct {
     ngx_msec_t                    timeout;
     ngx_uint_t                    max_conns;
     ngx_uint_t                    attempts;
-    ngx_uint_t                    disable_after;    /* 0: never */
+    ngx_uint_t                    disable_after;    /* failed deliveries
+                                                       in a row, 0: none */
+    ngx_msec_t                    disable_after_time;   /* failing for that
+                                                           long, 0: never */
+    ngx_msec_t                    disable_on_error; /* nothing but errors
+                                                       saying the url is
+                                                       wrong, 0: never */
     ngx_uint_t                    nretry;
     uint64_t                      retry[NGX_HTTP_POSTBACK_RETRY_MAX];
 
