@@ -2,9 +2,10 @@
  * Reads the input as a journal, the way a reader does: on CORRUPT skips
  * one byte and goes on, on TORN stops.  Every record read must point into
  * its frame, and must write back, in exactly pb_journal_size bytes, to a
- * frame that reads back as the same record: the same frame for a 'D' or
- * 'E' one (a 'D' one without key or armed gains them empty), a 'D' or 'E' one of
- * tag 0 for a 'C' or 'F' one of 0.1.  Then
+ * frame that reads back as the same record: the same frame for a 'D',
+ * 'E', 'K' or 'S' one (a 'D' one without key, armed or params_at gains
+ * them empty), a 'D' or 'E' one of tag 0 for a 'C' or 'F' one of 0.1.
+ * Then
  * the input is listed whole, as the spool reads a journal, and its live
  * records are checked against a plain count.
  */
@@ -37,7 +38,8 @@ same_record(const pb_journal_record_t *a, const pb_journal_record_t *b)
            && same_bytes(&a->headers, &b->headers)
            && same_bytes(&a->body, &b->body)
            && same_bytes(&a->fields, &b->fields)
-           && same_bytes(&a->key, &b->key) && a->armed == b->armed;
+           && same_bytes(&a->key, &b->key) && a->armed == b->armed
+           && a->params_at == b->params_at && a->digest == b->digest;
 }
 
 
@@ -59,11 +61,19 @@ well_formed(const pb_journal_record_t *r)
     }
 
     if (r->type == PB_JOURNAL_CREATED) {
-        return r->state == 0;
+        return r->state == 0 && r->digest == 0;
+    }
+
+    if (r->type == PB_JOURNAL_CALLBACK) {
+        return r->method == 0 && r->armed == 0 && r->params_at == 0
+               && r->id.len == 0 && r->event.len == 0 && r->key.len == 0
+               && r->url.len == 0 && r->headers.len == 0
+               && r->body.len == 0 && r->fields.len == 0;
     }
 
     if (r->type == PB_JOURNAL_KEY) {
         return r->state == 0 && r->method == 0 && r->armed == 0
+               && r->params_at == 0 && r->digest == 0
                && r->id.len == 0 && r->callback.len == 0
                && r->url.len == 0 && r->headers.len == 0
                && r->body.len == 0 && r->fields.len == 0;
@@ -74,7 +84,7 @@ well_formed(const pb_journal_record_t *r)
            && r->callback.len == 0 && r->event.len == 0
            && r->url.len == 0 && r->headers.len == 0
            && r->body.len == 0 && r->fields.len == 0 && r->key.len == 0
-           && r->armed == 0;
+           && r->armed == 0 && r->params_at == 0 && r->digest == 0;
 }
 
 
@@ -108,7 +118,7 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
         if (r->type != (frame[3] == 'C' ? PB_JOURNAL_CREATED
                                         : PB_JOURNAL_FINISHED)
             || r->tag != 0 || r->state != 0 || r->fields.len != 0
-            || r->key.len != 0 || r->armed != 0)
+            || r->key.len != 0 || r->armed != 0 || r->params_at != 0)
         {
             abort();
         }
@@ -138,18 +148,23 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
     }
 
     if (legacy) {
-        /* the tag, fields, key and armed, or the tag and state, added */
+        /* the tag, fields, key, armed and params_at, or tag and state */
         if (n != used
-                 + (r->type == PB_JOURNAL_CREATED ? 8 + 4 + 4 + 8 : 8 + 1))
+                 + (r->type == PB_JOURNAL_CREATED ? 8 + 4 + 4 + 8 + 4
+                                                  : 8 + 1))
         {
             abort();
         }
 
     } else if (r->type == PB_JOURNAL_CREATED
-               && (n == used + 4 + 8 || n == used + 8))
+               && (n == used + 4 + 8 + 4 || n == used + 8 + 4
+                   || n == used + 4))
     {
-        /* written before keys or timeout events: what it lacks is added */
-        if (r->armed != 0 || (n == used + 4 + 8 && r->key.len != 0)) {
+        /* written before keys, timeout events or params_at: added empty */
+        if (r->params_at != 0
+            || (n != used + 4 && r->armed != 0)
+            || (n == used + 4 + 8 + 4 && r->key.len != 0))
+        {
             abort();
         }
 
@@ -171,16 +186,28 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
 }
 
 
+/* deliveries (0), keys (K) and callbacks (S) have ids of their own */
+static int
+kind(const pb_journal_entry_t *e)
+{
+    return (e->type == PB_JOURNAL_KEY || e->type == PB_JOURNAL_CALLBACK)
+           ? e->type : 0;
+}
+
+
 static int
 same_id(const pb_journal_entry_t *a, const pb_journal_entry_t *b)
 {
-    return (a->type == PB_JOURNAL_KEY) == (b->type == PB_JOURNAL_KEY)
+    return kind(a) == kind(b)
            && a->id_len == b->id_len
            && (a->id_len == 0 || memcmp(a->id, b->id, a->id_len) == 0);
 }
 
 
-/* a key record is live when no later change of its key outranks it */
+/*
+ * A key or callback record is live when no later change of its key or
+ * callback outranks it.
+ */
 static int
 key_live(const pb_journal_entry_t *e, size_t n, size_t i)
 {
@@ -207,8 +234,8 @@ key_live(const pb_journal_entry_t *e, size_t n, size_t i)
  * The whole input as a journal: listed in order, a few records at a time
  * (as a reader with a small list does), each listed one reading back at
  * its place; the live ones are the first created record of each id that
- * no finished record names, and the latest change of each key still in
- * the table, and only those.
+ * no finished record names, the latest change of each key still in the
+ * table and of each callback, and only those.
  */
 
 static void
@@ -253,7 +280,7 @@ check_scan(const uint8_t *data, size_t size)
     }
 
     for (i = 0; i < n; i++) {
-        if (e[i].type == PB_JOURNAL_KEY) {
+        if (kind(&e[i]) != 0) {
             if (e[i].live != key_live(e, n, i)) {
                 abort();
             }

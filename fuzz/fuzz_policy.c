@@ -1,13 +1,15 @@
 /*
  * Decides on an attempt decoded from the input, any values, and checks
- * the rules: DELIVERED for a 2xx alone, GONE for a 410 alone, RETRY only
- * while attempts are left and only for a delivery not resent, its delay
- * never before Retry-After and else within the jitter of its retry= entry.
+ * the rules: DELIVERED for a 2xx alone, GONE for a 410 alone, RESUME for
+ * a manual attempt alone, RETRY only while attempts are left and only for
+ * an automatic one, its delay never before Retry-After and else within
+ * the jitter of its retry= entry; the disabling rules as they read.
  *
  * Input, big-endian, missing bytes read as 0: status (4), error (1),
- * Retry-After (8), attempt (8), attempts (8), resent (1), random (4),
- * failures (8), disable_after (8), then the number of retry= delays (1,
- * modulo 17) and the delays (8 each).
+ * Retry-After (8), attempt (8), attempts (8), resent (1), manual (1),
+ * random (4), failures (8), failing since (8), wrong-url since (8), the
+ * rules (8 each: after, after_time, on_error), now (8), then the number
+ * of retry= delays (1, modulo 17) and the delays (8 each).
  */
 
 #include <stdint.h>
@@ -91,6 +93,29 @@ check_delay(const pb_policy_attempt_t *a, uint64_t delay)
 }
 
 
+/* the rules of pb_policy_disables, read another way */
+static int
+expected_disable(const pb_health_t *h, const pb_disable_rules_t *r,
+    uint64_t now)
+{
+    int  wrong_url, count, time;
+
+    wrong_url = r->on_error != 0 && h->wrong_url_since != 0
+                && now >= h->wrong_url_since && now >= r->on_error
+                && now - r->on_error >= h->wrong_url_since;
+    count = r->after != 0 && h->failures >= r->after;
+    time = r->after_time != 0 && h->failing_since != 0
+           && now >= h->failing_since
+           && now - h->failing_since >= r->after_time;
+
+    if (wrong_url) {
+        return PB_DISABLE_WRONG_URL;
+    }
+
+    return (count || time) ? PB_DISABLE_FAILURES : PB_DISABLE_NONE;
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -99,8 +124,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int32_t              status;
     input_t              in;
     uint32_t             u;
-    uint64_t             delay, failures, disable_after;
+    uint64_t             delay, now;
     uint64_t            *retry;
+    pb_health_t          h;
+    pb_disable_rules_t   r;
     pb_policy_attempt_t  a;
 
     in.pos = data;
@@ -116,9 +143,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     a.attempt = (size_t) take(&in, 8);
     a.attempts = (size_t) take(&in, 8);
     a.resent = (int) take(&in, 1);
+    a.manual = (int) take(&in, 1);
     a.random = (uint32_t) take(&in, 4);
-    failures = take(&in, 8);
-    disable_after = take(&in, 8);
+    h.failures = take(&in, 8);
+    h.failing_since = take(&in, 8);
+    h.wrong_url_since = take(&in, 8);
+    r.after = take(&in, 8);
+    r.after_time = take(&in, 8);
+    r.on_error = take(&in, 8);
+    now = take(&in, 8);
     a.nretry = (size_t) (take(&in, 1) % (MAX_RETRY + 1));
 
     /* exactly nretry entries, so ASan catches a read past the schedule */
@@ -157,15 +190,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
 
     case PB_POLICY_RETRY:
-        if (a.attempt >= a.attempts || a.resent) {
+        if (a.attempt >= a.attempts || a.resent || a.manual) {
             abort();
         }
 
         check_delay(&a, delay);
         break;
 
+    case PB_POLICY_RESUME:
+        if (!a.manual || a.resent) {
+            abort();
+        }
+        break;
+
     case PB_POLICY_FAILED:
         if (a.attempt < a.attempts && !a.resent) {
+            abort();
+        }
+
+        if (a.manual && !a.resent) {
             abort();
         }
         break;
@@ -181,9 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    if (!pb_policy_disables(failures, disable_after)
-        != !(disable_after != 0 && failures >= disable_after))
-    {
+    if (pb_policy_disables(&h, &r, now) != expected_disable(&h, &r, now)) {
         abort();
     }
 

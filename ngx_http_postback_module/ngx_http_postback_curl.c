@@ -374,6 +374,10 @@ ngx_http_postback_curl_result(ngx_http_postback_curl_transfer_t *ct,
                                                    : curl_easy_strerror(rc));
         res->error.len = ngx_strlen(res->error.data);
     }
+
+    /* errors of the url itself, not of a receiver that is down */
+    res->wrong_url = (rc == CURLE_COULDNT_RESOLVE_HOST
+                      || rc == CURLE_PEER_FAILED_VERIFICATION);
 }
 
 

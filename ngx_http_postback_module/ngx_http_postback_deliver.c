@@ -26,6 +26,8 @@
 /* due deliveries taken at once by a pickup */
 #define NGX_HTTP_POSTBACK_PICKUP_MAX       256
 #define NGX_HTTP_POSTBACK_PICKUP_INTERVAL  1000
+/* failed attempts not logged one by one are summed up this often, ms */
+#define NGX_HTTP_POSTBACK_SUMMARY_INTERVAL  60000
 /* a leaving worker looks at its transfers this often, in ms */
 #define NGX_HTTP_POSTBACK_HOLD_INTERVAL    1000
 #define NGX_HTTP_POSTBACK_TRANSFER_POOL    2048
@@ -46,6 +48,7 @@ typedef struct {
     ngx_log_t                      *log;
     ngx_event_t                     pickup;
     ngx_event_t                     hold;   /* while transfers are in flight */
+    ngx_event_t                     summary;    /* of failed attempts */
     ngx_connection_t                timer_conn;     /* for the timers' log */
     ngx_flag_t                      backlog;
     ngx_flag_t                      running;
@@ -56,8 +59,8 @@ typedef struct {
 static void ngx_http_postback_deliver(ngx_http_postback_claim_t *claim);
 static ngx_int_t ngx_http_postback_transfer_prepare(
     ngx_http_postback_transfer_t *t);
-static ngx_int_t ngx_http_postback_target(ngx_str_t *url,
-    ngx_str_t *target);
+static ngx_int_t ngx_http_postback_send_url(ngx_http_postback_cb_conf_t *cb,
+    ngx_http_postback_request_t *req, ngx_http_postback_send_t *send);
 static ngx_int_t ngx_http_postback_transfer_headers(
     ngx_http_postback_transfer_t *t, ngx_http_postback_request_t *req);
 static ngx_int_t ngx_http_postback_transfer_sign(
@@ -66,6 +69,13 @@ static ngx_int_t ngx_http_postback_header(ngx_http_postback_transfer_t *t,
     const char *name, u_char *value, size_t len);
 static ngx_int_t ngx_http_postback_has_header(ngx_str_t *lines,
     const char *name);
+static void ngx_http_postback_log_attempt(ngx_http_postback_transfer_t *t,
+    ngx_http_postback_result_t *res, ngx_http_postback_recorded_t *rec);
+static const char *ngx_http_postback_decision_text(
+    ngx_http_postback_recorded_t *rec);
+static void ngx_http_postback_log_disabled(ngx_http_postback_cb_conf_t *cb,
+    ngx_http_postback_recorded_t *rec);
+static void ngx_http_postback_summary_handler(ngx_event_t *ev);
 static void ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t);
 static void ngx_http_postback_pickup_handler(ngx_event_t *ev);
 static void ngx_http_postback_pickup_at(uint64_t due);
@@ -96,11 +106,15 @@ ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
                                  &dl->timer_conn, cycle->log, 1);
     ngx_http_postback_timer_init(&dl->hold, ngx_http_postback_hold_handler,
                                  &dl->timer_conn, cycle->log, 0);
+    ngx_http_postback_timer_init(&dl->summary,
+                                 ngx_http_postback_summary_handler,
+                                 &dl->timer_conn, cycle->log, 1);
 
     dl->running = 1;
 
     /* soon: deliveries left by earlier workers may be due already */
     ngx_add_timer(&dl->pickup, ngx_random() % 100 + 1);
+    ngx_add_timer(&dl->summary, NGX_HTTP_POSTBACK_SUMMARY_INTERVAL);
 
     return NGX_OK;
 }
@@ -130,6 +144,10 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
 
     if (dl->pickup.posted) {
         ngx_delete_posted_event(&dl->pickup);
+    }
+
+    if (dl->summary.timer_set) {
+        ngx_del_timer(&dl->summary);
     }
 
     ngx_http_postback_curl_exit();
@@ -315,26 +333,20 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim)
 /*
  * What the engine sends, copied from the claimed record into the
  * transfer's pool (the record may change hands if the claim runs out):
- * the url, the body and every header line.  The receiver's origin is the
- * callback's as configured now: a delivery only ever goes to it.
+ * the url, the body and every header line.
  */
 
 static ngx_int_t
 ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
 {
-    u_char                       *p;
-    ngx_str_t                     target, *origin;
-    ngx_pool_t                   *pool;
     ngx_http_postback_send_t     *send;
     ngx_http_postback_request_t   req;
 
     send = &t->send;
-    pool = send->pool;
-    origin = &t->claim.cb->origin;
 
     ngx_http_postback_zone_request(&t->claim, &req);
 
-    if (ngx_http_postback_target(&req.url, &target) != NGX_OK
+    if (ngx_http_postback_send_url(t->claim.cb, &req, send) != NGX_OK
         || ngx_http_postback_webhook_id(&t->claim.cb->name, &req,
                                         t->claim.id, t->webhook_id)
            != NGX_OK)
@@ -344,23 +356,82 @@ ngx_http_postback_transfer_prepare(ngx_http_postback_transfer_t *t)
 
     send->method = req.method;
 
-    send->url.len = origin->len + target.len;
-    send->url.data = ngx_pnalloc(pool, send->url.len + 1);
     send->body.len = req.body.len;
-    send->body.data = ngx_pnalloc(pool, req.body.len + 1);
+    send->body.data = ngx_pnalloc(send->pool, req.body.len + 1);
 
-    if (send->url.data == NULL || send->body.data == NULL
-        || ngx_array_init(&send->headers, pool, 8, sizeof(ngx_str_t))
+    if (send->body.data == NULL
+        || ngx_array_init(&send->headers, send->pool, 8, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(send->url.data, origin->data, origin->len);
-    *ngx_cpymem(p, target.data, target.len) = '\0';
     *ngx_cpymem(send->body.data, req.body.data, req.body.len) = '\0';
 
     return ngx_http_postback_transfer_headers(t, &req);
+}
+
+
+/*
+ * The url an attempt goes to, as the callback is configured now: its
+ * origin, and its url= path when that has no variables (else the path
+ * rendered at capture), then the param= query rendered at capture.
+ */
+
+static ngx_int_t
+ngx_http_postback_send_url(ngx_http_postback_cb_conf_t *cb,
+    ngx_http_postback_request_t *req, ngx_http_postback_send_t *send)
+{
+    u_char                        *p, *last;
+    ngx_str_t                      path, query;
+    ngx_http_postback_tpl_part_t  *part;
+
+    last = req->url.data + req->url.len;
+    part = cb->target.parts.elts;
+
+    p = ngx_strlcasestrn(req->url.data, last, (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (p += 3; p < last && *p != '/' && *p != '?'; p++) {
+        /* void */
+    }
+
+    path.data = p;
+    path.len = last - p;
+    ngx_str_null(&query);
+
+    if (req->params_at && req->params_at <= req->url.len
+        && cb->target.parts.nelts == 1 && part[0].index == NGX_ERROR)
+    {
+        path = part[0].literal;
+
+        if (req->params_at < req->url.len) {
+            /* past the '?' or '&' that joined it to the old path */
+            query.data = req->url.data + req->params_at + 1;
+            query.len = req->url.len - req->params_at - 1;
+        }
+    }
+
+    send->url.len = cb->origin.len + path.len + 1 + query.len;
+    send->url.data = ngx_pnalloc(send->pool, send->url.len + 1);
+    if (send->url.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(send->url.data, cb->origin.data, cb->origin.len);
+    p = ngx_cpymem(p, path.data, path.len);
+
+    if (query.len) {
+        *p++ = ngx_strlchr(path.data, path.data + path.len, '?') ? '&' : '?';
+        p = ngx_cpymem(p, query.data, query.len);
+    }
+
+    *p = '\0';
+    send->url.len = p - send->url.data;
+
+    return NGX_OK;
 }
 
 
@@ -387,31 +458,6 @@ ngx_http_postback_webhook_id(ngx_str_t *callback,
     {
         return NGX_ERROR;
     }
-
-    return NGX_OK;
-}
-
-
-/* the path and query of a url as rendered: what follows its origin */
-
-static ngx_int_t
-ngx_http_postback_target(ngx_str_t *url, ngx_str_t *target)
-{
-    u_char  *p, *last;
-
-    last = url->data + url->len;
-
-    p = ngx_strlcasestrn(url->data, last, (u_char *) "://", 3 - 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (p += 3; p < last && *p != '/' && *p != '?'; p++) {
-        /* void */
-    }
-
-    target->data = p;
-    target->len = last - p;
 
     return NGX_OK;
 }
@@ -615,32 +661,26 @@ void
 ngx_http_postback_deliver_done(void *transfer,
     ngx_http_postback_result_t *res)
 {
-    uint64_t                        due;
+    ngx_http_postback_recorded_t    rec;
     ngx_http_postback_transfer_t   *t = transfer;
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
     res->start = t->start;
     res->duration = (ngx_msec_t) (ngx_http_postback_now() - t->start);
 
-    if (res->error.len) {
-        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
-                      "postback: callback \"%V\" delivery %*s failed: %V",
-                      &t->claim.cb->name, (size_t) NGX_HTTP_POSTBACK_ID_LEN,
-                      t->claim.id, &res->error);
+    ngx_http_postback_zone_record_attempt(dl->shm_zone, &t->claim, res,
+                                          &rec);
 
-    } else if (res->status < 200 || res->status > 299) {
-        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
-                      "postback: callback \"%V\" delivery %*s answered %i",
-                      &t->claim.cb->name, (size_t) NGX_HTTP_POSTBACK_ID_LEN,
-                      t->claim.id, res->status);
+    ngx_http_postback_log_attempt(t, res, &rec);
+
+    if (rec.disabled) {
+        ngx_http_postback_spool_callback(t->claim.cb, rec.disabled,
+                                         rec.stamp);
     }
-
-    due = ngx_http_postback_zone_record_attempt(dl->shm_zone, &t->claim, res,
-                                                dl->log);
 
     ngx_http_postback_transfer_end(t);
 
-    ngx_http_postback_pickup_at(due);
+    ngx_http_postback_pickup_at(rec.due);
 
     /* a finished delivery may need its journal record */
     ngx_http_postback_spool_flush();
@@ -648,6 +688,164 @@ ngx_http_postback_deliver_done(void *transfer,
     /* a slot is free: due deliveries left waiting for one can go now */
     if (dl->backlog) {
         ngx_http_postback_deliver_soon();
+    }
+}
+
+
+/*
+ * An attempt in the log: each at info; at warn only what changes the
+ * callback's state (its first failure, its recovery, its disabling) and,
+ * every minute, the failures between (ngx_http_postback_summary_handler).
+ */
+
+static void
+ngx_http_postback_log_attempt(ngx_http_postback_transfer_t *t,
+    ngx_http_postback_result_t *res, ngx_http_postback_recorded_t *rec)
+{
+    ngx_str_t                      *name;
+    ngx_http_postback_cb_conf_t    *cb;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    cb = t->claim.cb;
+    name = &cb->name;
+
+    if (rec->decision == (ngx_uint_t) -1) {
+        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                      "postback: callback \"%V\": an attempt outlived its "
+                      "claim, another worker took the delivery over; its "
+                      "outcome is not recorded", name);
+        return;
+    }
+
+    if (rec->decision == PB_POLICY_DELIVERED) {
+        if (rec->recovered) {
+            ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                          "postback: callback \"%V\" recovered: delivery "
+                          "%*s answered %i after failures since %uL s ago",
+                          name, (size_t) NGX_HTTP_POSTBACK_ID_LEN,
+                          t->claim.id, res->status,
+                          (rec->stamp - rec->failing_since) / 1000);
+        }
+
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, dl->log, 0,
+                  "postback: callback \"%V\" delivery %*s attempt failed: "
+                  "%V%s%i, %s", name, (size_t) NGX_HTTP_POSTBACK_ID_LEN,
+                  t->claim.id, &res->error, res->error.len ? ", status " : "",
+                  res->status, ngx_http_postback_decision_text(rec));
+
+    if (rec->failing) {
+        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                      "postback: callback \"%V\" failing: delivery %*s got "
+                      "%V%s%i; it will be retried", name,
+                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, t->claim.id,
+                      &res->error, res->error.len ? ", status " : "status ",
+                      res->status);
+
+    } else if (!rec->disabled) {
+        cb->unlogged++;
+    }
+
+    if (rec->disabled) {
+        ngx_http_postback_log_disabled(cb, rec);
+    }
+}
+
+
+/* the rule that disabled a callback, with its figures */
+
+static void
+ngx_http_postback_log_disabled(ngx_http_postback_cb_conf_t *cb,
+    ngx_http_postback_recorded_t *rec)
+{
+    u_char                         *p, *last;
+    u_char                          why[NGX_MAX_ERROR_STR / 2];
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    p = why;
+    last = why + sizeof(why);
+
+    switch (rec->disabled) {
+
+    case PB_DISABLE_GONE:
+        p = ngx_slprintf(p, last, "its receiver answered 410 Gone");
+        break;
+
+    case PB_DISABLE_WRONG_URL:
+        p = ngx_slprintf(p, last, "for %M ms (disable_on_error=) its "
+                         "receiver answered nothing but errors that say the "
+                         "url is wrong: no such name, a certificate that "
+                         "does not verify, 404, 405",
+                         cb->disable_on_error);
+        break;
+
+    default: /* PB_DISABLE_FAILURES */
+        p = cb->disable_after
+            ? ngx_slprintf(p, last, "%uL deliveries failed in a row "
+                           "(disable_after=%ui)", rec->failures,
+                           cb->disable_after)
+            : ngx_slprintf(p, last, "every attempt failed for %M ms "
+                           "(disable_after=)", cb->disable_after_time);
+        break;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                  "postback: callback \"%V\" disabled: %*s; its new and "
+                  "pending deliveries are kept paused (%uL now) until it is "
+                  "enabled through the status API or its url= changes",
+                  &cb->name, (size_t) (p - why), why, rec->paused);
+}
+
+
+static const char *
+ngx_http_postback_decision_text(ngx_http_postback_recorded_t *rec)
+{
+    switch (rec->decision) {
+
+    case PB_POLICY_RETRY:
+        return "retried later";
+
+    case PB_POLICY_RESUME:
+        return "a manual attempt: the schedule goes on";
+
+    case PB_POLICY_GONE:
+        return "410 Gone: failed";
+
+    default:
+        return "no attempt left: failed";
+    }
+}
+
+
+/* every minute, the failed attempts the log did not show one by one */
+
+static void
+ngx_http_postback_summary_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                      i;
+    ngx_http_postback_cb_conf_t   **cbp;
+    ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
+
+    cbp = dl->pmcf->callbacks.elts;
+
+    for (i = 0; i < dl->pmcf->callbacks.nelts; i++) {
+        if (cbp[i]->unlogged == 0) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, dl->log, 0,
+                      "postback: callback \"%V\" still failing: %ui more "
+                      "failed attempts in this worker in the last %ui s",
+                      &cbp[i]->name, cbp[i]->unlogged,
+                      (ngx_uint_t) NGX_HTTP_POSTBACK_SUMMARY_INTERVAL / 1000);
+
+        cbp[i]->unlogged = 0;
+    }
+
+    if (dl->running) {
+        ngx_add_timer(ev, NGX_HTTP_POSTBACK_SUMMARY_INTERVAL);
     }
 }
 

@@ -99,7 +99,7 @@ static ngx_int_t ngx_http_postback_enqueue(ngx_http_request_t *r,
     u_char *id);
 static ngx_int_t ngx_http_postback_render_url(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, pb_kv_t *params, ngx_str_t *url,
-    ngx_uint_t *sanitized);
+    size_t *params_at, ngx_uint_t *sanitized);
 static ngx_int_t ngx_http_postback_render_body(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_cb_conf_t *cb,
     pb_payload_t *payload, ngx_str_t *body, ngx_uint_t *sanitized);
@@ -1338,7 +1338,8 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     webhook_id[NGX_HTTP_POSTBACK_ID_LEN] = '\0';
 
     if (ngx_http_postback_render_params(r, cb, &params) != NGX_OK
-        || ngx_http_postback_render_url(r, cb, params, &req.url, &sanitized)
+        || ngx_http_postback_render_url(r, cb, params, &req.url,
+                                        &req.params_at, &sanitized)
            != NGX_OK
         || ngx_http_postback_render_headers(r, cb, &req.headers, &sanitized)
            != NGX_OK)
@@ -1376,12 +1377,12 @@ ngx_http_postback_enqueue(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 }
 
 
-/* url: origin, target and, for GET, the parameters */
+/* url: origin, target and, for GET, the parameters' query at params_at */
 
 static ngx_int_t
 ngx_http_postback_render_url(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, pb_kv_t *params, ngx_str_t *url,
-    ngx_uint_t *sanitized)
+    size_t *params_at, ngx_uint_t *sanitized)
 {
     u_char     *p;
     size_t      len;
@@ -1409,6 +1410,7 @@ ngx_http_postback_render_url(ngx_http_request_t *r,
 
     p = ngx_cpymem(url->data, cb->origin.data, cb->origin.len);
     p = ngx_cpymem(p, target.data, target.len);
+    *params_at = p - url->data;
 
     if (query) {
         *p++ = ngx_strlchr(target.data, target.data + target.len, '?')

@@ -847,6 +847,8 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_compile_complex_value_t   ccv;
 
     if (ngx_http_postback_str_is(key, "url")) {
+        /* an edited url= is another receiver: see the zone's bind */
+        cb->url_digest = ngx_crc32_long(value->data, value->len);
         return ngx_http_postback_parse_url(cf, cb, value);
     }
 

@@ -115,6 +115,7 @@ typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     origin;   /* scheme://host[:port] */
     ngx_http_postback_tpl_t       target;   /* path and query */
+    uint32_t                      url_digest;   /* of url= as written */
     ngx_array_t                  *events;   /* ngx_str_t; NULL: "*" */
     ngx_http_complex_value_t     *filter;   /* if= */
     ngx_uint_t                    method;
@@ -140,6 +141,9 @@ typedef struct {
     ngx_http_postback_cb_state_t *state;    /* set by the zone's init */
 
     ngx_uint_t                    active;   /* this worker's transfers */
+    ngx_uint_t                    unlogged; /* failed attempts since this
+                                               worker's last summary */
+    ngx_flag_t                    enabled_again;    /* by this url= edit */
 } ngx_http_postback_cb_conf_t;
 
 
@@ -196,6 +200,10 @@ typedef struct {
     ngx_str_t                     fields;   /* pb_fields packed */
     ngx_uint_t                    method;
     ngx_str_t                     url;
+    size_t                        params_at;    /* where the url's query of
+                                                   param= values starts
+                                                   (url.len: none), 0: not
+                                                   known */
     ngx_str_t                     headers;  /* "Name: value\n" lines */
     ngx_str_t                     body;
     uint64_t                      created;  /* ms since the epoch */
@@ -212,16 +220,25 @@ typedef struct {
     ngx_int_t                     status;   /* HTTP status, 0: none */
     uint64_t                      retry_after;      /* ms, 0: none */
     ngx_flag_t                    manual;   /* asked for by the API */
+    ngx_flag_t                    wrong_url;    /* the transport says the
+                                                   url is wrong: no such
+                                                   name, a certificate that
+                                                   does not verify */
     ngx_str_t                     error;
     ngx_str_t                     response; /* first bytes */
 } ngx_http_postback_result_t;
 
 
-/* why a callback is disabled */
-#define NGX_HTTP_POSTBACK_ENABLED         0
-#define NGX_HTTP_POSTBACK_DISABLED_GONE   1     /* its receiver said 410 */
-#define NGX_HTTP_POSTBACK_DISABLED_FAILS  2     /* disable_after= */
-#define NGX_HTTP_POSTBACK_DISABLED_API    3     /* the status API */
+/* why a callback is disabled: pb_policy's reasons, or the status API */
+#define NGX_HTTP_POSTBACK_ENABLED         PB_DISABLE_NONE
+#define NGX_HTTP_POSTBACK_DISABLED_API    4
+#define NGX_HTTP_POSTBACK_DISABLED_WHYS   5
+
+
+/* why a delivery ended without its attempts saying so */
+#define NGX_HTTP_POSTBACK_ENDED_ATTEMPTS  0
+#define NGX_HTTP_POSTBACK_ENDED_REMOVED   1     /* its callback was */
+#define NGX_HTTP_POSTBACK_ENDED_LOST      2     /* never on disk */
 
 
 #define NGX_HTTP_POSTBACK_BUCKETS  16
@@ -244,7 +261,10 @@ struct ngx_http_postback_cb_state_s {
     ngx_queue_t                   queue;
     ngx_uint_t                    generation;   /* last configured in */
     ngx_uint_t                    disabled;     /* and why */
+    uint32_t                      url_digest;   /* of its url= then */
     uint64_t                      state_changed;    /* ms, 0: never */
+    uint64_t                      records;      /* in the zone */
+    uint64_t                      disables;     /* automatic ones */
     uint64_t                      events;
     uint64_t                      delivered;
     uint64_t                      failed;
@@ -259,7 +279,7 @@ struct ngx_http_postback_cb_state_s {
     uint64_t                      outcomes[PB_OUTCOMES];
     ngx_http_postback_histogram_t attempt_duration;
     ngx_http_postback_histogram_t delivery_latency;  /* event to 2xx */
-    uint64_t                      consecutive_failures;
+    pb_health_t                   health;
     uint64_t                      last_attempt;
     ngx_int_t                     last_status;
     ngx_msec_t                    last_latency;
@@ -301,7 +321,10 @@ typedef struct ngx_http_postback_record_s  ngx_http_postback_record_t;
 typedef struct {
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
     ngx_str_t                     callback;
+    ngx_flag_t                    removed;  /* its callback is no longer
+                                               configured */
     ngx_uint_t                    state;
+    ngx_uint_t                    ended;    /* NGX_HTTP_POSTBACK_ENDED_* */
     uint64_t                      due;      /* pending: next attempt */
     ngx_http_postback_request_t   req;      /* headers, body when asked */
     ngx_http_postback_result_t   *attempts;
@@ -316,6 +339,23 @@ typedef struct {
     ngx_int_t                     state;        /* -1: any */
     ngx_uint_t                    limit;
 } ngx_http_postback_query_t;
+
+
+/* what an attempt changed, for the worker to log and to journal */
+typedef struct {
+    uint64_t                      due;      /* next attempt, 0: none */
+    ngx_uint_t                    decision; /* PB_POLICY_*; -1: the claim
+                                               was lost */
+    ngx_uint_t                    automatic;    /* scheduled attempts made */
+    ngx_flag_t                    failing;  /* the receiver's first failure
+                                               since it last answered 2xx */
+    ngx_flag_t                    recovered;    /* its first 2xx since */
+    uint64_t                      failing_since;
+    ngx_uint_t                    disabled; /* just now, and why */
+    uint64_t                      failures; /* deliveries failed in a row */
+    uint64_t                      stamp;    /* then */
+    uint64_t                      paused;   /* the callback's kept ones */
+} ngx_http_postback_recorded_t;
 
 
 /* the journal's figures, for the status */
@@ -345,8 +385,11 @@ typedef struct {
     uint64_t                      counters[NGX_HTTP_POSTBACK_COUNTERS];
     ngx_http_postback_spool_stats_t  spool;
     ngx_http_postback_keys_stats_t   keys;
-    ngx_http_postback_cb_state_t *callbacks;    /* as configured */
+    ngx_http_postback_cb_state_t *callbacks;    /* as configured, then
+                                                   removed ones with
+                                                   history */
     ngx_uint_t                    ncallbacks;
+    ngx_uint_t                    nconfigured;
     ngx_http_postback_view_t     *deliveries;   /* newest first */
     ngx_uint_t                    ndeliveries;
 } ngx_http_postback_snapshot_t;
@@ -478,9 +521,9 @@ ngx_uint_t ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone,
     ngx_flag_t *backlog, uint64_t *next);
 void ngx_http_postback_zone_request(ngx_http_postback_claim_t *claim,
     ngx_http_postback_request_t *req);
-uint64_t ngx_http_postback_zone_record_attempt(ngx_shm_zone_t *shm_zone,
+void ngx_http_postback_zone_record_attempt(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
-    ngx_log_t *log);
+    ngx_http_postback_recorded_t *out);
 void ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim);
 ngx_int_t ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
@@ -489,9 +532,14 @@ ngx_int_t ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
 ngx_int_t ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone,
     ngx_str_t *id, ngx_http_postback_view_t *view, ngx_pool_t *pool);
 ngx_int_t ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone,
-    ngx_str_t *id, ngx_log_t *log);
-void ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *id, const char **why);
+ngx_uint_t ngx_http_postback_zone_retry_all(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_cb_conf_t *cb, ngx_uint_t state);
+uint64_t ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, ngx_flag_t enable);
+void ngx_http_postback_zone_callback_restore(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *name, ngx_uint_t disabled, uint32_t url_digest,
+    uint64_t stamp);
 u_char *ngx_http_postback_time_text(u_char *buf, uint64_t ms);
 
 /* zone: what the journal needs of it */
@@ -587,6 +635,8 @@ void ngx_http_postback_spool_keep(ngx_shm_zone_t *shm_zone,
 void ngx_http_postback_spool_flush(void);
 void ngx_http_postback_spool_key(ngx_str_t *key, ngx_str_t *event,
     uint64_t changed);
+void ngx_http_postback_spool_callback(ngx_http_postback_cb_conf_t *cb,
+    ngx_uint_t why, uint64_t changed);
 void ngx_http_postback_spool_leave(void);
 void ngx_http_postback_spool_exit(ngx_cycle_t *cycle);
 void ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle);

@@ -193,6 +193,7 @@ static void ngx_http_postback_read_up_to(ngx_http_postback_job_t *job,
 static off_t ngx_http_postback_ingest(ngx_http_postback_job_t *job,
     ngx_flag_t first, int64_t *waiting_bytes);
 static void ngx_http_postback_ingest_key(pb_journal_record_t *rec);
+static void ngx_http_postback_ingest_callback(pb_journal_record_t *rec);
 static ngx_int_t ngx_http_postback_ingest_one(pb_journal_record_t *rec,
     size_t size, uint64_t grace, ngx_flag_t counted, ngx_flag_t room);
 static void ngx_http_postback_ingest_log(ngx_http_postback_job_t *job,
@@ -594,6 +595,37 @@ ngx_http_postback_spool_key(ngx_str_t *key, ngx_str_t *event,
 
 
 /*
+ * A callback's switch changed (why: 0, enabled), for the journal, so a
+ * restart keeps it while its url= stays the same.
+ */
+
+void
+ngx_http_postback_spool_callback(ngx_http_postback_cb_conf_t *cb,
+    ngx_uint_t why, uint64_t changed)
+{
+    pb_journal_record_t         rec;
+    ngx_http_postback_spool_t  *sp = &ngx_http_postback_spool;
+
+    if (sp->shm_zone == NULL) {
+        return;
+    }
+
+    ngx_memzero(&rec, sizeof(pb_journal_record_t));
+    rec.type = PB_JOURNAL_CALLBACK;
+    rec.tag = sp->tag;
+    rec.created = changed;
+    rec.state = why;
+    rec.digest = cb->url_digest;
+    rec.callback.data = cb->name.data;
+    rec.callback.len = cb->name.len;
+
+    if (ngx_http_postback_kept_record(&rec, NULL, 0) == NGX_OK) {
+        ngx_http_postback_spool_flush();
+    }
+}
+
+
+/*
  * Appends what the zone's deliveries need, a batch at a time: one write
  * in flight per worker; a failed one is tried again, with the same
  * bytes, before anything else.
@@ -807,6 +839,7 @@ ngx_http_postback_journal_record(ngx_http_postback_jitem_t *item,
     rec->event.len = req->event.len;
     rec->url.data = req->url.data;
     rec->url.len = req->url.len;
+    rec->params_at = req->params_at;
     rec->headers.data = req->headers.data;
     rec->headers.len = req->headers.len;
     rec->body.data = req->body.data;
@@ -1180,14 +1213,26 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
     /* at a start, not after a reload: nothing of them is in flight */
     start = (first && !ngx_http_postback_spool_sh()->reload);
 
-    /* the keys first: the timeout events read back are checked on them */
+    /*
+     * The keys and callbacks' switches first: the timeout events read back
+     * are checked on the keys, deliveries of a disabled callback paused.
+     */
     for (i = 0; i < job->nentries; i++) {
         e = &job->entries[i];
 
-        if (e->type == PB_JOURNAL_KEY && e->live && e->tag != job->tag) {
-            (void) pb_journal_read(job->buf + e->offset, e->size, &rec,
-                                   &used);
+        if (e->type == PB_JOURNAL_CREATED || e->type == PB_JOURNAL_FINISHED
+            || !e->live || e->tag == job->tag)
+        {
+            continue;
+        }
+
+        (void) pb_journal_read(job->buf + e->offset, e->size, &rec, &used);
+
+        if (rec.type == PB_JOURNAL_KEY) {
             ngx_http_postback_ingest_key(&rec);
+
+        } else {
+            ngx_http_postback_ingest_callback(&rec);
         }
     }
 
@@ -1200,7 +1245,7 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
 
         if ((e->type == PB_JOURNAL_CREATED && !e->live)
             || (e->type == PB_JOURNAL_FINISHED && counted)
-            || e->type == PB_JOURNAL_KEY)
+            || e->type == PB_JOURNAL_KEY || e->type == PB_JOURNAL_CALLBACK)
         {
             continue;
         }
@@ -1290,6 +1335,22 @@ ngx_http_postback_ingest_key(pb_journal_record_t *rec)
 }
 
 
+/* a callback's switch of before a start */
+
+static void
+ngx_http_postback_ingest_callback(pb_journal_record_t *rec)
+{
+    ngx_str_t  name;
+
+    name.data = (u_char *) rec->callback.data;
+    name.len = rec->callback.len;
+
+    ngx_http_postback_zone_callback_restore(ngx_http_postback_spool.shm_zone,
+                                            &name, rec->state, rec->digest,
+                                            rec->created);
+}
+
+
 /*
  * One created record into the zone (room: if there may be room for it),
  * due `grace` past its callback's timeout: 0 restored; 1 it waits for
@@ -1358,6 +1419,7 @@ ngx_http_postback_record_req(pb_journal_record_t *rec,
     req->key.len = rec->key.len;
     req->url.data = (u_char *) rec->url.data;
     req->url.len = rec->url.len;
+    req->params_at = rec->params_at;
     req->headers.data = (u_char *) rec->headers.data;
     req->headers.len = rec->headers.len;
     req->body.data = (u_char *) rec->body.data;
@@ -1935,10 +1997,11 @@ ngx_http_postback_read_all(ngx_http_postback_job_t *job, ngx_fd_t fd,
 
 
 /*
- * Rewrites the journal with its live created and key records, under an
- * exclusive lock: appenders wait, then follow the new file.  Records of
- * another zone not read yet put it off.  The new file is fsync'd before
- * it replaces the old one; a failure leaves the old one as it is.
+ * Rewrites the journal with its live created, key and callback records,
+ * under an exclusive lock: appenders wait, then follow the new file.
+ * Records of another zone not read yet put it off.  The new file is
+ * fsync'd before it replaces the old one; a failure leaves the old one as
+ * it is.
  */
 
 static void
@@ -2019,7 +2082,7 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
         e = &job->entries[i];
 
         if (!e->live
-            || (e->type != PB_JOURNAL_KEY
+            || (e->type == PB_JOURNAL_CREATED
                 && e->id_len != NGX_HTTP_POSTBACK_ID_LEN))
         {
             continue;

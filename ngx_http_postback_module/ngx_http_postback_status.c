@@ -56,6 +56,8 @@ static ngx_int_t ngx_http_postback_status_delivery(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_postback_status_retry(ngx_http_request_t *r,
     ngx_str_t *id);
+static ngx_int_t ngx_http_postback_status_retry_all(ngx_http_request_t *r,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_postback_status_test(ngx_http_request_t *r,
     ngx_str_t *name);
 static ngx_int_t ngx_http_postback_status_enable(ngx_http_request_t *r,
@@ -147,7 +149,10 @@ static ngx_http_postback_series_t  ngx_http_postback_series[] = {
       ngx_http_postback_cs(in_spool) },
     { "postback_consecutive_failures", "gauge",
       "Deliveries failed in a row.",
-      ngx_http_postback_cs(consecutive_failures) }
+      ngx_http_postback_cs(health.failures) },
+    { "postback_disables_total", "counter",
+      "Times the callback was disabled by a rule: 410, disable_on_error=, "
+      "disable_after=.", ngx_http_postback_cs(disables) }
 };
 
 
@@ -210,6 +215,9 @@ static ngx_http_postback_route_t  ngx_http_postback_routes[] = {
 
     { ngx_string("callbacks/"), ngx_string("/test"), NGX_HTTP_POST,
       ngx_http_postback_status_test },
+
+    { ngx_string("callbacks/"), ngx_string("/retry"), NGX_HTTP_POST,
+      ngx_http_postback_status_retry_all },
 
     { ngx_string("callbacks/"), ngx_string("/enable"), NGX_HTTP_POST,
       ngx_http_postback_status_enable },
@@ -275,7 +283,15 @@ static const char  *ngx_http_postback_disabled_names[] = {
     NULL,
     "gone",
     "failures",
+    "wrong_url",
     "api"
+};
+
+
+static const char  *ngx_http_postback_ended_names[] = {
+    NULL,
+    "callback removed",
+    "not written to the spool"
 };
 
 
@@ -878,7 +894,8 @@ ngx_http_postback_status_json(ngx_http_request_t *r,
     for (i = 0; i < snap->ncallbacks; i++) {
         json_array_append_new(callbacks,
                               ngx_http_postback_callback_json(
-                                  &snap->callbacks[i], cbp[i]));
+                                  &snap->callbacks[i],
+                                  i < snap->nconfigured ? cbp[i] : NULL));
     }
 
     for (i = 0; i < snap->ndeliveries; i++) {
@@ -975,21 +992,27 @@ static ngx_int_t
 ngx_http_postback_status_retry(ngx_http_request_t *r, ngx_str_t *id)
 {
     ngx_int_t                       rc;
+    const char                     *why;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
-    rc = ngx_http_postback_zone_retry(pmcf->shm_zone, id,
-                                      r->connection->log);
+    rc = ngx_http_postback_zone_retry(pmcf->shm_zone, id, &why);
 
     if (rc == NGX_DECLINED) {
         return NGX_HTTP_NOT_FOUND;
     }
 
     if (rc == NGX_BUSY) {
-        /* a retry of it is queued or being sent, or it cannot go now */
-        return NGX_HTTP_CONFLICT;
+        return ngx_http_postback_send_json(r, NGX_HTTP_CONFLICT,
+                                           json_pack("{s:s%,s:s}",
+                                                     "id", id->data, id->len,
+                                                     "error", why));
     }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "postback: delivery %V to be sent again, as asked through "
+                  "the status API", id);
 
     ngx_http_postback_deliver_soon();
 
@@ -997,6 +1020,59 @@ ngx_http_postback_status_retry(ngx_http_request_t *r, ngx_str_t *id)
                                        json_pack("{s:s%,s:s}",
                                                  "id", id->data, id->len,
                                                  "state", "pending"));
+}
+
+
+/* POST callbacks/NAME/retry?state=failed|paused: each of them once more */
+
+static ngx_int_t
+ngx_http_postback_status_retry_all(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_str_t                       arg;
+    ngx_uint_t                      n, state;
+    ngx_http_postback_cb_conf_t    *cb;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    cb = ngx_http_postback_find_callback(pmcf, name);
+    if (cb == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    state = NGX_HTTP_POSTBACK_FAILED;
+
+    if (ngx_http_postback_arg(r, (u_char *) "state", 5, &arg) == NGX_OK
+        && arg.len)
+    {
+        if (ngx_http_postback_str_is(&arg, "paused")) {
+            state = NGX_HTTP_POSTBACK_PAUSED;
+
+        } else if (!ngx_http_postback_str_is(&arg, "failed")) {
+            return ngx_http_postback_bad_request(r,
+                                                 "state must be failed or "
+                                                 "paused");
+        }
+    }
+
+    n = ngx_http_postback_zone_retry_all(pmcf->shm_zone, cb, state);
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "postback: %ui %s deliveries of callback \"%V\" to be "
+                  "sent again, as asked through the status API", n,
+                  ngx_http_postback_state_names[state], &cb->name);
+
+    if (n) {
+        ngx_http_postback_deliver_soon();
+    }
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_ACCEPTED,
+                                       json_pack("{s:s%,s:s,s:I}",
+                                                 "callback", cb->name.data,
+                                                 cb->name.len,
+                                                 "state",
+                                       ngx_http_postback_state_names[state],
+                                                 "retried", (json_int_t) n));
 }
 
 
@@ -1145,7 +1221,11 @@ ngx_http_postback_status_switch(ngx_http_request_t *r, ngx_str_t *name,
         return NGX_HTTP_NOT_FOUND;
     }
 
-    ngx_http_postback_zone_switch(pmcf->shm_zone, cb, enable);
+    ngx_http_postback_spool_callback(cb,
+                                     enable ? NGX_HTTP_POSTBACK_ENABLED
+                                            : NGX_HTTP_POSTBACK_DISABLED_API,
+                                     ngx_http_postback_zone_switch(
+                                         pmcf->shm_zone, cb, enable));
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "postback: callback \"%V\" %s through the status API",
@@ -1219,7 +1299,9 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
     json_object_set_new(o, "name",
                         json_stringn((char *) cs->name, cs->name_len));
     json_object_set_new(o, "state",
-                        json_string(cs->disabled ? "disabled" : "enabled"));
+                        json_string(cb == NULL ? "removed"
+                                    : cs->disabled ? "disabled"
+                                    : "enabled"));
     json_object_set_new(o, "disabled_reason",
                         cs->disabled
                         ? json_string(
@@ -1230,8 +1312,9 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                         ? ngx_http_postback_json_time(cs->state_changed)
                         : json_null());
     json_object_set_new(o, "url",
-                        json_stringn((char *) cb->origin.data,
-                                     cb->origin.len));
+                        cb ? json_stringn((char *) cb->origin.data,
+                                          cb->origin.len)
+                           : json_null());
     json_object_set_new(o, "events", json_integer(cs->events));
     json_object_set_new(o, "delivered", json_integer(cs->delivered));
     json_object_set_new(o, "failed", json_integer(cs->failed));
@@ -1246,7 +1329,13 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
     json_object_set_new(o, "outcomes", outcomes);
 
     json_object_set_new(o, "consecutive_failures",
-                        json_integer(cs->consecutive_failures));
+                        json_integer(cs->health.failures));
+    json_object_set_new(o, "failing_since",
+                        cs->health.failing_since
+                        ? ngx_http_postback_json_time(
+                              cs->health.failing_since)
+                        : json_null());
+    json_object_set_new(o, "disables", json_integer(cs->disables));
     json_object_set_new(o, "last_attempt_at",
                         cs->last_attempt
                         ? ngx_http_postback_json_time(cs->last_attempt)
@@ -1299,6 +1388,7 @@ ngx_http_postback_delivery_json(ngx_http_postback_view_t *d)
     json_object_set_new(o, "callback",
                         json_stringn((char *) d->callback.data,
                                      d->callback.len));
+    json_object_set_new(o, "callback_removed", json_boolean(d->removed));
     json_object_set_new(o, "event",
                         ngx_http_postback_json_str(d->req.event.data,
                                                    d->req.event.len));
@@ -1316,6 +1406,10 @@ ngx_http_postback_delivery_json(ngx_http_postback_view_t *d)
                         : json_null());
     json_object_set_new(o, "state",
                         json_string(ngx_http_postback_state_names[d->state]));
+    json_object_set_new(o, "ended_because",
+                        d->ended ? json_string(
+                                       ngx_http_postback_ended_names[d->ended])
+                                 : json_null());
     json_object_set_new(o, "test", json_boolean(d->req.test));
     json_object_set_new(o, "created_at",
                         ngx_http_postback_json_time(d->req.created));
@@ -1507,7 +1601,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
 
     size = NGX_HTTP_POSTBACK_METRICS_BASE
-           + snap->ncallbacks * NGX_HTTP_POSTBACK_METRICS_CALLBACK;
+           + snap->nconfigured * NGX_HTTP_POSTBACK_METRICS_CALLBACK;
 
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
@@ -1587,7 +1681,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
         p = ngx_http_postback_metric(p, last, series->name, series->type,
                                      series->help);
 
-        for (i = 0; i < snap->ncallbacks; i++) {
+        for (i = 0; i < snap->nconfigured; i++) {
             cs = &snap->callbacks[i];
             p = ngx_slprintf(p, last, "%s{callback=\"%*s\"} %uL\n",
                              series->name, cs->name_len, cs->name,
@@ -1598,7 +1692,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
     p = ngx_http_postback_metric(p, last, "postback_disabled", "gauge",
                                  "1 when the callback is disabled.");
 
-    for (i = 0; i < snap->ncallbacks; i++) {
+    for (i = 0; i < snap->nconfigured; i++) {
         cs = &snap->callbacks[i];
         p = ngx_slprintf(p, last, "postback_disabled{callback=\"%*s\"} %d\n",
                          cs->name_len, cs->name, cs->disabled ? 1 : 0);
@@ -1609,7 +1703,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
                                  "Attempts, by outcome: the answer's class, "
                                  "or error.");
 
-    for (i = 0; i < snap->ncallbacks; i++) {
+    for (i = 0; i < snap->nconfigured; i++) {
         cs = &snap->callbacks[i];
 
         for (k = 0; k < PB_OUTCOMES; k++) {
@@ -1625,7 +1719,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
                                  "histogram",
                                  "Time an attempt took, request to answer.");
 
-    for (i = 0; i < snap->ncallbacks; i++) {
+    for (i = 0; i < snap->nconfigured; i++) {
         p = ngx_http_postback_histogram(p, last,
                                         "postback_attempt_duration_seconds",
                                         &snap->callbacks[i],
@@ -1638,7 +1732,7 @@ ngx_http_postback_metrics(ngx_http_request_t *r,
                                  "Time from the event to its delivery, "
                                  "retries included.");
 
-    for (i = 0; i < snap->ncallbacks; i++) {
+    for (i = 0; i < snap->nconfigured; i++) {
         p = ngx_http_postback_histogram(p, last,
                                         "postback_delivery_duration_seconds",
                                         &snap->callbacks[i],

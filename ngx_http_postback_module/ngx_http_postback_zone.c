@@ -16,13 +16,16 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x70620009
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000a
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
 
 /* a writer has a record's next journal record for this long, in ms */
 #define NGX_HTTP_POSTBACK_JOURNAL_LEASE  30000
+
+/* removed callbacks the status lists, at most */
+#define NGX_HTTP_POSTBACK_REMOVED_SHOWN  64
 
 /* keys evicted, at most, to make room for one record */
 #define NGX_HTTP_POSTBACK_KEYS_EVICT_MAX  64
@@ -66,6 +69,8 @@ struct ngx_http_postback_record_s {
     ngx_http_postback_attempt_t  *last_attempt;
     uint64_t                      created;
     uint64_t                      armed;    /* scheduled: its key's change */
+    uint64_t                      resume;   /* due again after a manual
+                                               attempt, 0: now */
     uint64_t                      jlease;   /* ms: a writer has it until */
     off_t                         eat;      /* its finished record's place,
                                                -1: none, or not known */
@@ -73,6 +78,7 @@ struct ngx_http_postback_record_s {
     uint32_t                      jsize;    /* its created record's size */
     uint32_t                      efile;    /* ... in that journal file */
     uint32_t                      nattempts;
+    uint32_t                      automatic;    /* of them, scheduled */
     uint32_t                      claims;
     uint32_t                      jclaims;
     unsigned                      state:4;
@@ -82,11 +88,13 @@ struct ngx_http_postback_record_s {
     unsigned                      resent:1; /* finished, sent once more */
     unsigned                      journal:2;
     unsigned                      queued:1; /* in the journal's queue */
+    unsigned                      ended:2;  /* NGX_HTTP_POSTBACK_ENDED_* */
     u_char                        id[NGX_HTTP_POSTBACK_ID_LEN];
     uint32_t                      event_len;
     uint32_t                      key_len;
     uint32_t                      fields_len;
     uint32_t                      url_len;
+    uint32_t                      params_at;
     uint32_t                      headers_len;
     uint32_t                      body_len;
     u_char                        data[1];  /* event, key, fields, ... */
@@ -145,6 +153,12 @@ typedef struct {
     (ngx_http_postback_headers_of(d) + (d)->headers_len)
 
 
+static void ngx_http_postback_zone_configure(ngx_http_postback_cb_state_t *cs,
+    ngx_http_postback_cb_conf_t *cb);
+static ngx_uint_t ngx_http_postback_zone_end_removed(
+    ngx_http_postback_shctx_t *sh);
+static void ngx_http_postback_zone_end_orphan(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d);
 static void ngx_http_postback_zone_resume(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh);
 static void ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
@@ -194,19 +208,20 @@ static void ngx_http_postback_attempt_add(ngx_slab_pool_t *shpool,
     ngx_http_postback_record_t *d, ngx_http_postback_result_t *res);
 static void ngx_http_postback_callback_count(ngx_http_postback_cb_state_t *cs,
     ngx_http_postback_result_t *res, ngx_uint_t outcome);
-static uint64_t ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
+static void ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
-    ngx_http_postback_result_t *res, ngx_log_t *log);
-static void ngx_http_postback_callback_disable(
-    ngx_http_postback_cb_state_t *cs, ngx_uint_t why, ngx_log_t *log);
+    ngx_http_postback_result_t *res, ngx_http_postback_recorded_t *out);
 static void *ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, size_t size);
 static ngx_flag_t ngx_http_postback_evictable(
     ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
 static void ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
     ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
-static ngx_int_t ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
-    ngx_http_postback_view_t *v, ngx_flag_t request, ngx_pool_t *pool);
+static const char *ngx_http_postback_zone_resend(
+    ngx_http_postback_shctx_t *sh, ngx_http_postback_record_t *d);
+static ngx_int_t ngx_http_postback_zone_view(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_http_postback_view_t *v,
+    ngx_flag_t request, ngx_pool_t *pool);
 static ngx_int_t ngx_http_postback_zone_selects(
     ngx_http_postback_query_t *query, ngx_http_postback_record_t *d);
 static void ngx_http_postback_histogram_add(
@@ -287,16 +302,16 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
 /*
  * Once a configuration can no longer fail (nginx's init_module): gives
- * each configured callback its state, kept across reloads, and follows
- * the spool being configured or not.  The spool's state, once made, stays
- * for the workers of earlier configurations.
+ * each configured callback its state, kept across reloads (a disabled one
+ * stays so unless its url= changed), ends what removed callbacks left
+ * waiting, and follows the spool being configured or not.  The spool's
+ * state, once made, stays for the workers of earlier configurations.
  */
 
 ngx_int_t
 ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone)
 {
-    ngx_uint_t                      i;
-    ngx_queue_t                    *q;
+    ngx_uint_t                      i, ended;
     ngx_slab_pool_t                *shpool;
     ngx_http_postback_record_t     *d;
     ngx_http_postback_cb_state_t   *cs;
@@ -334,21 +349,9 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone)
 
     for (i = 0; i < pmcf->callbacks.nelts; i++) {
 
-        for (q = ngx_queue_head(&sh->callbacks);
-             q != ngx_queue_sentinel(&sh->callbacks);
-             q = ngx_queue_next(q))
-        {
-            cs = ngx_queue_data(q, ngx_http_postback_cb_state_t, queue);
+        cs = ngx_http_postback_zone_named(sh, &cbp[i]->name);
 
-            if (cs->name_len == cbp[i]->name.len
-                && ngx_strncmp(cs->name, cbp[i]->name.data, cs->name_len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (q == ngx_queue_sentinel(&sh->callbacks)) {
+        if (cs == NULL) {
             cs = ngx_slab_calloc_locked(shpool,
                                         sizeof(ngx_http_postback_cb_state_t));
             if (cs == NULL) {
@@ -362,20 +365,110 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone)
 
             cs->name_len = cbp[i]->name.len;
             ngx_memcpy(cs->name, cbp[i]->name.data, cs->name_len);
+            cs->url_digest = cbp[i]->url_digest;
             ngx_queue_insert_tail(&sh->callbacks, &cs->queue);
         }
 
-        /* a reload switches a disabled callback on again */
-        cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
+        ngx_http_postback_zone_configure(cs, cbp[i]);
         cs->generation = sh->generation;
         cbp[i]->state = cs;
     }
 
+    ended = ngx_http_postback_zone_end_removed(sh);
+
     ngx_shmtx_unlock(&shpool->mutex);
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        if (cbp[i]->enabled_again) {
+            ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                          "postback: callback \"%V\" enabled again: its "
+                          "url changed", &cbp[i]->name);
+        }
+    }
+
+    if (ended) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "postback: %ui deliveries of callbacks no longer "
+                      "configured ended failed: \"callback removed\"", ended);
+    }
 
     ngx_http_postback_zone_resume(shpool, sh);
 
     return NGX_OK;
+}
+
+
+/*
+ * Under the lock: a callback's state as configured anew.  Its switch
+ * stays; an edited url= is another receiver: enabled, its record clean.
+ */
+
+static void
+ngx_http_postback_zone_configure(ngx_http_postback_cb_state_t *cs,
+    ngx_http_postback_cb_conf_t *cb)
+{
+    if (cs->url_digest == cb->url_digest) {
+        return;
+    }
+
+    cs->url_digest = cb->url_digest;
+    ngx_memzero(&cs->health, sizeof(pb_health_t));
+
+    if (cs->disabled) {
+        cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
+        cs->state_changed = ngx_http_postback_now();
+        cb->enabled_again = 1;
+    }
+}
+
+
+/*
+ * Under the lock: the waiting deliveries of callbacks no longer
+ * configured end at once, failed (timeout events: cancelled); those in
+ * flight in an older worker end as their attempt does.  Returns how many.
+ */
+
+static ngx_uint_t
+ngx_http_postback_zone_end_removed(ngx_http_postback_shctx_t *sh)
+{
+    ngx_uint_t                   n;
+    ngx_queue_t                 *q;
+    ngx_http_postback_record_t  *d;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&sh->records);
+         q != ngx_queue_sentinel(&sh->records);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
+
+        if (d->cb->generation != sh->generation
+            && !ngx_http_postback_finished(d->state)
+            && d->state != NGX_HTTP_POSTBACK_SENDING)
+        {
+            ngx_http_postback_zone_end_orphan(sh, d);
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/* under the lock: a delivery of a removed callback ends, saying so */
+
+static void
+ngx_http_postback_zone_end_orphan(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
+{
+    d->ended = NGX_HTTP_POSTBACK_ENDED_REMOVED;
+    d->manual = 0;
+
+    ngx_http_postback_zone_move(sh, d,
+                                d->state == NGX_HTTP_POSTBACK_SCHEDULED
+                                ? NGX_HTTP_POSTBACK_CANCELLED
+                                : NGX_HTTP_POSTBACK_FAILED, 0);
 }
 
 
@@ -859,6 +952,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     d->key_len = req->key.len;
     d->fields_len = req->fields.len;
     d->url_len = req->url.len;
+    d->params_at = req->params_at;
     d->headers_len = req->headers.len;
     d->body_len = req->body.len;
 
@@ -873,6 +967,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     ngx_rbtree_insert(&sh->ids, &d->node);
     ngx_queue_insert_tail(&sh->records, &d->queue);
     sh->nrecords++;
+    cs->records++;
 
     if (sh->journaled) {
         /* its created record is to be written */
@@ -1125,11 +1220,7 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
         if (cb == NULL) {
             if (d->cb->generation != sh->generation) {
                 /* a reload removed its callback: nothing can send it */
-                ngx_http_postback_zone_move(sh, d,
-                                            d->state
-                                            == NGX_HTTP_POSTBACK_SCHEDULED
-                                            ? NGX_HTTP_POSTBACK_CANCELLED
-                                            : NGX_HTTP_POSTBACK_FAILED, 0);
+                ngx_http_postback_zone_end_orphan(sh, d);
             }
 
             /* else a callback new in a reload: left to the new workers */
@@ -1142,7 +1233,8 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
             continue;
         }
 
-        if (d->cb->disabled) {
+        /* a manual attempt goes even while its callback is disabled */
+        if (d->cb->disabled && !d->manual) {
             ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PAUSED, 0);
             continue;
         }
@@ -1200,6 +1292,7 @@ ngx_http_postback_record_request(ngx_http_postback_record_t *d,
     req->fields.len = d->fields_len;
     req->url.data = ngx_http_postback_url_of(d);
     req->url.len = d->url_len;
+    req->params_at = d->params_at;
     req->headers.data = ngx_http_postback_headers_of(d);
     req->headers.len = d->headers_len;
     req->body.data = ngx_http_postback_body_of(d);
@@ -1207,46 +1300,68 @@ ngx_http_postback_record_request(ngx_http_postback_record_t *d,
 }
 
 
-/* records an attempt; returns when the delivery is due again (0: never) */
+/*
+ * Records an attempt and what it makes of the delivery and of its
+ * callback's health, switch included; *out tells the worker what changed.
+ */
 
-uint64_t
+void
 ngx_http_postback_zone_record_attempt(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_claim_t *claim, ngx_http_postback_result_t *res,
-    ngx_log_t *log)
+    ngx_http_postback_recorded_t *out)
 {
-    uint64_t                     due;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_postback_shctx_t   *sh;
-    ngx_http_postback_record_t  *d;
+    ngx_uint_t                     outcome;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_record_t    *d;
+    ngx_http_postback_cb_state_t  *cs;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     sh = shpool->data;
+
+    ngx_memzero(out, sizeof(ngx_http_postback_recorded_t));
 
     ngx_shmtx_lock(&shpool->mutex);
 
     d = ngx_http_postback_zone_claimed(sh, claim);
     if (d == NULL) {
         ngx_shmtx_unlock(&shpool->mutex);
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "postback: callback \"%V\": an attempt outlived its "
-                      "claim, another worker took the delivery over; its "
-                      "outcome is not recorded", &claim->cb->name);
-        return 0;
+        out->decision = (ngx_uint_t) -1;
+        return;
     }
 
-    /* a manual attempt is marked */
+    cs = d->cb;
+
+    /* a manual attempt is marked, and kept out of the schedule */
     res->manual = d->manual;
 
-    ngx_http_postback_attempt_add(shpool, d, res);
-    ngx_http_postback_callback_count(d->cb, res,
-                                     pb_policy_outcome(res->status,
-                                                       res->error.len != 0));
+    if (!d->manual) {
+        d->automatic++;
+    }
 
-    due = ngx_http_postback_zone_apply(sh, claim->cb, d, res, log);
+    outcome = pb_policy_outcome(res->status, res->error.len != 0);
+
+    ngx_http_postback_attempt_add(shpool, d, res);
+    ngx_http_postback_callback_count(cs, res, outcome);
+
+    out->stamp = ngx_http_postback_now();
+    out->failing_since = cs->health.failing_since;
+
+    if (pb_policy_attempted(&cs->health, outcome == PB_OUTCOME_2XX,
+                            pb_policy_wrong_url(res->status, res->wrong_url),
+                            res->start))
+    {
+        out->failing = (cs->health.failing_since != 0);
+        out->recovered = !out->failing;
+    }
+
+    ngx_http_postback_zone_apply(sh, claim->cb, d, res, out);
+
+    out->automatic = d->automatic;
+    out->failures = cs->health.failures;
+    out->paused = cs->paused;
 
     ngx_shmtx_unlock(&shpool->mutex);
-
-    return due;
 }
 
 
@@ -1309,27 +1424,31 @@ ngx_http_postback_callback_count(ngx_http_postback_cb_state_t *cs,
 
 
 /*
- * Under the lock: what the policy makes of the attempt, for the record and
- * its callback; returns when the record is due again (0: never).
+ * Under the lock: what the policy makes of the attempt, for the record
+ * (moved to its next state) and for its callback (disabled by a rule).
  */
 
-static uint64_t
+static void
 ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_cb_conf_t *cb, ngx_http_postback_record_t *d,
-    ngx_http_postback_result_t *res, ngx_log_t *log)
+    ngx_http_postback_result_t *res, ngx_http_postback_recorded_t *out)
 {
     uint64_t                       now, delay;
+    ngx_uint_t                     why;
+    pb_disable_rules_t             rules;
     pb_policy_attempt_t            pa;
     ngx_http_postback_cb_state_t  *cs;
 
     cs = d->cb;
-    now = ngx_http_postback_now();
+    now = out->stamp;
+    why = PB_DISABLE_NONE;
 
     pa.status = (int) res->status;
     pa.error = (res->error.len != 0);
     pa.retry_after = res->retry_after;
-    pa.attempt = d->nattempts;
+    pa.attempt = d->automatic;
     pa.attempts = cb->attempts;
+    pa.manual = d->manual;
     pa.resent = d->resent;
     pa.retry = cb->retry;
     pa.nretry = cb->nretry;
@@ -1338,77 +1457,57 @@ ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
     d->manual = 0;
     d->resent = 0;
 
-    switch (pb_policy_decide(&pa, &delay)) {
+    out->decision = pb_policy_decide(&pa, &delay);
+
+    switch (out->decision) {
 
     case PB_POLICY_DELIVERED:
-        cs->consecutive_failures = 0;
-
         if (!pa.resent) {
             ngx_http_postback_histogram_add(&cs->delivery_latency,
                                             (ngx_msec_t) (now - d->created));
         }
 
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_DELIVERED, 0);
-        return 0;
+        return;
 
     case PB_POLICY_RETRY:
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "postback: callback \"%V\" delivery %*s: attempt %ui "
-                      "of %ui failed, next in %uL ms", &cb->name,
-                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, d->id,
-                      (ngx_uint_t) d->nattempts, cb->attempts, delay);
-
+        out->due = now + delay;
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                    now + delay);
-        return now + delay;
+                                    out->due);
+        break;
+
+    case PB_POLICY_RESUME:
+        out->due = ngx_max(d->resume, now);
+        ngx_http_postback_zone_move(sh, d,
+                                    cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
+                                                 : NGX_HTTP_POSTBACK_PENDING,
+                                    out->due);
+        break;
 
     case PB_POLICY_GONE:
-        ngx_http_postback_callback_disable(cs,
-                                           NGX_HTTP_POSTBACK_DISABLED_GONE,
-                                           log);
-        break;
+        why = PB_DISABLE_GONE;
+        /* fall through */
 
     default: /* PB_POLICY_FAILED */
+        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
+        cs->health.failures++;
         break;
     }
 
-    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
-    cs->consecutive_failures++;
+    rules.after = cb->disable_after;
+    rules.after_time = cb->disable_after_time;
+    rules.on_error = cb->disable_on_error;
 
-    if (pb_policy_disables(cs->consecutive_failures, cb->disable_after)) {
-        ngx_http_postback_callback_disable(cs,
-                                           NGX_HTTP_POSTBACK_DISABLED_FAILS,
-                                           log);
+    if (why == PB_DISABLE_NONE) {
+        why = pb_policy_disables(&cs->health, &rules, now);
     }
 
-    return 0;
-}
-
-
-/* under the lock; the first reason stays */
-
-static void
-ngx_http_postback_callback_disable(ngx_http_postback_cb_state_t *cs,
-    ngx_uint_t why, ngx_log_t *log)
-{
-    if (cs->disabled) {
-        return;
+    if (why != PB_DISABLE_NONE && !cs->disabled) {
+        cs->disabled = why;
+        cs->disables++;
+        cs->state_changed = now;
+        out->disabled = why;
     }
-
-    if (why == NGX_HTTP_POSTBACK_DISABLED_GONE) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "postback: callback \"%*s\" disabled: its receiver "
-                      "answered 410 Gone", cs->name_len, cs->name);
-
-    } else {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "postback: callback \"%*s\" disabled after %uL failed "
-                      "deliveries in a row", cs->name_len, cs->name,
-                      cs->consecutive_failures);
-    }
-
-    cs->disabled = why;
-    cs->state_changed = ngx_http_postback_now();
 }
 
 
@@ -1567,6 +1666,7 @@ ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
     }
 
     sh->nrecords--;
+    d->cb->records--;
 
     ngx_slab_free_locked(shpool, d);
 }
@@ -1620,6 +1720,7 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
     ngx_slab_pool_t                *shpool;
     ngx_http_postback_shctx_t      *sh;
     ngx_http_postback_record_t     *d;
+    ngx_http_postback_cb_state_t   *cs;
     ngx_http_postback_cb_conf_t   **cbp;
     ngx_http_postback_main_conf_t  *pmcf;
 
@@ -1630,8 +1731,9 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
 
     ngx_memzero(snap, sizeof(ngx_http_postback_snapshot_t));
 
-    snap->ncallbacks = pmcf->callbacks.nelts;
-    snap->callbacks = ngx_palloc(pool, (snap->ncallbacks + 1)
+    snap->nconfigured = pmcf->callbacks.nelts;
+    snap->callbacks = ngx_palloc(pool, (snap->nconfigured
+                                        + NGX_HTTP_POSTBACK_REMOVED_SHOWN + 1)
                                        * sizeof(ngx_http_postback_cb_state_t));
     snap->deliveries = ngx_palloc(pool, (query->limit + 1)
                                         * sizeof(ngx_http_postback_view_t));
@@ -1661,8 +1763,23 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
         snap->spool.live = sh->journal_live;
     }
 
-    for (i = 0; i < snap->ncallbacks; i++) {
+    for (i = 0; i < snap->nconfigured; i++) {
         snap->callbacks[i] = *cbp[i]->state;
+    }
+
+    snap->ncallbacks = i;
+
+    /* removed ones, while their history lasts */
+    for (q = ngx_queue_head(&sh->callbacks);
+         q != ngx_queue_sentinel(&sh->callbacks)
+         && snap->ncallbacks < i + NGX_HTTP_POSTBACK_REMOVED_SHOWN;
+         q = ngx_queue_next(q))
+    {
+        cs = ngx_queue_data(q, ngx_http_postback_cb_state_t, queue);
+
+        if (cs->generation != sh->generation && cs->records) {
+            snap->callbacks[snap->ncallbacks++] = *cs;
+        }
     }
 
     for (q = ngx_queue_last(&sh->records);
@@ -1676,7 +1793,7 @@ ngx_http_postback_zone_snapshot(ngx_shm_zone_t *shm_zone,
             continue;
         }
 
-        rc = ngx_http_postback_zone_view(d,
+        rc = ngx_http_postback_zone_view(sh, d,
                                          &snap->deliveries[snap->ndeliveries],
                                          0, pool);
         if (rc != NGX_OK) {
@@ -1739,7 +1856,8 @@ ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
 
     d = ngx_http_postback_zone_lookup(shpool->data, id->data);
 
-    rc = d ? ngx_http_postback_zone_view(d, view, 1, pool) : NGX_DECLINED;
+    rc = d ? ngx_http_postback_zone_view(shpool->data, d, view, 1, pool)
+           : NGX_DECLINED;
 
     ngx_shmtx_unlock(&shpool->mutex);
 
@@ -1753,8 +1871,9 @@ ngx_http_postback_zone_find(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
  */
 
 static ngx_int_t
-ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
-    ngx_http_postback_view_t *v, ngx_flag_t request, ngx_pool_t *pool)
+ngx_http_postback_zone_view(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d, ngx_http_postback_view_t *v,
+    ngx_flag_t request, ngx_pool_t *pool)
 {
     u_char                       *p;
     size_t                        size;
@@ -1787,7 +1906,9 @@ ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
     }
 
     ngx_memcpy(v->id, d->id, NGX_HTTP_POSTBACK_ID_LEN);
+    v->removed = (d->cb->generation != sh->generation);
     v->state = d->state;
+    v->ended = d->ended;
     v->due = (d->state == NGX_HTTP_POSTBACK_PENDING) ? d->due.key : 0;
 
     v->callback.data = p;
@@ -1831,17 +1952,17 @@ ngx_http_postback_zone_view(ngx_http_postback_record_t *d,
 
 
 /*
- * A delivery sent again now, at the operator's word.  A pending one goes
- * at once and keeps its schedule after; a finished one gets one attempt.
- * NGX_OK; NGX_DECLINED: not known; NGX_BUSY: a retry of it is queued or
- * being sent, it is paused, or its callback is disabled.
+ * A delivery sent again now, at the operator's word: one attempt outside
+ * its schedule, even while its callback is disabled.  A pending or paused
+ * one keeps its schedule after; a finished one gets that attempt alone.
+ * NGX_OK; NGX_DECLINED: not known; NGX_BUSY: it cannot go now, *why says
+ * why.
  */
 
 ngx_int_t
 ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
-    ngx_log_t *log)
+    const char **why)
 {
-    ngx_int_t                    rc;
     ngx_slab_pool_t             *shpool;
     ngx_http_postback_shctx_t   *sh;
     ngx_http_postback_record_t  *d;
@@ -1854,67 +1975,175 @@ ngx_http_postback_zone_retry(ngx_shm_zone_t *shm_zone, ngx_str_t *id,
     d = (id->len == NGX_HTTP_POSTBACK_ID_LEN)
         ? ngx_http_postback_zone_lookup(sh, id->data) : NULL;
 
+    *why = d ? ngx_http_postback_zone_resend(sh, d) : NULL;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
     if (d == NULL) {
-        rc = NGX_DECLINED;
+        return NGX_DECLINED;
+    }
 
-    } else if (d->manual || d->cb->disabled
-               || d->state == NGX_HTTP_POSTBACK_SENDING
-               || d->state == NGX_HTTP_POSTBACK_PAUSED
-               || d->state == NGX_HTTP_POSTBACK_SCHEDULED
-               || d->state == NGX_HTTP_POSTBACK_CANCELLED)
+    return *why ? NGX_BUSY : NGX_OK;
+}
+
+
+/*
+ * The deliveries of a callback in a state (failed or paused) sent again
+ * as ngx_http_postback_zone_retry() sends one; returns how many.
+ */
+
+ngx_uint_t
+ngx_http_postback_zone_retry_all(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_cb_conf_t *cb, ngx_uint_t state)
+{
+    ngx_uint_t                   n;
+    ngx_queue_t                 *q;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_postback_shctx_t   *sh;
+    ngx_http_postback_record_t  *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->records);
+         q != ngx_queue_sentinel(&sh->records);
+         q = ngx_queue_next(q))
     {
-        /* a timeout event was never an event, or not yet */
-        rc = NGX_BUSY;
+        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
 
-    } else {
-        d->resent = ngx_http_postback_finished(d->state);
-        d->manual = 1;
-        d->cb->manual++;
-        ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
-                                    ngx_http_postback_now());
-        rc = NGX_OK;
+        if (d->cb == cb->state && d->state == state
+            && ngx_http_postback_zone_resend(sh, d) == NULL)
+        {
+            n++;
+        }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    if (rc == NGX_OK) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "postback: delivery %V to be sent again, as asked "
-                      "through the status API", id);
-    }
-
-    return rc;
+    return n;
 }
 
 
-/* the status API switches a callback; enabling it resumes its paused */
+/* under the lock: d due now for a manual attempt; else why it cannot be */
 
-void
+static const char *
+ngx_http_postback_zone_resend(ngx_http_postback_shctx_t *sh,
+    ngx_http_postback_record_t *d)
+{
+    if (d->cb->generation != sh->generation) {
+        return "its callback was removed from the configuration";
+    }
+
+    if (d->manual) {
+        return "a retry of it is already waiting to be sent";
+    }
+
+    switch (d->state) {
+
+    case NGX_HTTP_POSTBACK_SENDING:
+        return "it is being sent";
+
+    case NGX_HTTP_POSTBACK_SCHEDULED:
+        return "a timeout event not yet fired";
+
+    case NGX_HTTP_POSTBACK_CANCELLED:
+        return "a timeout event cancelled: its key changed in time";
+
+    default:
+        break;
+    }
+
+    d->resume = (d->state == NGX_HTTP_POSTBACK_PENDING) ? d->due.key : 0;
+    d->resent = ngx_http_postback_finished(d->state);
+    d->manual = 1;
+    d->cb->manual++;
+
+    ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_PENDING,
+                                ngx_http_postback_now());
+
+    return NULL;
+}
+
+
+/*
+ * The status API switches a callback; enabling it resumes its paused
+ * ones.  Returns when, for the journal.
+ */
+
+uint64_t
 ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, ngx_flag_t enable)
 {
+    uint64_t                       now;
     ngx_slab_pool_t               *shpool;
     ngx_http_postback_cb_state_t  *cs;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     cs = cb->state;
+    now = ngx_http_postback_now();
 
     ngx_shmtx_lock(&shpool->mutex);
 
     if (enable) {
         cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
-        cs->consecutive_failures = 0;
+        ngx_memzero(&cs->health, sizeof(pb_health_t));
 
     } else {
         cs->disabled = NGX_HTTP_POSTBACK_DISABLED_API;
     }
 
-    cs->state_changed = ngx_http_postback_now();
+    cs->state_changed = now;
 
     ngx_shmtx_unlock(&shpool->mutex);
 
     if (enable) {
         ngx_http_postback_zone_resume(shpool, shpool->data);
+    }
+
+    return now;
+}
+
+
+/*
+ * A callback's switch as the journal last had it, at a start: it holds
+ * if the callback's url= is still the one it was made for, and nothing
+ * newer changed it.
+ */
+
+void
+ngx_http_postback_zone_callback_restore(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *name, ngx_uint_t disabled, uint32_t url_digest,
+    uint64_t stamp)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_cb_state_t  *cs;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    if (disabled >= NGX_HTTP_POSTBACK_DISABLED_WHYS) {
+        return;
+    }
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    cs = ngx_http_postback_zone_named(sh, name);
+
+    if (cs && cs->generation == sh->generation
+        && cs->url_digest == url_digest && stamp > cs->state_changed)
+    {
+        cs->disabled = disabled;
+        cs->state_changed = stamp;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (disabled == NGX_HTTP_POSTBACK_ENABLED) {
+        ngx_http_postback_zone_resume(shpool, sh);
     }
 }
 
@@ -2009,6 +2238,7 @@ ngx_http_postback_journal_lose(ngx_http_postback_shctx_t *sh,
     ngx_http_postback_log_lost(log, d->id, what, &name, &event, &fields);
 
     sh->lost++;
+    d->ended = NGX_HTTP_POSTBACK_ENDED_LOST;
     ngx_http_postback_journal_close(sh, d);
     ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
 }

@@ -21,6 +21,7 @@
 
 
 static int pb_journal_type(unsigned char c);
+static int pb_journal_kind(const pb_journal_entry_t *e);
 static int pb_journal_more(const unsigned char *p, size_t len);
 static int pb_journal_same_id(const pb_journal_entry_t *x,
     const pb_journal_entry_t *y);
@@ -111,9 +112,13 @@ pb_journal_payload_size(const pb_journal_record_t *r)
         return 8 + 8 + 4 + r->key.len + 4 + r->event.len;
     }
 
+    if (r->type == PB_JOURNAL_CALLBACK) {
+        return 8 + 8 + 1 + 4 + 4 + r->callback.len;
+    }
+
     return 8 + 1 + 8 + 8 * 4 + r->id.len + r->callback.len + r->event.len
            + r->url.len + r->headers.len + r->body.len + r->fields.len
-           + r->key.len + 8;
+           + r->key.len + 8 + 4;
 }
 
 
@@ -145,6 +150,12 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
         p = pb_put_bytes(p, &r->key);
         p = pb_put_bytes(p, &r->event);
 
+    } else if (r->type == PB_JOURNAL_CALLBACK) {
+        p = pb_put64(p, r->created);
+        *p++ = (unsigned char) r->state;
+        p = pb_put32(p, r->digest);
+        p = pb_put_bytes(p, &r->callback);
+
     } else {
         *p++ = (unsigned char) r->method;
         p = pb_put64(p, r->created);
@@ -157,6 +168,7 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
         p = pb_put_bytes(p, &r->fields);
         p = pb_put_bytes(p, &r->key);
         p = pb_put64(p, r->armed);
+        p = pb_put32(p, (uint32_t) r->params_at);
     }
 
     return pb_put32(p, (uint32_t) crc32(0, payload, (uInt) (p - payload)));
@@ -237,6 +249,9 @@ pb_journal_type(unsigned char c)
     case PB_JOURNAL_KEY:
         return PB_JOURNAL_KEY;
 
+    case PB_JOURNAL_CALLBACK:
+        return PB_JOURNAL_CALLBACK;
+
     default:
         return 0;
     }
@@ -251,8 +266,7 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
 {
     int  current;
 
-    current = (c == PB_JOURNAL_CREATED || c == PB_JOURNAL_FINISHED
-               || c == PB_JOURNAL_KEY);
+    current = (c != PB_JOURNAL_CREATED_01 && c != PB_JOURNAL_FINISHED_01);
 
     if (current) {
         if (end - p < 9) {
@@ -282,6 +296,18 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
         p = pb_get_bytes(p, end, &r->key);
 
         return p ? pb_get_bytes(p, end, &r->event) : NULL;
+    }
+
+    if (r->type == PB_JOURNAL_CALLBACK) {
+        if (end - p < 8 + 1 + 4) {
+            return NULL;
+        }
+
+        r->created = pb_get64(p);
+        r->state = p[8];
+        r->digest = pb_get32(p + 9);
+
+        return pb_get_bytes(p + 13, end, &r->callback);
     }
 
     if (end - p < 9) {
@@ -315,6 +341,15 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
 
         r->armed = pb_get64(p);
         p += 8;
+    }
+
+    if (current && p && p < end) {
+        if (end - p < 4) {
+            return NULL;
+        }
+
+        r->params_at = pb_get32(p);
+        p += 4;
     }
 
     return p;
@@ -356,6 +391,11 @@ pb_journal_scan(const unsigned char *buf, size_t len, pb_journal_entry_t *e,
                 e[n].id_len = r.key.len;
                 e[n].stamp = r.created;
                 e[n].removed = (r.event.len == 0);
+
+            } else if (r.type == PB_JOURNAL_CALLBACK) {
+                e[n].id = r.callback.data;
+                e[n].id_len = r.callback.len;
+                e[n].stamp = r.created;
             }
 
             n++;
@@ -413,6 +453,25 @@ pb_journal_more(const unsigned char *p, size_t len)
 }
 
 
+/* deliveries, keys and callbacks each have their own ids */
+
+static int
+pb_journal_kind(const pb_journal_entry_t *e)
+{
+    switch (e->type) {
+
+    case PB_JOURNAL_KEY:
+        return 1;
+
+    case PB_JOURNAL_CALLBACK:
+        return 2;
+
+    default:
+        return 0;
+    }
+}
+
+
 static int
 pb_journal_by_id(const void *a, const void *b)
 {
@@ -423,9 +482,9 @@ pb_journal_by_id(const void *a, const void *b)
     x = *(const pb_journal_entry_t *const *) a;
     y = *(const pb_journal_entry_t *const *) b;
 
-    /* keys and delivery ids are apart: a key may look like an id */
-    if ((x->type == PB_JOURNAL_KEY) != (y->type == PB_JOURNAL_KEY)) {
-        return (x->type == PB_JOURNAL_KEY) ? 1 : -1;
+    /* a key may look like an id or a callback's name */
+    if (pb_journal_kind(x) != pb_journal_kind(y)) {
+        return pb_journal_kind(x) - pb_journal_kind(y);
     }
 
     len = x->id_len < y->id_len ? x->id_len : y->id_len;
@@ -443,12 +502,12 @@ pb_journal_by_id(const void *a, const void *b)
 }
 
 
-/* the same delivery's, or the same key's */
+/* the same delivery's, key's or callback's */
 
 static int
 pb_journal_same_id(const pb_journal_entry_t *x, const pb_journal_entry_t *y)
 {
-    return (x->type == PB_JOURNAL_KEY) == (y->type == PB_JOURNAL_KEY)
+    return pb_journal_kind(x) == pb_journal_kind(y)
            && x->id_len == y->id_len
            && (x->id_len == 0 || memcmp(x->id, y->id, x->id_len) == 0);
 }
@@ -490,7 +549,7 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
                 break;
             }
 
-            if (by_id[j]->type == PB_JOURNAL_KEY) {
+            if (pb_journal_kind(by_id[j]) != 0) {
                 if (latest == NULL || by_id[j]->stamp >= latest->stamp) {
                     latest = by_id[j];
                 }

@@ -13,7 +13,12 @@
  * state it ended in (1 byte), the id as above.  Payload of a key record
  * ('K', postback_key's table): the writer's tag (8 bytes), the change's
  * stamp (8 bytes, in created), the key and its last event as above; an
- * empty event: the key left the table.
+ * empty event: the key left the table.  Created records end with the
+ * place of the url's param= query (4 bytes, in params_at); those written
+ * before it lack it and read 0.  Payload of a callback record ('S', a
+ * callback's switch): the writer's tag (8 bytes), the change's stamp (8
+ * bytes, in created), why it is disabled (1 byte, in state, 0: enabled),
+ * the digest of its url= (4 bytes), its name as above (in callback).
  *
  * Journals of version 0.1 hold 'C' and 'F' records: 'D' and 'E' without
  * tag, fields and state.  They are read, never written.
@@ -29,6 +34,7 @@
 #define PB_JOURNAL_CREATED   'D'
 #define PB_JOURNAL_FINISHED  'E'
 #define PB_JOURNAL_KEY       'K'
+#define PB_JOURNAL_CALLBACK  'S'
 
 #define PB_JOURNAL_OK        0
 #define PB_JOURNAL_TORN      1      /* ends before the record does */
@@ -56,6 +62,8 @@ typedef struct {
     pb_bytes_t  fields;     /* pb_fields packed */
     pb_bytes_t  key;        /* postback_key's value, or empty */
     uint64_t    armed;      /* a timeout event's: its key's change, ms */
+    size_t      params_at;  /* created: where the url's param= query is */
+    uint32_t    digest;     /* callback: of its url= */
 } pb_journal_record_t;
 
 
@@ -85,9 +93,10 @@ typedef struct {
     size_t                size;     /* of its frame */
     int                   type;
     uint64_t              tag;
-    const unsigned char  *id;       /* a key record's: its key */
+    const unsigned char  *id;       /* a key record's: its key; a
+                                       callback record's: its name */
     size_t                id_len;
-    uint64_t              stamp;    /* a key record's change */
+    uint64_t              stamp;    /* a key or callback record's change */
     int                   removed;  /* a key record of a key that left */
     int                   live;     /* set by pb_journal_live */
 } pb_journal_entry_t;
@@ -105,9 +114,9 @@ size_t pb_journal_scan(const unsigned char *buf, size_t len,
 
 /*
  * Marks the live records of the list: of created records, the first of
- * each id that no finished record names; of key records, the latest
- * change of each key (the highest stamp, the last written of equal ones)
- * unless the key left the table.  Returns how many, or -1 when out of
+ * each id that no finished record names; of key and callback records,
+ * the latest change of each key or callback (the highest stamp, the last
+ * written of equal ones) unless the key left the table.  Returns how many, or -1 when out of
  * memory.
  */
 long pb_journal_live(pb_journal_entry_t *e, size_t n);

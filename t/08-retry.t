@@ -1,6 +1,9 @@
 # Retries and the zone as the source of truth for pending work: attempts=
-# and retry=, Retry-After, 410 Gone, disable_after= with paused events going
-# out after a reload, a worker killed mid-transfer (its claim expires and
+# and retry=, Retry-After, 410 Gone, disable_after= (a count or a time) and
+# disable_on_error= with paused events kept across a reload and going out
+# when the callback is enabled or its url= edited, manual retries outside
+# the schedule, fixing a url and retrying every failed delivery, a worker
+# killed mid-transfer (its claim expires and
 # another worker sends it, same webhook-id), a graceful reload mid-transfer
 # (the old worker finishes it, unless worker_shutdown_timeout cuts it short:
 # then the attempt is recorded and the new workers send it again), and a
@@ -43,6 +46,13 @@ $t->receiver(reload => respond => sub {
 });
 $t->receiver('backlog');
 $t->stop_server('backlog');    # down until the backlog has piled up
+$t->receiver(manual => status => 500);
+$t->receiver(fixme => respond => sub {
+    my ($req) = @_;
+    return { status => $req->{path} eq '/right' ? 200 : 404, body => 'fix' };
+});
+$t->receiver(typo => status => 404);
+$t->receiver(down => status => 503);
 
 my $conf = "worker_shutdown_timeout 1s;\n" . $t->module_conf(<<"EOF");
     postback_zone pb:8m;
@@ -87,6 +97,28 @@ my $conf = "worker_shutdown_timeout 1s;\n" . $t->module_conf(<<"EOF");
             proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
             postback_callback removed url=http://127.0.0.1:%%PORT_nobody%%/
                 attempts=100 retry=1s;
+        }
+        location /manual/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback manual url=http://127.0.0.1:%%PORT_manual%%/
+                attempts=3 retry=1h;
+        }
+        location /fixme/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback fixme url=http://127.0.0.1:%%PORT_fixme%%/wrong
+                method=get param=tx=\$postback_tx attempts=1;
+        }
+        location /typo/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback typo url=http://127.0.0.1:%%PORT_typo%%/
+                retry=1s attempts=20 disable_on_error=2s;
+            postback_callback nxdomain url=http://no-such-host.invalid/
+                retry=1s attempts=20 disable_on_error=2s;
+        }
+        location /down/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback_callback down url=http://127.0.0.1:%%PORT_down%%/
+                retry=1s attempts=20 disable_after=2s;
         }
         location /backlog/ {
             proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
@@ -161,7 +193,7 @@ subtest 'attempts=2: failed after the second' => sub {
         'counters';
 };
 
-subtest '410 Gone disables the callback; a reload enables it' => sub {
+subtest '410 Gone disables the callback; it stays so across a reload' => sub {
     $t->get('/gone/x?status=APPROVED&tx=G1');
     ok eventually(sub { (callback('gone') // {})->{state} eq 'disabled' }),
         'disabled by 410';
@@ -175,9 +207,23 @@ subtest '410 Gone disables the callback; a reload enables it' => sub {
     is scalar @{ $t->received('gone') }, 1, 'nothing sent while disabled';
 
     $t->reload;
+    sleep 0.5;
+    is callback('gone')->{state}, 'disabled', 'still disabled after a reload';
+    is scalar @{ $t->received('gone') }, 1, '... and nothing sent';
+
+    # the operator sends the paused ones before switching it on again
+    my $r = $t->post('/status/callbacks/gone/retry?state=paused', '');
+    is $r->{status}, 202, 'retry of the paused ones: 202';
+    is decode_json($r->{body})->{retried}, 1, '... one of them';
     my $got = $t->wait_received(gone => 2);
-    is scalar @$got, 2, 'after a reload the paused event goes out';
+    is scalar @$got, 2, 'it went out while the callback is disabled';
     is decode_json($got->[1]{body})->{fields}{tx}, 'G2', '... the right one';
+    ok eventually(sub { delivery_of('gone')->{state} eq 'delivered' }),
+        '... delivered';
+    is callback('gone')->{state}, 'disabled', 'the callback stays disabled';
+
+    is $t->post('/status/callbacks/gone/enable', '')->{status}, 200,
+        'enabled through the API';
     ok eventually(sub { callback('gone')->{state} eq 'enabled'
                         && callback('gone')->{paused} == 0 }), 'enabled';
 };
@@ -190,14 +236,109 @@ subtest 'disable_after=2' => sub {
         'disabled after two failed deliveries in a row';
     $t->get('/crm/x?status=APPROVED&tx=C3');
     ok eventually(sub { callback('crm')->{paused} == 1 }), 'C3 paused';
-    like $t->error_log, qr/callback "crm" disabled after 2 failed deliveries/,
+    like $t->error_log,
+        qr/callback "crm" disabled: 2 deliveries failed in a row/,
         'said in the error log';
+    is callback('crm')->{disabled_reason}, 'failures', '... and the status';
 
+    # an edited url= is another receiver: enabled again
+    $conf =~ s{(postback_callback crm url=http://127.0.0.1:%%PORT_crm%%/)}
+              {${1}v2};
+    $t->nginx_conf($conf);
     $t->reload;
     my $got = $t->wait_received(crm => 3);
     is decode_json($got->[2]{body})->{fields}{tx}, 'C3',
-        'the paused one went out after the reload';
+        'the paused one went out after the url was edited';
+    is $got->[2]{path}, '/v2', '... to the new url';
     ok eventually(sub { callback('crm')->{delivered} == 1 }), 'delivered';
+    like $t->error_log, qr/callback "crm" enabled again: its url changed/,
+        'said in the error log';
+};
+
+subtest 'a manual retry is one attempt outside the schedule' => sub {
+    $t->get('/manual/x?status=APPROVED&tx=M1');
+    my $d;
+    ok eventually(sub {
+        $d = delivery_of('manual');
+        $d && $d->{state} eq 'pending' && @{ $d->{attempts} } == 1;
+    }), 'first attempt failed, the next in an hour';
+    my $next = $d->{next_attempt_at};
+
+    for my $click (1 .. 3) {
+        my $r = $t->post("/status/deliveries/$d->{id}/retry", '');
+        is $r->{status}, 202, "retry $click: 202";
+        ok eventually(sub {
+            my $now = delivery_of('manual');
+            $now->{state} eq 'pending'
+                && @{ $now->{attempts} } == 1 + $click;
+        }), "... sent, and pending again";
+    }
+
+    $d = delivery_of('manual');
+    is $d->{next_attempt_at}, $next, 'the schedule did not move';
+    is_deeply [ map { $_->{manual} ? 1 : 0 } @{ $d->{attempts} } ],
+        [0, 1, 1, 1], 'the three manual attempts are marked';
+    is scalar @{ $t->received('manual') }, 4, 'four requests, no more';
+};
+
+subtest 'fix the url, reload, retry every failed delivery' => sub {
+    $t->get("/fixme/x?status=APPROVED&tx=F$_") for 1 .. 2;
+    ok eventually(sub {
+        2 == grep { $_->{callback} eq 'fixme' && $_->{state} eq 'failed' }
+             @{ status()->{deliveries} };
+    }), 'both failed against the wrong url';
+
+    $conf =~ s{(url=http://127.0.0.1:%%PORT_fixme%%/)wrong}{${1}right};
+    $t->nginx_conf($conf);
+    $t->reload;
+
+    my $r = $t->post('/status/callbacks/fixme/retry', '');
+    is $r->{status}, 202, 'retry of the failed ones: 202';
+    is decode_json($r->{body})->{retried}, 2, '... both';
+    my $got = $t->wait_received(fixme => 4);
+    is_deeply [ sort map { "$_->{path}?$_->{query}" } @$got[2, 3] ],
+        [ '/right?tx=F1', '/right?tx=F2' ],
+        'both went to the fixed url, with their parameters';
+    ok eventually(sub {
+        2 == grep { $_->{callback} eq 'fixme' && $_->{state} eq 'delivered' }
+             @{ status()->{deliveries} };
+    }), 'both delivered';
+
+    is $t->post('/status/callbacks/fixme/retry?state=sent', '')->{status},
+        400, 'an unknown state: 400';
+    is $t->post('/status/callbacks/nobody/retry', '')->{status}, 404,
+        'an unknown callback: 404';
+};
+
+subtest 'disable_on_error=: a url that only answers 404, a name unknown' => sub {
+    $t->get('/typo/x?status=APPROVED&tx=T1');
+    for my $name (qw(typo nxdomain)) {
+        ok eventually(sub { callback($name)->{state} eq 'disabled' }, 20),
+            "$name disabled";
+        is callback($name)->{disabled_reason}, 'wrong_url', '... wrong url';
+        is callback($name)->{disables}, 1, '... counted';
+        like $t->error_log,
+            qr/callback "$name" disabled: for 2000 ms \(disable_on_error=\)/,
+            '... and logged';
+    }
+    my $tries = scalar @{ $t->received('typo') };
+    ok $tries >= 3 && $tries <= 4, "after 2 s of 404s ($tries attempts)";
+
+    $t->get('/typo/x?status=APPROVED&tx=T2');
+    ok eventually(sub { callback('typo')->{paused} == 1 }),
+        'a new event is kept paused';
+};
+
+subtest 'disable_after=2s: a receiver failing every attempt for 2 s' => sub {
+    $t->get('/down/x?status=APPROVED&tx=W1');
+    ok eventually(sub { callback('down')->{state} eq 'disabled' }, 10),
+        'disabled';
+    is callback('down')->{disabled_reason}, 'failures', '... for failures';
+    like $t->error_log,
+        qr/callback "down" disabled: every attempt failed for 2000 ms/,
+        '... and logged';
+    ok eventually(sub { delivery_of('down')->{state} eq 'paused' }),
+        'its delivery is kept paused when next due';
 };
 
 subtest 'a worker killed mid-transfer: another sends it' => sub {

@@ -239,13 +239,13 @@ eventually(sub {
     $paused;
 });
 is $paused && $paused->{callback}, 'members', 'an event while disabled is paused';
-is api(POST => "deliveries/$paused->{id}/retry")->{status}, 409,
-    'retry while the callback is disabled: 409';
-is api(POST => "deliveries/$approved->{id}/retry")->{status}, 409,
-    '... also of a finished delivery';
+is api(POST => "deliveries/$paused->{id}/retry")->{status}, 202,
+    'retry of a paused delivery: 202, it goes while the callback is disabled';
+ok wait_state($paused->{id}, 'delivered'), '... and was delivered';
+%cb = map { $_->{name} => $_ } @{ status()->{callbacks} };
+is $cb{members}{state}, 'disabled', '... the callback stays disabled';
 
 is api(POST => 'callbacks/members/enable')->{status}, 200, 'enable: 200';
-ok wait_state($paused->{id}, 'delivered'), 'the paused delivery went out';
 %cb = map { $_->{name} => $_ } @{ status()->{callbacks} };
 is $cb{members}{state}, 'enabled', 'members enabled again';
 is $cb{members}{paused}, 0, '... nothing paused';

@@ -22,6 +22,12 @@
 #define CREATED_FIXED   (8 + 1 + 8)
 #define FINISHED_FIXED  (8 + 1)
 
+/* what follows a 'D''s last field: armed, params_at */
+#define CREATED_AFTER   (8 + 4)
+
+/* what precedes an 'S''s name: tag, stamp, state, digest */
+#define CALLBACK_FIXED  (8 + 8 + 1 + 4)
+
 /*
  * The types of 0.1 journals.  A record of such a type here stands for the
  * frame a 0.1 writer made of it, built by hand: pb_journal_write never
@@ -52,7 +58,8 @@ static const pb_journal_record_t  full = {
     .fields = B("\0\0\0\6" "amount" "\0\0\0\5" "19.99"
                 "\0\0\0\0" "\0\0\0\2" "\0\xff"),
     .key = B("T-1\0\xff"),
-    .armed = 0x0102030405060708ULL
+    .armed = 0x0102030405060708ULL,
+    .params_at = 24
 };
 
 static const pb_journal_record_t  empty_created = {
@@ -112,6 +119,7 @@ as_read(const pb_journal_record_t *r)
         want.key.data = NULL;
         want.key.len = 0;
         want.armed = 0;
+        want.params_at = 0;
     }
 
     return want;
@@ -265,6 +273,12 @@ record_eq(const pb_journal_record_t *got, const pb_journal_record_t *want)
                && got->key.len == 0 && got->armed == 0;
     }
 
+    if (want->type == PB_JOURNAL_CALLBACK) {
+        return got->created == want->created && got->state == want->state
+               && got->digest == want->digest
+               && bytes_eq(&got->callback, &want->callback);
+    }
+
     return got->state == 0
            && got->method == want->method
            && got->created == want->created
@@ -275,7 +289,8 @@ record_eq(const pb_journal_record_t *got, const pb_journal_record_t *want)
            && bytes_eq(&got->body, &want->body)
            && bytes_eq(&got->fields, &want->fields)
            && bytes_eq(&got->key, &want->key)
-           && got->armed == want->armed;
+           && got->armed == want->armed
+           && got->params_at == want->params_at;
 }
 
 
@@ -435,20 +450,36 @@ test_layout(void)
         .id = B("i"), .callback = B("c"), .event = B("e"), .url = B("u"),
         .headers = B(""), .body = B("b"),
         .fields = B("\0\0\0\1" "n" "\0\0\0\1" "v"), .key = B("k"),
-        .armed = 0x2122232425262728ULL
+        .armed = 0x2122232425262728ULL,
+        .params_at = 0x31323334
+    };
+
+    static const pb_journal_record_t  cb = {
+        .type = PB_JOURNAL_CALLBACK,
+        .tag = 0x0102030405060708ULL,
+        .created = 0x1112131415161718ULL,
+        .state = 4,
+        .digest = 0x41424344,
+        .callback = B("cb")
     };
 
     check_layout(&e, S("PBJE" "\0\0\0\x0f"
                        "\1\2\3\4\5\6\7\x08" "\7" "\0\0\0\2" "ab"));
 
-    check_layout(&d, S("PBJD" "\0\0\0\x49"
+    check_layout(&d, S("PBJD" "\0\0\0\x4d"
                        "\1\2\3\4\5\6\7\x08" "P"
                        "\x11\x12\x13\x14\x15\x16\x17\x18"
                        "\0\0\0\1" "i" "\0\0\0\1" "c" "\0\0\0\1" "e"
                        "\0\0\0\1" "u" "\0\0\0\0" "\0\0\0\1" "b"
                        "\0\0\0\x0a" "\0\0\0\1" "n" "\0\0\0\1" "v"
                        "\0\0\0\1" "k"
-                       "\x21\x22\x23\x24\x25\x26\x27\x28"));
+                       "\x21\x22\x23\x24\x25\x26\x27\x28"
+                       "\x31\x32\x33\x34"));
+
+    check_layout(&cb, S("PBJS" "\0\0\0\x1b"
+                        "\1\2\3\4\5\6\7\x08"
+                        "\x11\x12\x13\x14\x15\x16\x17\x18" "\4"
+                        "\x41\x42\x43\x44" "\0\0\0\2" "cb"));
 
     /* the hand-made 0.1 frames these tests use */
     check_layout(&(pb_journal_record_t) { .type = LEGACY_FINISHED,
@@ -466,7 +497,7 @@ test_size_is_written_length(void)
 
     /* encode() checks the writer's end against pb_journal_size() */
     buf = encode(&empty_created, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL);
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + CREATED_AFTER + TAIL);
     free(buf);
 
     buf = encode(&empty_finished, &len);
@@ -474,7 +505,7 @@ test_size_is_written_length(void)
     free(buf);
 
     buf = encode(&full, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL + full.id.len
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + CREATED_AFTER + TAIL + full.id.len
                  + full.callback.len + full.event.len + full.url.len
                  + full.headers.len + full.body.len + full.fields.len
                  + full.key.len);
@@ -494,7 +525,7 @@ test_size_is_written_length(void)
     memset((unsigned char *) r.fields.data, 0x5a, r.fields.len);
 
     buf = encode(&r, &len);
-    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + 8 + TAIL + r.id.len
+    CHECK(len == HEAD + CREATED_FIXED + 8 * 4 + CREATED_AFTER + TAIL + r.id.len
                  + r.callback.len + r.event.len + r.url.len + r.headers.len
                  + r.key.len + 100000 + 70000);
     free(buf);
@@ -795,14 +826,18 @@ length_offsets(const pb_journal_record_t *rec, size_t *id_at,
     buf = encode(rec, &len);
     free(buf);
 
-    /* what follows the last length-prefixed field: armed, in a 'D' */
+    /* what follows the last length-prefixed field: armed..., in a 'D' */
     after = 0;
 
     switch (rec->type) {
     case PB_JOURNAL_CREATED:
         *id_at = CREATED_FIXED;
         *last_len = (uint32_t) rec->key.len;
-        after = 8;
+        after = CREATED_AFTER;
+        break;
+    case PB_JOURNAL_CALLBACK:
+        *id_at = CALLBACK_FIXED;
+        *last_len = (uint32_t) rec->callback.len;
         break;
     case PB_JOURNAL_FINISHED:
         *id_at = FINISHED_FIXED;
@@ -844,12 +879,17 @@ test_length_disagrees_with_fields(void)
         /* a payload shorter than its fields */
         CHECK(read_edited(&rec, 1, NULL, 0, (size_t) -1, 0)
               == PB_JOURNAL_CORRUPT);
-        CHECK(read_edited(&rec, 4, NULL, 0, (size_t) -1, 0)
+        CHECK(read_edited(&rec, 3, NULL, 0, (size_t) -1, 0)
               == PB_JOURNAL_CORRUPT);
 
-        /* without armed, a 'D' reads as written before timeout events */
+        /*
+         * Without params_at, a 'D' reads as written before it; without
+         * armed too, as written before timeout events.
+         */
         if (rec.type == PB_JOURNAL_CREATED) {
-            CHECK(read_edited(&rec, 8, NULL, 0, (size_t) -1, 0)
+            CHECK(read_edited(&rec, 4, NULL, 0, (size_t) -1, 0)
+                  == PB_JOURNAL_OK);
+            CHECK(read_edited(&rec, 12, NULL, 0, (size_t) -1, 0)
                   == PB_JOURNAL_OK);
         }
 
@@ -907,9 +947,19 @@ test_short_payloads(void)
         { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4, PB_JOURNAL_OK },
         { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 7,
           PB_JOURNAL_CORRUPT },
+        /* written before param= queries were placed */
         { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 8, PB_JOURNAL_OK },
         { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 9,
           PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 11,
+          PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 12, PB_JOURNAL_OK },
+        { PB_JOURNAL_CREATED, CREATED_FIXED + 8 * 4 + 13,
+          PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CALLBACK, CALLBACK_FIXED - 1, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CALLBACK, CALLBACK_FIXED, PB_JOURNAL_CORRUPT },
+        { PB_JOURNAL_CALLBACK, CALLBACK_FIXED + 4, PB_JOURNAL_OK },
+        { PB_JOURNAL_CALLBACK, CALLBACK_FIXED + 5, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, 0, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, 8, PB_JOURNAL_CORRUPT },
         { PB_JOURNAL_FINISHED, FINISHED_FIXED, PB_JOURNAL_CORRUPT },
@@ -1083,7 +1133,7 @@ test_legacy_written_as_current(void)
         /* the tag, fields, key, armed, or the tag and state, are added */
         if (rec.type == LEGACY_CREATED) {
             CHECK(again[3] == PB_JOURNAL_CREATED);
-            CHECK(n == len + 8 + 4 + 4 + 8);
+            CHECK(n == len + 8 + 4 + 4 + CREATED_AFTER);
 
         } else {
             CHECK(again[3] == PB_JOURNAL_FINISHED);
@@ -1286,6 +1336,65 @@ test_key_records(void)
 }
 
 
+/* a callback record of name, stamp, why, framed in */
+static void
+append_callback(unsigned char *buf, size_t *len, const char *name,
+    uint64_t stamp, unsigned why)
+{
+    pb_journal_record_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = PB_JOURNAL_CALLBACK;
+    r.tag = 7;
+    r.created = stamp;
+    r.state = why;
+    r.digest = 0xdeadbeef;
+    r.callback.data = (const unsigned char *) name;
+    r.callback.len = strlen(name);
+
+    CHECK(pb_journal_write(buf + *len, &r)
+          == buf + *len + pb_journal_size(&r));
+    CHECK(pb_journal_size(&r)
+          == HEAD + CALLBACK_FIXED + 4 + r.callback.len + TAIL);
+
+    *len += pb_journal_size(&r);
+}
+
+
+/* callbacks' switches: the latest of each name, apart from keys and ids */
+static void
+test_callback_records(void)
+{
+    size_t               len, n, end, used;
+    unsigned char        buf[1024];
+    pb_journal_entry_t   e[8];
+    pb_journal_record_t  r;
+
+    len = 0;
+    append_callback(buf, &len, "members", 1000, 4);
+    append_callback(buf, &len, "members", 1002, 0);     /* live */
+    append_callback(buf, &len, "members", 1001, 3);     /* written late */
+    append_key(buf, &len, "members", 1, "X");           /* live: a key */
+    append_callback(buf, &len, "tracker", 5, 1);        /* live */
+    append(buf, &len, PB_JOURNAL_FINISHED, "tracker");
+
+    CHECK(pb_journal_read(buf, len, &r, &used) == PB_JOURNAL_OK);
+    CHECK(r.type == PB_JOURNAL_CALLBACK && r.tag == 7 && r.created == 1000);
+    CHECK(r.state == 4 && r.digest == 0xdeadbeef);
+    CHECK(r.callback.len == 7 && memcmp(r.callback.data, "members", 7) == 0);
+
+    n = pb_journal_scan(buf, len, e, 8, NULL, &end);
+
+    CHECK(n == 6 && end == len);
+    CHECK(e[0].id_len == 7 && memcmp(e[0].id, "members", 7) == 0);
+    CHECK(e[1].stamp == 1002 && !e[1].removed);
+
+    CHECK(pb_journal_live(e, n) == 3);
+    CHECK(!e[0].live && e[1].live && !e[2].live);
+    CHECK(e[3].live && e[4].live && !e[5].live);
+}
+
+
 const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_created_round_trip),
     UNIT_TEST(test_finished_round_trip),
@@ -1307,6 +1416,7 @@ const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_scan_stops_at_max),
     UNIT_TEST(test_live),
     UNIT_TEST(test_key_records),
+    UNIT_TEST(test_callback_records),
 };
 
 const size_t  journal_ntests =

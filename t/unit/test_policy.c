@@ -1,6 +1,7 @@
 /*
  * pb_policy: outcome classes, what becomes of a delivery after an attempt
- * (delivered, retried with a delay, failed, gone), and disable_after=.
+ * (delivered, retried with a delay, failed, gone, resumed after a manual
+ * one), and the rules that disable a callback.
  */
 
 #include <limits.h>
@@ -296,36 +297,131 @@ test_retry_after_is_a_floor(void)
 }
 
 
+/* a manual attempt never ends or moves a pending delivery's schedule */
+static void
+test_manual_resumes(void)
+{
+    size_t               n;
+    uint64_t             delay;
+    pb_policy_attempt_t  a;
+
+    for (n = 0; n <= ATTEMPTS + 1; n++) {
+        a = attempt(503, n);
+        a.manual = 1;
+        CHECK(pb_policy_decide(&a, &delay) == PB_POLICY_RESUME);
+
+        a.status = 200;
+        CHECK(pb_policy_decide(&a, &delay) == PB_POLICY_DELIVERED);
+
+        a.status = 410;
+        CHECK(pb_policy_decide(&a, &delay) == PB_POLICY_GONE);
+
+        /* a finished one sent again ends as it was */
+        a.status = 503;
+        a.resent = 1;
+        CHECK(pb_policy_decide(&a, &delay) == PB_POLICY_FAILED);
+    }
+}
+
+
+static void
+test_wrong_url(void)
+{
+    CHECK(pb_policy_wrong_url(404, 0));
+    CHECK(pb_policy_wrong_url(405, 0));
+    CHECK(pb_policy_wrong_url(410, 0));
+    CHECK(pb_policy_wrong_url(0, 1));
+    CHECK(pb_policy_wrong_url(503, 1));
+
+    CHECK(!pb_policy_wrong_url(0, 0));
+    CHECK(!pb_policy_wrong_url(400, 0));
+    CHECK(!pb_policy_wrong_url(403, 0));
+    CHECK(!pb_policy_wrong_url(500, 0));
+    CHECK(!pb_policy_wrong_url(503, 0));
+}
+
+
+/* failing since the first failure, wrong-url since the first in a row */
+static void
+test_health_tracking(void)
+{
+    pb_health_t  h;
+
+    memset(&h, 0, sizeof(h));
+
+    CHECK(pb_policy_attempted(&h, 0, 0, 1000) == 1);
+    CHECK(h.failing_since == 1000 && h.wrong_url_since == 0);
+
+    CHECK(pb_policy_attempted(&h, 0, 1, 2000) == 0);
+    CHECK(pb_policy_attempted(&h, 0, 1, 3000) == 0);
+    CHECK(h.failing_since == 1000 && h.wrong_url_since == 2000);
+
+    /* any other failure ends the wrong-url run, not the failing one */
+    CHECK(pb_policy_attempted(&h, 0, 0, 4000) == 0);
+    CHECK(h.failing_since == 1000 && h.wrong_url_since == 0);
+
+    h.failures = 7;
+    CHECK(pb_policy_attempted(&h, 1, 0, 5000) == 1);
+    CHECK(h.failing_since == 0 && h.wrong_url_since == 0
+          && h.failures == 0);
+
+    CHECK(pb_policy_attempted(&h, 1, 0, 6000) == 0);
+
+    /* an attempt at 0 still counts as a start */
+    CHECK(pb_policy_attempted(&h, 0, 1, 0) == 1);
+    CHECK(h.failing_since != 0 && h.wrong_url_since != 0);
+}
+
+
 static void
 test_disables(void)
 {
-    size_t  i;
+    size_t              i;
+    pb_health_t         h;
+    pb_disable_rules_t  r;
 
     static const struct {
-        uint64_t  failures;
-        uint64_t  disable_after;
-        int       disables;
+        uint64_t  failures, failing_since, wrong_url_since;
+        uint64_t  after, after_time, on_error;
+        uint64_t  now;
+        int       why;
     } cases[] = {
-        /* disable_after=0: never */
-        { 0, 0, 0 },
-        { 1, 0, 0 },
-        { 1000000, 0, 0 },
-        { UINT64_MAX, 0, 0 },
+        /* every rule off: never */
+        { UINT64_MAX, 1, 1, 0, 0, 0, UINT64_MAX, PB_DISABLE_NONE },
 
-        { 0, 1, 0 },
-        { 1, 1, 1 },
-        { 2, 1, 1 },
-        { 0, 3, 0 },
-        { 2, 3, 0 },
-        { 3, 3, 1 },
-        { 4, 3, 1 },
-        { UINT64_MAX - 1, UINT64_MAX, 0 },
-        { UINT64_MAX, UINT64_MAX, 1 },
+        /* deliveries in a row */
+        { 0, 0, 0, 1, 0, 0, 0, PB_DISABLE_NONE },
+        { 1, 1, 0, 1, 0, 0, 1, PB_DISABLE_FAILURES },
+        { 2, 1, 0, 3, 0, 0, 1, PB_DISABLE_NONE },
+        { 3, 1, 0, 3, 0, 0, 1, PB_DISABLE_FAILURES },
+        { UINT64_MAX - 1, 1, 0, UINT64_MAX, 0, 0, 1, PB_DISABLE_NONE },
+
+        /* failing for a time */
+        { 0, 1000, 0, 0, 500, 0, 1499, PB_DISABLE_NONE },
+        { 0, 1000, 0, 0, 500, 0, 1500, PB_DISABLE_FAILURES },
+        { 0, 0, 0, 0, 500, 0, UINT64_MAX, PB_DISABLE_NONE },
+        { 0, 2000, 0, 0, 500, 0, 1000, PB_DISABLE_NONE },
+
+        /* wrong-url answers alone for a time, checked first */
+        { 0, 1000, 1000, 0, 0, 100, 1099, PB_DISABLE_NONE },
+        { 0, 1000, 1000, 0, 0, 100, 1100, PB_DISABLE_WRONG_URL },
+        { 9, 1000, 1000, 1, 1, 100, 1100, PB_DISABLE_WRONG_URL },
+        { 0, 1000, 0, 0, 0, 100, UINT64_MAX, PB_DISABLE_NONE },
+        { 0, 1000, 1000, 0, 0, 0, UINT64_MAX, PB_DISABLE_NONE },
     };
 
     for (i = 0; i < NITEMS(cases); i++) {
-        CHECK(!pb_policy_disables(cases[i].failures, cases[i].disable_after)
-              == !cases[i].disables);
+        h.failures = cases[i].failures;
+        h.failing_since = cases[i].failing_since;
+        h.wrong_url_since = cases[i].wrong_url_since;
+        r.after = cases[i].after;
+        r.after_time = cases[i].after_time;
+        r.on_error = cases[i].on_error;
+
+        CHECK(pb_policy_disables(&h, &r, cases[i].now) == cases[i].why);
+        if (pb_policy_disables(&h, &r, cases[i].now) != cases[i].why) {
+            fprintf(stderr, "    case %zu\n", i);
+        }
     }
 }
 
@@ -339,6 +435,9 @@ const unit_test_t  policy_tests[] = {
     UNIT_TEST(test_single_attempt),
     UNIT_TEST(test_retry_delay_follows_schedule),
     UNIT_TEST(test_retry_after_is_a_floor),
+    UNIT_TEST(test_manual_resumes),
+    UNIT_TEST(test_wrong_url),
+    UNIT_TEST(test_health_tracking),
     UNIT_TEST(test_disables),
 };
 
