@@ -14,6 +14,9 @@
 
 #define NGX_HTTP_POSTBACK_TPL_MAX_PARTS  64
 
+/* room for "location "/name"" in messages */
+#define NGX_HTTP_POSTBACK_LEVEL_LEN      256
+
 /* retry= delays, at most: 30 days, in ms */
 #define NGX_HTTP_POSTBACK_RETRY_LONGEST  (30 * 86400 * 1000LL)
 
@@ -24,8 +27,15 @@ static void *ngx_http_postback_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_postback_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_http_postback_level(ngx_conf_t *cf, ngx_str_t *where);
+static void ngx_http_postback_warn_hidden(ngx_conf_t *cf,
+    ngx_http_postback_loc_conf_t *conf, ngx_http_postback_loc_conf_t *prev);
+static ngx_int_t ngx_http_postback_names(ngx_conf_t *cf,
+    ngx_array_t *callbacks, ngx_str_t *names);
 static char *ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_postback_message(ngx_conf_t *cf, const char *fmt, ...);
+static char *ngx_http_postback_split_list(ngx_conf_t *cf, ngx_uint_t i);
 static char *ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
     ngx_array_t **list);
 static char *ngx_http_postback_timeout_event(ngx_conf_t *cf,
@@ -36,8 +46,12 @@ static char *ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_postback_callback_param(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *key, ngx_str_t *value);
+static char *ngx_http_postback_if_comparison(ngx_conf_t *cf,
+    ngx_str_t *value);
 static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *url);
+static char *ngx_http_postback_check_port(ngx_conf_t *cf, u_char *host,
+    u_char *last);
 static char *ngx_http_postback_parse_window(ngx_str_t *value,
     ngx_msec_t *ms);
 static char *ngx_http_postback_parse_retry(ngx_http_postback_cb_conf_t *cb,
@@ -185,6 +199,15 @@ ngx_module_t  ngx_http_postback_module = {
     (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z')                 \
      || ((c) >= '0' && (c) <= '9') || (c) == '_')
 
+#define ngx_http_postback_blank(c)                                           \
+    ((c) == ' ' || (c) == '\t' || (c) == CR || (c) == LF)
+
+/* the ends of the pieces of a list split at spaces: "A," "B" or "A" ",B" */
+#define ngx_http_postback_ends_list(s)                                       \
+    ((s)->len && (s)->data[(s)->len - 1] == ',')
+#define ngx_http_postback_starts_list(s)                                     \
+    ((s)->len && (s)->data[0] == ',')
+
 
 static ngx_str_t  ngx_http_postback_event_name = ngx_string("postback_event");
 static ngx_str_t  ngx_http_postback_data_name = ngx_string("postback_data");
@@ -314,6 +337,10 @@ ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_postback_loc_conf_t *prev = parent;
     ngx_http_postback_loc_conf_t *conf = child;
 
+    u_char                          buf[NGX_HTTP_POSTBACK_LEVEL_LEN];
+    ngx_str_t                       where;
+    const char                     *capture;
+    ngx_http_core_loc_conf_t       *clcf;
     ngx_http_postback_main_conf_t  *pmcf;
 
     ngx_conf_merge_uint_value(conf->capture, prev->capture,
@@ -324,22 +351,148 @@ ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     /* as add_header: callbacks of this level replace inherited ones */
     if (conf->callbacks == NULL) {
         conf->callbacks = prev->callbacks;
+
+    } else if (prev->callbacks) {
+        ngx_http_postback_warn_hidden(cf, conf, prev);
     }
 
-    if (conf->capture != NGX_HTTP_POSTBACK_CAPTURE_OFF) {
-        pmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_postback_module);
-        if (pmcf->shm_zone == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"postback %s\" requires \"postback_zone\"",
-                               conf->capture
-                               == NGX_HTTP_POSTBACK_CAPTURE_REQUEST
-                               ? "request" : "on");
-            return NGX_CONF_ERROR;
-        }
+    if (conf->capture == NGX_HTTP_POSTBACK_CAPTURE_OFF) {
+        return NGX_CONF_OK;
+    }
+
+    capture = (conf->capture == NGX_HTTP_POSTBACK_CAPTURE_REQUEST)
+              ? "request" : "on";
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+
+    if (pmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"postback %s\" requires \"postback_zone\"",
+                           capture);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /*
+     * A server's own level is left to its locations when it has some,
+     * and an "if" or limit_except block to the location around it.
+     */
+    if (conf->callbacks == NULL
+        && !clcf->noname
+        && (clcf->name.len || clcf->locations == NULL))
+    {
+        where.data = buf;
+        ngx_http_postback_level(cf, &where);
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"postback %s\" in %V with no "
+                           "\"postback_callback\" (here or at an outer "
+                           "level): nothing would be sent; add a callback "
+                           "or write \"postback off\" there",
+                           capture, &where);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The level being merged, for messages that would otherwise point to the
+ * end of the http block: "location "/x"", "server "name"" or "a server".
+ */
+
+static void
+ngx_http_postback_level(ngx_conf_t *cf, ngx_str_t *where)
+{
+    u_char                    *p, *last;
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    last = where->data + NGX_HTTP_POSTBACK_LEVEL_LEN;
+
+    if (clcf->name.len) {
+        p = ngx_slprintf(where->data, last, "location \"%V\"", &clcf->name);
+
+    } else if (cscf->server_name.len) {
+        p = ngx_slprintf(where->data, last, "server \"%V\"",
+                         &cscf->server_name);
+
+    } else {
+        p = ngx_cpymem(where->data, "a server", sizeof("a server") - 1);
+    }
+
+    where->len = p - where->data;
+}
+
+
+/*
+ * A level with callbacks of its own inherits none (as add_header), so a
+ * location given a callback stops sending to the outer ones: said at
+ * nginx -t, once per level.
+ */
+
+static void
+ngx_http_postback_warn_hidden(ngx_conf_t *cf,
+    ngx_http_postback_loc_conf_t *conf, ngx_http_postback_loc_conf_t *prev)
+{
+    u_char     buf[NGX_HTTP_POSTBACK_LEVEL_LEN];
+    ngx_str_t  where, own, hidden;
+
+    where.data = buf;
+    ngx_http_postback_level(cf, &where);
+
+    if (ngx_http_postback_names(cf, conf->callbacks, &own) != NGX_OK
+        || ngx_http_postback_names(cf, prev->callbacks, &hidden) != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "the callbacks of %V (%V) hide the outer level's "
+                       "(%V): a level with callbacks of its own inherits "
+                       "none; to send those from here too, define them here "
+                       "again under other names",
+                       &where, &own, &hidden);
+}
+
+
+/* "a", "b": the callbacks' names, for messages */
+
+static ngx_int_t
+ngx_http_postback_names(ngx_conf_t *cf, ngx_array_t *callbacks,
+    ngx_str_t *names)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_postback_cb_conf_t  **cbp;
+
+    cbp = callbacks->elts;
+    len = 0;
+
+    for (i = 0; i < callbacks->nelts; i++) {
+        len += sizeof("\"\", ") - 1 + cbp[i]->name.len;
+    }
+
+    names->data = ngx_pnalloc(cf->pool, len);
+    if (names->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = names->data;
+
+    for (i = 0; i < callbacks->nelts; i++) {
+        p = ngx_sprintf(p, i ? ", \"%V\"" : "\"%V\"", &cbp[i]->name);
+    }
+
+    names->len = p - names->data;
+
+    return NGX_OK;
 }
 
 
@@ -353,6 +506,89 @@ ngx_http_postback_check_buffer_size(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* an error message that names what was found, from the pool */
+
+static char *
+ngx_http_postback_message(ngx_conf_t *cf, const char *fmt, ...)
+{
+    u_char   *msg, *p;
+    va_list   args;
+
+    msg = ngx_pnalloc(cf->pool, NGX_MAX_CONF_ERRSTR);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + NGX_MAX_CONF_ERRSTR - 1, fmt, args);
+    va_end(args);
+
+    *p = '\0';
+
+    return (char *) msg;
+}
+
+
+/*
+ * nginx splits "events=A, B" at the space into "events=A," and "B": when
+ * the key=value argument i is such a piece, the message to write it as
+ * one, else NGX_CONF_OK.
+ */
+
+static char *
+ngx_http_postback_split_list(ngx_conf_t *cf, ngx_uint_t i)
+{
+    u_char     *p, *eq;
+    size_t      len;
+    ngx_str_t  *value, key, list;
+    ngx_uint_t  n;
+
+    value = cf->args->elts;
+
+    eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+    if (eq == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    len = value[i].len;
+
+    for (n = i + 1; n < cf->args->nelts; n++) {
+        if (ngx_strlchr(value[n].data, value[n].data + value[n].len, '=')
+            || !(ngx_http_postback_ends_list(&value[n - 1])
+                 || ngx_http_postback_starts_list(&value[n])))
+        {
+            break;
+        }
+
+        len += value[n].len;
+    }
+
+    if (n == i + 1) {
+        return NGX_CONF_OK;
+    }
+
+    key.data = value[i].data;
+    key.len = eq - value[i].data;
+
+    list.data = ngx_pnalloc(cf->pool, len);
+    if (list.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = list.data;
+
+    while (i < n) {
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+        i++;
+    }
+
+    list.len = len;
+
+    return ngx_http_postback_message(cf, "no spaces in %V=: write %V",
+                                     &key, &list);
 }
 
 
@@ -460,7 +696,7 @@ static char *
 ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
     ngx_array_t **list)
 {
-    u_char     *p, *start, *last;
+    u_char     *p, *start, *end, *last;
     ngx_str_t  *event;
 
     *list = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
@@ -476,7 +712,16 @@ ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
             p = last;
         }
 
-        if (p == start) {
+        /* a quoted "events=A, B": the names without the spaces */
+        for (end = p; end > start && ngx_http_postback_blank(end[-1]); end--) {
+            /* void */
+        }
+
+        while (start < end && ngx_http_postback_blank(*start)) {
+            start++;
+        }
+
+        if (end == start) {
             return "empty event name";
         }
 
@@ -486,7 +731,7 @@ ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
         }
 
         event->data = start;
-        event->len = p - start;
+        event->len = end - start;
     }
 
     return NGX_CONF_OK;
@@ -532,6 +777,17 @@ ngx_http_postback_timeout_event(ngx_conf_t *cf, ngx_command_t *cmd,
     t->name = value[1];
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        rv = ngx_http_postback_split_list(cf, i);
+        if (rv != NGX_CONF_OK) {
+            if (rv != NGX_CONF_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid parameter \"%V\": %s",
+                                   &value[i], rv);
+            }
+
+            return NGX_CONF_ERROR;
+        }
 
         if (ngx_strncmp(value[i].data, "after=", 6) == 0) {
             v.data = value[i].data + 6;
@@ -773,7 +1029,16 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         val.data = eq + 1;
         val.len = value[i].data + value[i].len - val.data;
 
-        rv = ngx_http_postback_callback_param(cf, cb, &key, &val);
+        rv = ngx_http_postback_split_list(cf, i);
+
+        if (rv == NGX_CONF_OK) {
+            rv = ngx_http_postback_callback_param(cf, cb, &key, &val);
+        }
+
+        if (rv == NGX_CONF_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
         if (rv != NGX_CONF_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" of callback \"%V\": "
@@ -861,6 +1126,12 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
     }
 
     if (ngx_http_postback_str_is(key, "if")) {
+        if (ngx_strlchr(value->data, value->data + value->len, '=')
+            || ngx_strlchr(value->data, value->data + value->len, '~'))
+        {
+            return ngx_http_postback_if_comparison(cf, value);
+        }
+
         cb->filter = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
         if (cb->filter == NULL) {
             return NGX_CONF_ERROR;
@@ -1019,10 +1290,64 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
 }
 
 
+/*
+ * "if=$a=1" is text, never empty nor "0": always true.  The message shows
+ * the map that compares: "=" and "==" match the value, "~" and "~*" a
+ * regex, and "!" before them turns the answer over.
+ */
+
+static char *
+ngx_http_postback_if_comparison(ngx_conf_t *cf, ngx_str_t *value)
+{
+    u_char      *op, *p, *last;
+    ngx_str_t    subject, regex, pattern;
+    ngx_uint_t   negated;
+
+    last = value->data + value->len;
+
+    for (op = value->data; *op != '=' && *op != '~'; op++) {
+        /* void */
+    }
+
+    subject.data = value->data;
+    subject.len = op - value->data;
+
+    negated = (subject.len && op[-1] == '!');
+    subject.len -= negated;
+
+    p = op + 1;
+
+    if (p < last && *p == (*op == '~' ? '*' : '=')) {
+        p++;
+    }
+
+    /* a map's regex is its "~" or "~*" before the pattern */
+    regex.data = op;
+    regex.len = (*op == '~') ? (size_t) (p - op) : 0;
+
+    pattern.data = p;
+    pattern.len = last - p;
+
+    if (regex.len + pattern.len == 0) {
+        ngx_str_set(&pattern, "\"\"");
+    }
+
+    return ngx_http_postback_message(cf,
+                                     "if= skips the callback when its value "
+                                     "is empty or \"0\", and this one never "
+                                     "is; to compare, use map: map %V "
+                                     "$wanted { %V%V %ui; default %ui; } "
+                                     "and if=$wanted",
+                                     &subject, &regex, &pattern, 1 - negated,
+                                     negated);
+}
+
+
 static char *
 ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *url)
 {
+    char       *rv;
     u_char     *p, *host, *last, *at, *start;
     size_t      scheme;
     ngx_str_t   target, userinfo;
@@ -1075,6 +1400,11 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
         return "url has no host";
     }
 
+    rv = ngx_http_postback_check_port(cf, host, p);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
     cb->origin.len = scheme + (p - host);
     cb->origin.data = ngx_pnalloc(cf->pool, cb->origin.len);
     if (cb->origin.data == NULL) {
@@ -1094,6 +1424,44 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
 
     return ngx_http_postback_tpl_compile(cf, &cb->target, &target,
                                          NGX_HTTP_POSTBACK_ESCAPE_URI);
+}
+
+
+/* the port of "host:port" or "[v6]:port", when given: 1 to 65535 */
+
+static char *
+ngx_http_postback_check_port(ngx_conf_t *cf, u_char *host, u_char *last)
+{
+    u_char     *colon;
+    ngx_int_t   n;
+    ngx_str_t   port;
+
+    if (*host == '[') {
+        colon = ngx_strlchr(host, last, ']');
+        colon = colon ? ngx_strlchr(colon, last, ':') : NULL;
+
+    } else {
+        colon = ngx_strlchr(host, last, ':');
+    }
+
+    if (colon == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (colon == host) {
+        return "url has no host";
+    }
+
+    port.data = colon + 1;
+    port.len = last - port.data;
+
+    n = ngx_atoi(port.data, port.len);
+    if (n == NGX_ERROR || n == 0 || n > 65535) {
+        return ngx_http_postback_message(cf, "the url's port \"%V\" is not "
+                                         "a number from 1 to 65535", &port);
+    }
+
+    return NGX_CONF_OK;
 }
 
 

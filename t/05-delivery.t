@@ -161,9 +161,11 @@ $http_head
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
             postback_callback triple url=http://127.0.0.1:%%PORT_triple%%/hook max_conns=3;
         }
-        # postback on, no callback: a checkout that delivers nothing
+        # a checkout that delivers nothing: its callback takes no event
         location /plain/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
+            postback_callback plain url=http://127.0.0.1:%%PORT_closed%%/hook
+                events=NONE;
         }
         location /status { postback_status; }
     }
