@@ -29,7 +29,9 @@ my $json = JSON::PP->new->canonical->pretty;
 PBSample::start_example($t);
 
 print "nginx with ngx_http_postback_module in front of a sample checkout\n",
-      "config: conf.d/postback.conf\n\n";
+      "config: conf.d/postback.conf\n\n",
+      "each request: status and the client's time through nginx, from\n",
+      "connect to the last byte (callbacks are sent after, not in it)\n\n";
 
 my $form = [ 'Content-Type' => 'application/x-www-form-urlencoded' ];
 

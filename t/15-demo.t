@@ -12,6 +12,11 @@ my $repo = PBTest->repo;
 my $out = `$^X -I '$repo/t/lib' '$repo/demo/demo.pl' 2>&1`;
 is $?, 0, 'the demo runs' or diag $out;
 
+# the figures themselves are not asserted: timings vary with the machine
+my @timed = $out =~ /^\S.*\S +-> (\d{3}) in \d+\.\d ms$/mg;
+is_deeply \@timed, [ (200) x 6 ],
+    "each request's line: its status and the client's time through nginx";
+
 like $out, qr/== members area \(POST JSON\) received 3 callbacks/,
     'the members area got its callbacks';
 like $out, qr/== affiliate tracker \(GET postback\) received 2 callbacks/,
