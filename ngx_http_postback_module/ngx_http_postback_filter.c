@@ -931,17 +931,20 @@ ngx_http_postback_parse(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 /*
  * A test send of the status API: cb's request made from doc, a sample
  * document, as a capture of it would make it, whatever events= and if=
- * say.  doc is taken.  Its id is written to id.
+ * say; values (one per field, data NULL: none) replace those of fields
+ * not taken from the document.  doc is taken.  Its id is written to id.
  */
 
 ngx_int_t
 ngx_http_postback_test_send(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, json_t *doc,
-    u_char *id)
+    ngx_str_t *values, u_char *id)
 {
-    pb_kv_t                  *fields;
-    ngx_str_t                 text, packed;
-    ngx_http_postback_ctx_t  *ctx;
+    pb_kv_t                    *fields;
+    ngx_str_t                   text, packed;
+    ngx_uint_t                  i;
+    ngx_http_postback_ctx_t    *ctx;
+    ngx_http_postback_field_t  *field;
 
     ctx = ngx_http_postback_ctx_given(r);
     if (ctx == NULL) {
@@ -961,6 +964,14 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
 
     if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    field = ctx->pmcf->fields.elts;
+
+    for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
+        if (field[i].value && values[i].data) {
+            ctx->values[i] = values[i];
+        }
     }
 
     fields = ngx_http_postback_fields(r, ctx);
@@ -1121,9 +1132,6 @@ ngx_http_postback_fields(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 static ngx_int_t
 ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
-    char                       *text;
-    size_t                      len;
-    json_t                     *v;
     ngx_uint_t                  i;
     ngx_http_postback_field_t  *field;
 
@@ -1138,29 +1146,13 @@ ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
     /* JSONPath fields first: complex values may refer to them */
 
     for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
-        if (field[i].value) {
-            continue;
-        }
-
-        v = pb_path_eval(ctx->doc, field[i].steps, field[i].nsteps);
-        if (v == NULL) {
-            continue;
-        }
-
-        text = pb_json_value_text(v, &len);
-        if (text == NULL) {
+        if (field[i].value == NULL
+            && ngx_http_postback_path_value(r->pool, ctx->doc, &field[i],
+                                            &ctx->values[i])
+               == NGX_ERROR)
+        {
             return NGX_ERROR;
         }
-
-        ctx->values[i].data = ngx_pnalloc(r->pool, len + 1);
-        if (ctx->values[i].data == NULL) {
-            free(text);
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(ctx->values[i].data, text, len);
-        ctx->values[i].len = len;
-        free(text);
     }
 
     ctx->evaluated = 1;
@@ -1173,6 +1165,43 @@ ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A JSONPath field's value in doc, as the payload takes it, in pool;
+ * NGX_DECLINED (value left as it is) when the path finds nothing.
+ */
+
+ngx_int_t
+ngx_http_postback_path_value(ngx_pool_t *pool, json_t *doc,
+    ngx_http_postback_field_t *field, ngx_str_t *value)
+{
+    char    *text;
+    size_t   len;
+    json_t  *v;
+
+    v = pb_path_eval(doc, field->steps, field->nsteps);
+    if (v == NULL) {
+        return NGX_DECLINED;
+    }
+
+    text = pb_json_value_text(v, &len);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = ngx_pnalloc(pool, len + 1);
+    if (value->data == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(value->data, text, len);
+    value->len = len;
+    free(text);
 
     return NGX_OK;
 }

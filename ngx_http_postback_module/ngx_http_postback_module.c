@@ -160,6 +160,13 @@ static ngx_command_t  ngx_http_postback_commands[] = {
       0,
       NULL },
 
+    { ngx_string("postback_sample"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_postback_sample_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -322,6 +329,7 @@ ngx_http_postback_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     plcf->callbacks = NULL;
+     *     plcf->sample = NULL;
      */
 
     plcf->capture = NGX_CONF_UNSET_UINT;
@@ -354,6 +362,10 @@ ngx_http_postback_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     } else if (prev->callbacks) {
         ngx_http_postback_warn_hidden(cf, conf, prev);
+    }
+
+    if (conf->sample == NULL) {
+        conf->sample = prev->sample;
     }
 
     if (conf->capture == NGX_HTTP_POSTBACK_CAPTURE_OFF) {

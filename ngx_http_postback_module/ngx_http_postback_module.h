@@ -185,11 +185,19 @@ typedef struct {
 #define NGX_HTTP_POSTBACK_CAPTURE_REQUEST   2
 
 
+/* postback_sample: the document of test sends */
+typedef struct {
+    ngx_str_t                     file;
+    json_t                       *doc;
+} ngx_http_postback_sample_t;
+
+
 typedef struct {
     ngx_uint_t                    capture;
     size_t                        buffer_size;
     ngx_array_t                  *callbacks;
                                   /* ngx_http_postback_cb_conf_t * */
+    ngx_http_postback_sample_t   *sample;
 } ngx_http_postback_loc_conf_t;
 
 
@@ -337,6 +345,8 @@ typedef struct {
     ngx_str_t                     callback;     /* empty: any */
     ngx_str_t                     event;        /* empty: any */
     ngx_int_t                     state;        /* -1: any */
+    ngx_str_t                     text;         /* q=: in the id, event,
+                                                   key or a field value */
     ngx_uint_t                    limit;
 } ngx_http_postback_query_t;
 
@@ -497,9 +507,11 @@ ngx_int_t ngx_http_postback_data_value(ngx_http_request_t *r,
     ngx_str_t *value);
 ngx_int_t ngx_http_postback_event_value(ngx_http_request_t *r,
     ngx_str_t *value);
+ngx_int_t ngx_http_postback_path_value(ngx_pool_t *pool, json_t *doc,
+    ngx_http_postback_field_t *field, ngx_str_t *value);
 ngx_int_t ngx_http_postback_test_send(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *event, json_t *doc,
-    u_char *id);
+    ngx_str_t *values, u_char *id);
 
 /* zone: the ledger */
 ngx_int_t ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data);
@@ -643,6 +655,8 @@ void ngx_http_postback_spool_exit_master(ngx_cycle_t *cycle);
 
 /* status */
 char *ngx_http_postback_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_postback_sample_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* page */

@@ -23,6 +23,9 @@
 
 #define NGX_HTTP_POSTBACK_SECRET_TEXT       "[secret]"
 
+/* a test send's argument field.NAME=VALUE: the value of field NAME */
+#define NGX_HTTP_POSTBACK_FIELD_ARG         "field."
+
 #define NGX_HTTP_POSTBACK_POLICY                                             \
     "default-src 'none'; script-src 'sha256-%V'; "                           \
     "style-src 'unsafe-inline'; connect-src 'self'; "                        \
@@ -42,6 +45,8 @@ typedef struct {
     ngx_str_t                     action;
     ngx_uint_t                    method;       /* NGX_HTTP_GET, ... */
     ngx_http_postback_route_pt    handler;
+    ngx_str_t                    *args;         /* the query arguments it
+                                                   takes */
 } ngx_http_postback_route_t;
 
 
@@ -60,6 +65,18 @@ static ngx_int_t ngx_http_postback_status_retry_all(ngx_http_request_t *r,
     ngx_str_t *name);
 static ngx_int_t ngx_http_postback_status_test(ngx_http_request_t *r,
     ngx_str_t *name);
+static ngx_int_t ngx_http_postback_test_values(ngx_http_request_t *r,
+    ngx_str_t *values, json_t *unknown);
+static ngx_int_t ngx_http_postback_test_event(ngx_http_request_t *r,
+    ngx_http_postback_cb_conf_t *cb, json_t *doc, ngx_int_t source,
+    ngx_str_t *event);
+static ngx_int_t ngx_http_postback_event_field(
+    ngx_http_postback_main_conf_t *pmcf);
+static json_t *ngx_http_postback_sample(ngx_http_request_t *r);
+static json_t *ngx_http_postback_sample_value(json_t *doc,
+    ngx_http_postback_field_t *field, ngx_str_t *text);
+static json_t *ngx_http_postback_sample_json(ngx_http_request_t *r);
+static void ngx_http_postback_sample_free(void *data);
 static ngx_int_t ngx_http_postback_status_enable(ngx_http_request_t *r,
     ngx_str_t *name);
 static ngx_int_t ngx_http_postback_status_disable(ngx_http_request_t *r,
@@ -79,9 +96,16 @@ static ngx_int_t ngx_http_postback_bad_request(ngx_http_request_t *r,
 static ngx_int_t ngx_http_postback_not_allowed(ngx_http_request_t *r,
     char *allow);
 static ngx_int_t ngx_http_postback_same_origin(ngx_http_request_t *r);
+static ngx_flag_t ngx_http_postback_unknown_arg(ngx_http_request_t *r,
+    ngx_str_t *known, ngx_str_t *name);
+static ngx_flag_t ngx_http_postback_next_arg(u_char **pos, u_char *last,
+    ngx_str_t *name, ngx_str_t *value);
+static ngx_int_t ngx_http_postback_bad_arg(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *known);
 static ngx_int_t ngx_http_postback_arg(ngx_http_request_t *r, u_char *name,
     size_t len, ngx_str_t *value);
-static json_t *ngx_http_postback_sample(ngx_http_request_t *r);
+static ngx_int_t ngx_http_postback_unescape(ngx_http_request_t *r,
+    ngx_str_t *raw, ngx_str_t *value);
 static json_t *ngx_http_postback_callback_json(
     ngx_http_postback_cb_state_t *cs, ngx_http_postback_cb_conf_t *cb);
 static json_t *ngx_http_postback_spool_json(ngx_http_request_t *r,
@@ -205,30 +229,65 @@ static ngx_http_postback_capture_metric_t
 };
 
 
+/*
+ * The query arguments of each route; any other answers 400, so that a
+ * misspelt filter is not taken for "any".  "field." takes field.NAME.
+ */
+static ngx_str_t  ngx_http_postback_root_args[] = {
+    ngx_string("format"),
+    ngx_string("callback"),
+    ngx_string("state"),
+    ngx_string("event"),
+    ngx_string("q"),
+    ngx_string("limit"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_postback_test_args[] = {
+    ngx_string("event"),
+    ngx_string(NGX_HTTP_POSTBACK_FIELD_ARG),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_postback_event_args[] = {
+    ngx_string("event"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_postback_retry_args[] = {
+    ngx_string("state"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_postback_no_args[] = {
+    ngx_null_string
+};
+
+
 static ngx_http_postback_route_t  ngx_http_postback_routes[] = {
 
     { ngx_string("deliveries/"), ngx_null_string, NGX_HTTP_GET,
-      ngx_http_postback_status_delivery },
+      ngx_http_postback_status_delivery, ngx_http_postback_no_args },
 
     { ngx_string("deliveries/"), ngx_string("/retry"), NGX_HTTP_POST,
-      ngx_http_postback_status_retry },
+      ngx_http_postback_status_retry, ngx_http_postback_no_args },
 
     { ngx_string("callbacks/"), ngx_string("/test"), NGX_HTTP_POST,
-      ngx_http_postback_status_test },
+      ngx_http_postback_status_test, ngx_http_postback_test_args },
 
     { ngx_string("callbacks/"), ngx_string("/retry"), NGX_HTTP_POST,
-      ngx_http_postback_status_retry_all },
+      ngx_http_postback_status_retry_all, ngx_http_postback_retry_args },
 
     { ngx_string("callbacks/"), ngx_string("/enable"), NGX_HTTP_POST,
-      ngx_http_postback_status_enable },
+      ngx_http_postback_status_enable, ngx_http_postback_no_args },
 
     { ngx_string("callbacks/"), ngx_string("/disable"), NGX_HTTP_POST,
-      ngx_http_postback_status_disable },
+      ngx_http_postback_status_disable, ngx_http_postback_no_args },
 
     { ngx_string("events"), ngx_null_string, NGX_HTTP_POST,
-      ngx_http_postback_status_events },
+      ngx_http_postback_status_events, ngx_http_postback_event_args },
 
-    { ngx_null_string, ngx_null_string, 0, NULL }
+    { ngx_null_string, ngx_null_string, 0, NULL, NULL }
 };
 
 
@@ -394,7 +453,7 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 {
     u_char                     *slash;
     ngx_int_t                   rc;
-    ngx_str_t                   path, name, rest;
+    ngx_str_t                   path, name, rest, arg;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_postback_route_t  *route;
 
@@ -422,6 +481,13 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
             return ngx_http_postback_not_allowed(r, "GET, HEAD");
+        }
+
+        if (ngx_http_postback_unknown_arg(r, ngx_http_postback_root_args,
+                                          &arg))
+        {
+            return ngx_http_postback_bad_arg(r, &arg,
+                                             ngx_http_postback_root_args);
         }
 
         return ngx_http_postback_status_root(r);
@@ -474,6 +540,10 @@ ngx_http_postback_status_handler(ngx_http_request_t *r)
 
         } else if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
             return ngx_http_postback_not_allowed(r, "GET, HEAD");
+        }
+
+        if (ngx_http_postback_unknown_arg(r, route->args, &arg)) {
+            return ngx_http_postback_bad_arg(r, &arg, route->args);
         }
 
         /* events reads the body; the others have none to read */
@@ -908,13 +978,14 @@ ngx_http_postback_status_json(ngx_http_request_t *r,
     json_object_set_new(root, "spool", ngx_http_postback_spool_json(r, snap));
     json_object_set_new(root, "capture", capture);
     json_object_set_new(root, "callbacks", callbacks);
+    json_object_set_new(root, "sample", ngx_http_postback_sample_json(r));
     json_object_set_new(root, "deliveries", deliveries);
 
     return ngx_http_postback_send_json(r, NGX_HTTP_OK, root);
 }
 
 
-/* ?callback=NAME&state=STATE&event=EVENT&limit=N */
+/* ?callback=NAME&state=STATE&event=EVENT&q=TEXT&limit=N */
 
 static ngx_int_t
 ngx_http_postback_status_query(ngx_http_request_t *r,
@@ -956,6 +1027,7 @@ ngx_http_postback_status_query(ngx_http_request_t *r,
 
     (void) ngx_http_postback_arg(r, (u_char *) "callback", 8, &query->callback);
     (void) ngx_http_postback_arg(r, (u_char *) "event", 5, &query->event);
+    (void) ngx_http_postback_arg(r, (u_char *) "q", 1, &query->text);
 
     return NGX_OK;
 }
@@ -1076,14 +1148,23 @@ ngx_http_postback_status_retry_all(ngx_http_request_t *r, ngx_str_t *name)
 }
 
 
+/*
+ * POST callbacks/NAME/test?event=E&field.NAME=VALUE: the sample document
+ * sent as a capture of it would be, with each value given set at its
+ * field's path and the event at the path of the field it comes from, so
+ * that the document says what the delivery says.
+ */
+
 static ngx_int_t
 ngx_http_postback_status_test(ngx_http_request_t *r, ngx_str_t *name)
 {
     u_char                          id[NGX_HTTP_POSTBACK_ID_LEN + 1];
-    json_t                         *doc;
-    ngx_str_t                       event, *events;
+    json_t                         *doc, *unknown, *value;
+    ngx_int_t                       source, rc;
+    ngx_str_t                       event, *values;
     ngx_uint_t                      i;
-    ngx_http_postback_cb_conf_t   *cb;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_cb_conf_t    *cb;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
@@ -1093,39 +1174,94 @@ ngx_http_postback_status_test(ngx_http_request_t *r, ngx_str_t *name)
         return NGX_HTTP_NOT_FOUND;
     }
 
-    /* the event asked for, else the callback's first */
-    if (ngx_http_postback_arg(r, (u_char *) "event", 5, &event) != NGX_OK
-        || event.len == 0)
+    values = ngx_pcalloc(r->pool,
+                         (pmcf->fields.nelts + 1) * sizeof(ngx_str_t));
+    unknown = json_array();
+
+    if (values == NULL || unknown == NULL
+        || ngx_http_postback_test_values(r, values, unknown) != NGX_OK)
     {
-        if (cb->events) {
-            events = cb->events->elts;
-            event = events[0];
+        json_decref(unknown);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        } else {
-            ngx_str_set(&event, "TEST");
+    if (json_array_size(unknown)) {
+        return ngx_http_postback_send_json(r, NGX_HTTP_BAD_REQUEST,
+                   json_pack("{s:s,s:o}",
+                             "error", "no postback_field of these names",
+                             "unknown", unknown));
+    }
+
+    json_decref(unknown);
+
+    if (ngx_http_postback_arg(r, (u_char *) "event", 5, &event) != NGX_OK) {
+        ngx_str_null(&event);
+    }
+
+    source = ngx_http_postback_event_field(pmcf);
+
+    if (source != NGX_ERROR && values[source].data) {
+        if (event.len == 0) {
+            event = values[source];
+
+        } else if (event.len != values[source].len
+                   || ngx_strncmp(event.data, values[source].data,
+                                  event.len)
+                      != 0)
+        {
+            return ngx_http_postback_bad_request(r,
+                       "event= and the field the event comes from differ");
         }
     }
-
-    /* as a captured event's: printable, and UTF-8 for JSON */
-    for (i = 0; i < event.len; i++) {
-        if (event.data[i] < 0x20 || event.data[i] == 0x7f) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-    }
-
-    doc = json_stringn((char *) event.data, event.len);
-    if (doc == NULL) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    json_decref(doc);
 
     doc = ngx_http_postback_sample(r);
     if (doc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_postback_test_send(r, cb, &event, doc, id) != NGX_OK) {
+    rc = ngx_http_postback_test_event(r, cb, doc, source, &event);
+
+    if (rc != NGX_OK) {
+        json_decref(doc);
+
+        return (rc == NGX_DECLINED)
+               ? ngx_http_postback_bad_request(r,
+                     "event name with control characters, or not UTF-8")
+               : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (source != NGX_ERROR) {
+        values[source] = event;
+    }
+
+    field = pmcf->fields.elts;
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        if (field[i].value || values[i].data == NULL) {
+            continue;
+        }
+
+        value = ngx_http_postback_sample_value(doc, &field[i], &values[i]);
+        if (value == NULL) {
+            json_decref(doc);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (pb_path_set(doc, field[i].steps, field[i].nsteps, value) != 0) {
+            json_decref(doc);
+
+            return ngx_http_postback_send_json(r, NGX_HTTP_BAD_REQUEST,
+                       json_pack("{s:s,s:s%}",
+                                 "error", "the field's path cannot be set "
+                                          "in the sample document",
+                                 "field", field[i].name.data,
+                                 field[i].name.len));
+        }
+    }
+
+    if (ngx_http_postback_test_send(r, cb, &event, doc, values, id)
+        != NGX_OK)
+    {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -1147,18 +1283,211 @@ ngx_http_postback_status_test(ngx_http_request_t *r, ngx_str_t *name)
 
 
 /*
- * The sample document of a test send: each JSONPath field's path holds
- * the query argument of the field's name, or "test".
+ * The field.NAME=VALUE arguments of a test send: values[i] takes field
+ * i's value, unescaped; names that are no field's go in unknown.
+ */
+
+static ngx_int_t
+ngx_http_postback_test_values(ngx_http_request_t *r, ngx_str_t *values,
+    json_t *unknown)
+{
+    u_char                         *p;
+    size_t                          prefix;
+    ngx_str_t                       name, raw;
+    ngx_uint_t                      i;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    field = pmcf->fields.elts;
+
+    prefix = sizeof(NGX_HTTP_POSTBACK_FIELD_ARG) - 1;
+    p = r->args.data;
+
+    while (ngx_http_postback_next_arg(&p, r->args.data + r->args.len, &name,
+                                      &raw))
+    {
+        if (name.len <= prefix
+            || ngx_strncasecmp(name.data,
+                               (u_char *) NGX_HTTP_POSTBACK_FIELD_ARG, prefix)
+               != 0)
+        {
+            continue;
+        }
+
+        name.data += prefix;
+        name.len -= prefix;
+
+        for (i = 0; i < pmcf->fields.nelts; i++) {
+            if (field[i].name.len == name.len
+                && ngx_strncmp(field[i].name.data, name.data, name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == pmcf->fields.nelts) {
+            if (json_array_append_new(unknown,
+                                      ngx_http_postback_json_str(name.data,
+                                                                 name.len))
+                != 0)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_postback_unescape(r, &raw, &values[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The event of a test send: the one given, else the callback's first,
+ * else (events=*) the one postback_sample's document has at the field
+ * the event comes from, else "TEST".  NGX_DECLINED: not a name that a
+ * capture would take.
+ */
+
+static ngx_int_t
+ngx_http_postback_test_event(ngx_http_request_t *r,
+    ngx_http_postback_cb_conf_t *cb, json_t *doc, ngx_int_t source,
+    ngx_str_t *event)
+{
+    json_t                         *text;
+    ngx_str_t                      *events;
+    ngx_uint_t                      i;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_loc_conf_t   *plcf;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+
+    if (event->len == 0 && cb->events) {
+        events = cb->events->elts;
+        *event = events[0];
+    }
+
+    if (event->len == 0 && plcf->sample && source != NGX_ERROR) {
+        field = pmcf->fields.elts;
+
+        if (ngx_http_postback_path_value(r->pool, doc, &field[source], event)
+            == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (event->len == 0) {
+        ngx_str_set(event, "TEST");
+    }
+
+    /* as a captured event's: printable, and UTF-8 for JSON */
+    for (i = 0; i < event->len; i++) {
+        if (event->data[i] < 0x20 || event->data[i] == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    text = json_stringn((char *) event->data, event->len);
+    if (text == NULL) {
+        return NGX_DECLINED;
+    }
+
+    json_decref(text);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The field postback_event comes from: its index when postback_event is
+ * $postback_NAME alone and NAME a JSONPath field, else NGX_ERROR (the
+ * event is then not one value of the document's).
+ */
+
+static ngx_int_t
+ngx_http_postback_event_field(ngx_http_postback_main_conf_t *pmcf)
+{
+    size_t                      prefix;
+    ngx_str_t                   name;
+    ngx_uint_t                  i;
+    ngx_http_postback_field_t  *field;
+
+    if (pmcf->event == NULL) {
+        return NGX_ERROR;
+    }
+
+    name = pmcf->event->value;
+
+    if (name.len < 2 || name.data[0] != '$') {
+        return NGX_ERROR;
+    }
+
+    name.data++;
+    name.len--;
+
+    /* ${postback_NAME} */
+    if (name.data[0] == '{') {
+        if (name.len < 2 || name.data[name.len - 1] != '}') {
+            return NGX_ERROR;
+        }
+
+        name.data++;
+        name.len -= 2;
+    }
+
+    prefix = sizeof("postback_") - 1;
+
+    if (name.len <= prefix
+        || ngx_strncasecmp(name.data, (u_char *) "postback_", prefix) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    name.data += prefix;
+    name.len -= prefix;
+
+    field = pmcf->fields.elts;
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        if (field[i].value == NULL
+            && field[i].name.len == name.len
+            && ngx_strncasecmp(field[i].name.data, name.data, name.len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A copy of the document of test sends: postback_sample's, else one built
+ * from the paths of the JSONPath fields, each holding "test".
  */
 
 static json_t *
 ngx_http_postback_sample(ngx_http_request_t *r)
 {
     json_t                         *doc;
-    ngx_str_t                       value;
     ngx_uint_t                      i;
     ngx_http_postback_field_t      *field;
+    ngx_http_postback_loc_conf_t   *plcf;
     ngx_http_postback_main_conf_t  *pmcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+
+    if (plcf->sample) {
+        return json_deep_copy(plcf->sample->doc);
+    }
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
     field = pmcf->fields.elts;
@@ -1176,20 +1505,186 @@ ngx_http_postback_sample(ngx_http_request_t *r)
             }
         }
 
-        /* a name argument that is not set leaves the literal "test" */
-        if (ngx_http_postback_arg(r, field[i].name.data, field[i].name.len,
-                                  &value)
-            != NGX_OK)
-        {
-            ngx_str_set(&value, "test");
-        }
-
         /* a path at odds with an earlier one is left out */
         (void) pb_path_set(doc, field[i].steps, field[i].nsteps,
-                           ngx_http_postback_json_str(value.data, value.len));
+                           json_string("test"));
     }
 
     return doc ? doc : json_object();
+}
+
+
+/*
+ * The value text gives the field in doc: of the kind the document has
+ * there (a number stays a number, true or false a boolean) when text
+ * reads as one, else a string.
+ */
+
+static json_t *
+ngx_http_postback_sample_value(json_t *doc, ngx_http_postback_field_t *field,
+    ngx_str_t *text)
+{
+    json_t        *was, *value;
+    json_error_t   err;
+
+    was = pb_path_eval(doc, field->steps, field->nsteps);
+
+    if (was && (json_is_number(was) || json_is_boolean(was))) {
+        value = json_loadb((char *) text->data, text->len, JSON_DECODE_ANY,
+                           &err);
+
+        if (value
+            && ((json_is_number(was) && json_is_number(value))
+                || (json_is_boolean(was) && json_is_boolean(value))))
+        {
+            return value;
+        }
+
+        json_decref(value);
+    }
+
+    return ngx_http_postback_json_str(text->data, text->len);
+}
+
+
+/*
+ * What the page's test form shows: postback_sample's file, the field the
+ * event comes from, and each field's value in the sample document (null:
+ * a field not taken from the document).
+ */
+
+static json_t *
+ngx_http_postback_sample_json(ngx_http_request_t *r)
+{
+    json_t                         *doc, *fields, *value;
+    ngx_int_t                       rc, source;
+    ngx_str_t                       text;
+    ngx_uint_t                      i;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_loc_conf_t   *plcf;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_postback_module);
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_postback_module);
+    field = pmcf->fields.elts;
+
+    doc = ngx_http_postback_sample(r);
+    fields = json_array();
+
+    if (doc == NULL || fields == NULL) {
+        json_decref(doc);
+        json_decref(fields);
+        return NULL;
+    }
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        value = json_null();
+
+        if (field[i].value == NULL) {
+            rc = ngx_http_postback_path_value(r->pool, doc, &field[i], &text);
+
+            if (rc == NGX_ERROR) {
+                json_decref(doc);
+                json_decref(fields);
+                return NULL;
+            }
+
+            value = (rc == NGX_OK)
+                    ? ngx_http_postback_json_str(text.data, text.len)
+                    : json_string("");
+        }
+
+        json_array_append_new(fields,
+                              json_pack("{s:s%,s:o?}",
+                                        "name", field[i].name.data,
+                                        field[i].name.len,
+                                        "value", value));
+    }
+
+    json_decref(doc);
+
+    source = ngx_http_postback_event_field(pmcf);
+
+    return json_pack("{s:o?,s:o?,s:o}",
+                     "file", plcf->sample
+                             ? ngx_http_postback_json_str(
+                                   plcf->sample->file.data,
+                                   plcf->sample->file.len)
+                             : json_null(),
+                     "event_field", (source != NGX_ERROR)
+                                    ? json_stringn(
+                                          (char *) field[source].name.data,
+                                          field[source].name.len)
+                                    : json_null(),
+                     "fields", fields);
+}
+
+
+/*
+ * postback_sample FILE: the document of test sends, read and checked as
+ * the configuration is.
+ */
+
+char *
+ngx_http_postback_sample_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_postback_loc_conf_t *plcf = conf;
+
+    ngx_str_t                   *value;
+    json_error_t                 err;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_postback_sample_t  *sample;
+
+    if (plcf->sample) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    sample = ngx_palloc(cf->pool, sizeof(ngx_http_postback_sample_t));
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+
+    if (sample == NULL || cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    sample->file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &sample->file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    sample->doc = json_load_file((char *) sample->file.data, 0, &err);
+
+    if (sample->doc == NULL) {
+        if (json_error_code(&err) == json_error_cannot_open_file) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "cannot read the sample document: %s",
+                               err.text);
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "sample document \"%V\" is not valid JSON: "
+                               "%s (line %d, column %d)", &sample->file,
+                               err.text, err.line, err.column);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_postback_sample_free;
+    cln->data = sample->doc;
+
+    plcf->sample = sample;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_postback_sample_free(void *data)
+{
+    json_decref(data);
 }
 
 
@@ -1246,28 +1741,156 @@ ngx_http_postback_status_switch(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+/*
+ * Whether the request has a query argument that is not in known (names
+ * without regard to case, as ngx_http_arg() reads them); its name.
+ */
+
+static ngx_flag_t
+ngx_http_postback_unknown_arg(ngx_http_request_t *r, ngx_str_t *known,
+    ngx_str_t *name)
+{
+    u_char      *p;
+    ngx_str_t    value, *k;
+    ngx_flag_t   prefix;
+
+    p = r->args.data;
+
+    while (ngx_http_postback_next_arg(&p, r->args.data + r->args.len, name,
+                                      &value))
+    {
+        if (name->len == 0) {
+            continue;
+        }
+
+        for (k = known; k->len; k++) {
+
+            /* "field." takes "field.NAME" */
+            prefix = (k->data[k->len - 1] == '.');
+
+            if ((prefix ? name->len > k->len : name->len == k->len)
+                && ngx_strncasecmp(name->data, k->data, k->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k->len == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the name and raw value of the query argument at *pos; 0: none left */
+
+static ngx_flag_t
+ngx_http_postback_next_arg(u_char **pos, u_char *last, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char  *end, *eq;
+
+    if (*pos >= last) {
+        return 0;
+    }
+
+    end = ngx_strlchr(*pos, last, '&');
+    if (end == NULL) {
+        end = last;
+    }
+
+    eq = ngx_strlchr(*pos, end, '=');
+    if (eq == NULL) {
+        eq = end;
+    }
+
+    name->data = *pos;
+    name->len = eq - *pos;
+
+    value->data = (eq < end) ? eq + 1 : end;
+    value->len = end - value->data;
+
+    *pos = (end < last) ? end + 1 : last;
+
+    return 1;
+}
+
+
+/* 400: the argument the route does not take, and those it takes */
+
+static ngx_int_t
+ngx_http_postback_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *known)
+{
+    u_char     *why, *p;
+    json_t     *names;
+    ngx_int_t   rc;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    why = ngx_pnalloc(r->pool,
+                      sizeof("unknown query argument \"\"") + name->len);
+    names = json_array();
+
+    if (why == NULL || names == NULL) {
+        json_decref(names);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(why, "unknown query argument \"%V\"", name);
+
+    for ( /* void */ ; known->len; known++) {
+        json_array_append_new(names,
+                              json_pack("s%+", known->data, known->len,
+                                        known->data[known->len - 1] == '.'
+                                        ? "NAME" : ""));
+    }
+
+    return ngx_http_postback_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                       json_pack("{s:o?,s:o}",
+                                                 "error",
+                                                 ngx_http_postback_json_str(
+                                                     why, p - why),
+                                                 "known", names));
+}
+
+
 /* a query argument, unescaped, in the request's pool */
 
 static ngx_int_t
 ngx_http_postback_arg(ngx_http_request_t *r, u_char *name, size_t len,
     ngx_str_t *value)
 {
-    u_char     *dst, *src;
-    ngx_str_t   raw;
+    ngx_str_t  raw;
 
     if (ngx_http_arg(r, name, len, &raw) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    value->data = ngx_pnalloc(r->pool, raw.len);
+    return ngx_http_postback_unescape(r, &raw, value);
+}
+
+
+static ngx_int_t
+ngx_http_postback_unescape(ngx_http_request_t *r, ngx_str_t *raw,
+    ngx_str_t *value)
+{
+    u_char  *dst, *src;
+
+    value->data = ngx_pnalloc(r->pool, raw->len + 1);
     if (value->data == NULL) {
         return NGX_ERROR;
     }
 
     dst = value->data;
-    src = raw.data;
+    src = raw->data;
 
-    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+    ngx_unescape_uri(&dst, &src, raw->len, NGX_UNESCAPE_URI);
 
     value->len = dst - value->data;
 
@@ -1279,21 +1902,35 @@ static json_t *
 ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
     ngx_http_postback_cb_conf_t *cb)
 {
-    json_t      *o, *outcomes;
+    json_t      *o, *outcomes, *names;
+    ngx_str_t   *events;
     ngx_uint_t   i;
 
     o = json_object();
     outcomes = json_object();
+    names = (cb && cb->events) ? json_array() : json_null();
 
-    if (o == NULL || outcomes == NULL) {
+    if (o == NULL || outcomes == NULL || names == NULL) {
         json_decref(o);
         json_decref(outcomes);
+        json_decref(names);
         return NULL;
     }
 
     for (i = 0; i < PB_OUTCOMES; i++) {
         json_object_set_new(outcomes, ngx_http_postback_outcome_names[i],
                             json_integer(cs->outcomes[i]));
+    }
+
+    /* events=, for the page's test form; null: "*", or removed */
+    if (cb && cb->events) {
+        events = cb->events->elts;
+
+        for (i = 0; i < cb->events->nelts; i++) {
+            json_array_append_new(names,
+                                  ngx_http_postback_json_str(events[i].data,
+                                                             events[i].len));
+        }
     }
 
     json_object_set_new(o, "name",
@@ -1315,6 +1952,7 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                         cb ? json_stringn((char *) cb->origin.data,
                                           cb->origin.len)
                            : json_null());
+    json_object_set_new(o, "event_names", names);
     json_object_set_new(o, "events", json_integer(cs->events));
     json_object_set_new(o, "delivered", json_integer(cs->delivered));
     json_object_set_new(o, "failed", json_integer(cs->failed));

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_postback_module.h"
+#include "pb_fields.h"
 #include "pb_policy.h"
 
 
@@ -224,6 +225,8 @@ static ngx_int_t ngx_http_postback_zone_view(ngx_http_postback_shctx_t *sh,
     ngx_flag_t request, ngx_pool_t *pool);
 static ngx_int_t ngx_http_postback_zone_selects(
     ngx_http_postback_query_t *query, ngx_http_postback_record_t *d);
+static ngx_flag_t ngx_http_postback_zone_contains(u_char *data, size_t len,
+    ngx_str_t *text);
 static void ngx_http_postback_histogram_add(
     ngx_http_postback_histogram_t *h, ngx_msec_t ms);
 
@@ -1813,6 +1816,9 @@ static ngx_int_t
 ngx_http_postback_zone_selects(ngx_http_postback_query_t *query,
     ngx_http_postback_record_t *d)
 {
+    pb_kv_t        field;
+    const u_char  *pos, *end;
+
     if (query->state != -1 && d->state != (ngx_uint_t) query->state) {
         return 0;
     }
@@ -1832,7 +1838,40 @@ ngx_http_postback_zone_selects(ngx_http_postback_query_t *query,
         return 0;
     }
 
-    return 1;
+    if (query->text.len == 0
+        || ngx_http_postback_zone_contains(d->id, NGX_HTTP_POSTBACK_ID_LEN,
+                                           &query->text)
+        || ngx_http_postback_zone_contains(d->data, d->event_len,
+                                           &query->text)
+        || ngx_http_postback_zone_contains(ngx_http_postback_key_of(d),
+                                           d->key_len, &query->text))
+    {
+        return 1;
+    }
+
+    pos = ngx_http_postback_fields_of(d);
+    end = pos + d->fields_len;
+
+    while (pb_fields_next(&pos, end, &field)) {
+        if (ngx_http_postback_zone_contains((u_char *) field.value,
+                                            field.value_len, &query->text))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* q=: text in bytes, without regard to ASCII case */
+
+static ngx_flag_t
+ngx_http_postback_zone_contains(u_char *data, size_t len, ngx_str_t *text)
+{
+    return len >= text->len
+           && ngx_strlcasestrn(data, data + len, text->data, text->len - 1)
+              != NULL;
 }
 
 

@@ -1,9 +1,10 @@
 # The status API: every route of the status location (JSON root and its
-# filters, the page, one delivery, retry, test send, enable/disable), the
-# answers to wrong methods and unknown names, mutations recorded (a manual
-# retry shows in the attempts, each one is logged), a cross-site POST
-# refused, and secrets (bearer token, secret=, secret_header= values, URL
-# user info) in no answer and not in the error log.
+# filters, q= search, the page, one delivery, retry, test send,
+# enable/disable), the answers to wrong methods, unknown names and unknown
+# query arguments, mutations recorded (a manual retry shows in the
+# attempts, each one is logged), a cross-site POST refused, and secrets
+# (bearer token, secret=, secret_header= values, URL user info) in no
+# answer and not in the error log.
 
 use strict;
 use warnings;
@@ -93,8 +94,9 @@ eventually(sub {
 # ---------------------------------------------------------------- root
 
 my %cb = map { $_->{name} => $_ } @{ $s->{callbacks} };
-is_deeply [sort keys %$s], [qw(callbacks capture deliveries spool zone)],
-    'root: zone, spool, capture, callbacks, deliveries';
+is_deeply [sort keys %$s],
+    [qw(callbacks capture deliveries sample spool zone)],
+    'root: zone, spool, capture, callbacks, sample, deliveries';
 is $s->{spool}, undef, 'spool: null without spool=';
 is $cb{members}{state}, 'enabled', 'members enabled';
 is $cb{members}{disabled_reason}, undef, '... no disabled reason';
@@ -125,6 +127,44 @@ is scalar @{ status(callback => 'nobody')->{deliveries} }, 0,
 is api(GET => '?state=lost')->{status}, 400, 'an unknown state: 400';
 is api(GET => '?limit=5000')->{status}, 400, 'limit over 1000: 400';
 is api(GET => '?format=xml')->{status}, 400, 'an unknown format: 400';
+
+# ---------------------------------------------------------------- search
+
+@got = sort map { "$_->{callback} $_->{event}" }
+       @{ status(q => 't1')->{deliveries} };
+is_deeply \@got, ['members APPROVED', 'tracker APPROVED'],
+    'q: a field value, whatever the case';
+@got = map { $_->{event} } @{ status(q => 'efund')->{deliveries} };
+is_deeply \@got, ['REFUNDED'], 'q: part of the event';
+my $some = $s->{deliveries}[1]{id};
+@got = map { $_->{id} } @{ status(q => substr($some, -14))->{deliveries} };
+is_deeply \@got, [$some], 'q: part of an id';
+is scalar @{ status(q => 'product')->{deliveries} }, 0,
+    'q: not the field names';
+is scalar @{ status(q => 'T1', callback => 'tracker')->{deliveries} }, 1,
+    'q combines with the filters';
+is scalar @{ status(q => 'T9')->{deliveries} }, 0, 'q: none';
+
+# ---------------------------------------------------------------- arguments
+
+my $r = api(GET => '?colour=red&limit=1');
+is $r->{status}, 400, 'an unknown query argument: 400';
+my $e = $json->decode($r->{body});
+is $e->{error}, 'unknown query argument "colour"', '... naming it';
+is_deeply $e->{known}, [qw(format callback state event q limit)],
+    '... and listing those the root takes';
+is api(GET => '?format=html&colour=red')->{status}, 400, '... for the page too';
+is api(GET => '?format=prometheus&q=x&LIMIT=0')->{status}, 200,
+    'known ones, without regard to case: 200';
+is api(GET => "deliveries/$some?verbose=1")->{status}, 400,
+    'deliveries/ID takes none';
+is api(POST => "deliveries/$some/retry?now=1")->{status}, 400,
+    '... nor retry';
+is api(POST => 'callbacks/members/disable?for=1h')->{status}, 400,
+    '... nor disable';
+$r = api(POST => 'events?evnt=A', body => '{"status":"APPROVED"}');
+is $r->{status}, 400, 'events takes event= alone';
+is_deeply $json->decode($r->{body})->{known}, ['event'], '... saying so';
 
 # ---------------------------------------------------------------- one delivery
 
@@ -157,7 +197,7 @@ is api(GET => 'deliveries/msg_000000000000000000000000')->{status}, 404,
     'an unknown id: 404';
 is api(GET => 'deliveries/nonsense')->{status}, 404, 'a malformed id: 404';
 is api(GET => 'nothing/here')->{status}, 404, 'an unknown route: 404';
-my $r = api(POST => '');
+$r = api(POST => '');
 is $r->{status}, 405, 'POST to the root: 405';
 is $r->{headers}{allow}, 'GET, HEAD', '... saying what is allowed';
 
@@ -197,8 +237,10 @@ is $cb{members}{manual_retries}, 1, 'members: one';
 is api(GET => 'callbacks/members/test')->{status}, 405, 'GET test: 405';
 is api(POST => 'callbacks/nobody/test')->{status}, 404,
     'test of an unknown callback: 404';
+is api(POST => url('callbacks/members/test', key => 'k1'))->{status}, 400,
+    'test send with an argument it does not take: 400';
 $r = api(POST => url('callbacks/members/test', event => 'CHARGEBACK',
-                     product => 'P-42', key => 'k1'));
+                     'field.product' => 'P-42'));
 is $r->{status}, 202, 'test send: 202';
 my $test = $json->decode($r->{body});
 is $test->{event}, 'CHARGEBACK', '... the event asked for, outside events=';
@@ -209,7 +251,8 @@ is $body->{fields}{product}, 'P-42', '... a field from the query';
 is $body->{fields}{tx}, 'test', '... the others "test"';
 is $body->{data}{data}{product}{id}, 'P-42',
     '... in a sample document built from the paths';
-is $got->[3]{headers}{'x-api-key'}, 'k1', '... $arg_ of the test request';
+is $body->{data}{data}{status}, 'CHARGEBACK',
+    '... whose status is the event';
 is $got->[3]{headers}{'webhook-id'}, $test->{id}, '... under its id';
 ok wait_state($test->{id}, 'delivered')->{test}, 'the delivery is marked test';
 

@@ -3,8 +3,12 @@
 # summary, callbacks, deliveries), a failed delivery's cells and its detail
 # (request line, headers, body, attempts), the Retry button (the delivery
 # goes out again, the row turns delivered, the detail shows the manual
-# attempt), the Disable/Enable and Send test buttons, the callback and state
-# filters, auto refresh and the Refresh button.  Hostile values (an event
+# attempt), the Disable/Enable buttons, the Send test form (the event
+# picked from events= or typed, the fields' values from postback_sample's
+# document, edited; the form kept through re-renders; the receiver gets
+# the sample document with the event and the values chosen), the callback
+# and state filters, the search box (q=), auto refresh and the Refresh
+# button.  Hostile values (an event
 # name that is an <img onerror=...> tag, a field that closes the <pre> and
 # opens a <script>) show as literal text and never become elements: no
 # script of theirs runs.  A screenshot of the page after the retry is saved
@@ -43,12 +47,19 @@ $t->receiver('members');
 # the tracker fails its first two requests, then accepts
 $t->receiver(tracker => fail_first => 2);
 
+# what test sends render
+my $SAMPLE = { note => 'from the sample',
+               data => { status => 'COMPLETE', tx => 'HP-SAMPLE',
+                         product => { id => 1234 } } };
+$t->write_file('sample.json', $json->encode($SAMPLE));
+
 $t->nginx_conf($t->module_conf(<<"EOF"));
     postback_zone pb:1m;
     postback_field status \$.data.status;
     postback_field tx \$.data.tx;
     postback_field product \$.data.product.id;
     postback_event \$postback_status;
+    postback_sample sample.json;
 
     server {
         listen 127.0.0.1:%%PORT_front%%;
@@ -199,6 +210,34 @@ sub wait_for_value {
 }
 
 sub row_css { qq{#deliveries tr.delivery[data-id="$_[0]"]} }
+
+# Types $text into the element matching $css as a user would (WebDriver's
+# element send keys), after clearing it; "\x{E007}" is the Enter key.
+sub type_into {
+    my ($css, $text) = @_;
+    my $el = $b->wait_for($css, 10) or die "no element $css\n";
+    $b->_cmd(POST => "/element/$el/clear", {});
+    $b->_cmd(POST => "/element/$el/value", { text => $text });
+}
+
+# The test form of a callback: its event control and its fields' inputs.
+sub test_form {
+    my ($name) = @_;
+    return js(<<'JS', $name);
+var tr = document.querySelector('#callbacks tr.test-form[data-for="'
+                                + CSS.escape(arguments[0]) + '"]');
+if (!tr) { return null; }
+var ev = tr.querySelector('.test-event');
+var r = { event: ev.tagName.toLowerCase(), fields: {},
+          options: Array.prototype.map.call(ev.querySelectorAll('option'),
+                                            function (o) { return o.value; }),
+          after: tr.previousElementSibling.dataset.callback };
+tr.querySelectorAll('input.test-field').forEach(function (i) {
+  r.fields[i.name] = i.value;
+});
+return r;
+JS
+}
 
 # ---------------------------------------------------------------- the page
 
@@ -359,7 +398,30 @@ is $cb->{toggle}, 'Disable', '... the button Disable again';
 is message()->{text}, 'Enabled', '... the message';
 
 my %before = map { $_ => 1 } @{ ids_shown() };
+click_css('#callbacks tr[data-callback="tracker"] button.test', 'Send test');
+my $form = wait_for_value(sub { [test_form('tracker')] })->[0] // {};
+is $form->{event}, 'select', "Send test opens the tracker's form: a select";
+is_deeply $form->{options}, ['APPROVED'], '... of its events=';
+is $form->{after}, 'tracker', '... under its row';
+click_css('#callbacks tr[data-callback="tracker"] button.test', 'Send test');
+ok $b->wait_until(sub { !test_form('tracker') }, 10), 'a second click closes it';
+
 click_css('#callbacks tr[data-callback="members"] button.test', 'Send test');
+$form = wait_for_value(sub { [test_form('members')] })->[0] // {};
+is $form->{event}, 'input', "members' form (events=*): an event to type";
+is_deeply $form->{fields}, { tx => 'HP-SAMPLE', product => '1234' },
+    "... the sample's values, the event's own field left to the event";
+my $form_css = '#callbacks tr.test-form[data-for="members"]';
+type_into("$form_css .test-event", 'REFUNDED');
+type_into("$form_css input[name=tx]", 'HP-PAGE');
+click_css('#refresh', 'Refresh');
+ok $b->wait_until(sub {
+    my $f = test_form('members');
+    $f && $f->{fields}{tx} eq 'HP-PAGE'
+       && js(qq{return document.querySelector('$form_css .test-event').value})
+          eq 'REFUNDED';
+}, 10), '... what is typed stays through a refresh';
+click_css("$form_css button.send-test", 'Send');
 $m = wait_for_value(sub {
     my $m = message(); [$m->{text} =~ /^Test delivery queued: (msg_\w+)$/ ? $m : undef, $m];
 });
@@ -374,11 +436,20 @@ $row = wait_for_value(sub {
 });
 $row = $row->[0] // $row->[1];
 is $row->{callback}, 'members', '... a new row for members';
-is $row->{event}, 'TEST (test)', '... marked test';
+is $row->{event}, 'REFUNDED (test)', '... the event typed, marked test';
 is $row->{state}, 'delivered', '... delivered';
 is ids_shown()->[0], $test_id, '... first (newest first)';
 $got = $t->wait_received(members => 3);
 is $got->[2]{headers}{'webhook-id'}, $test_id, 'members got the test send';
+my $sent = eval { $json->decode($got->[2]{body}) } // {};
+is $sent->{event}, 'REFUNDED', '... the event chosen';
+is_deeply $sent->{data}, { note => 'from the sample',
+                           data => { status => 'REFUNDED', tx => 'HP-PAGE',
+                                     product => { id => 1234 } } },
+    "... the sample document, with the event and the value typed";
+is_deeply $sent->{fields},
+    { status => 'REFUNDED', tx => 'HP-PAGE', product => '1234' },
+    '... its fields';
 
 # ---------------------------------------------------------------- filters
 
@@ -418,6 +489,15 @@ choose('f-callback', '');
 choose('f-state', 'delivered');
 ok $b->wait_until(sub { @{ ids_shown() } == 4 }, 10),
     'state=delivered alone: the four deliveries';
+
+type_into('#f-q', "hp-page\x{E007}");
+ok $b->wait_until(sub {
+    my $ids = ids_shown();
+    @$ids == 1 && $ids->[0] eq $test_id;
+}, 10), 'search "hp-page": the test delivery alone';
+type_into('#f-q', "\x{E007}");
+ok $b->wait_until(sub { @{ ids_shown() } == 4 }, 10),
+    'search emptied: the four again';
 
 # ---------------------------------------------------------------- refresh
 
