@@ -39,7 +39,8 @@ same_record(const pb_journal_record_t *a, const pb_journal_record_t *b)
            && same_bytes(&a->body, &b->body)
            && same_bytes(&a->fields, &b->fields)
            && same_bytes(&a->key, &b->key) && a->armed == b->armed
-           && a->params_at == b->params_at && a->digest == b->digest;
+           && a->params_at == b->params_at && a->digest == b->digest
+           && same_bytes(&a->attempts, &b->attempts);
 }
 
 
@@ -57,6 +58,10 @@ static int
 well_formed(const pb_journal_record_t *r)
 {
     if (r->method > 0xff || r->state > 0xff) {
+        return 0;
+    }
+
+    if (r->type != PB_JOURNAL_FINISHED && r->attempts.len != 0) {
         return 0;
     }
 
@@ -88,6 +93,30 @@ well_formed(const pb_journal_record_t *r)
 }
 
 
+/* every attempt of a finished record reads, inside its frame */
+static int
+attempts_read(const pb_bytes_t *attempts, const unsigned char *frame,
+    size_t used)
+{
+    int                   rc;
+    pb_bytes_t            rest;
+    pb_journal_attempt_t  a;
+
+    rest = *attempts;
+
+    while ((rc = pb_journal_attempt_next(&rest, &a)) == 1) {
+        if (!inside(&a.error, frame, used)
+            || !inside(&a.response, frame, used)
+            || a.manual > 1)
+        {
+            return 0;
+        }
+    }
+
+    return rc == 0 && rest.len == 0;
+}
+
+
 static void
 check_record(const pb_journal_record_t *r, const unsigned char *frame,
     size_t used)
@@ -105,7 +134,9 @@ check_record(const pb_journal_record_t *r, const unsigned char *frame,
         || !inside(&r->headers, frame, used)
         || !inside(&r->body, frame, used)
         || !inside(&r->fields, frame, used)
-        || !inside(&r->key, frame, used))
+        || !inside(&r->key, frame, used)
+        || !inside(&r->attempts, frame, used)
+        || !attempts_read(&r->attempts, frame, used))
     {
         abort();
     }
@@ -231,6 +262,65 @@ key_live(const pb_journal_entry_t *e, size_t n, size_t i)
 
 
 /*
+ * The history: pairs of a first created record and a finished record of
+ * its id after it, neither live, all of them within budget.
+ */
+
+static void
+check_history(const pb_journal_entry_t *e, size_t n, uint64_t budget)
+{
+    size_t                     i, k;
+    uint64_t                   used;
+    const pb_journal_entry_t  *end;
+
+    used = 0;
+
+    for (i = 0; i < n; i++) {
+        if (e[i].history) {
+            used += e[i].size;
+        }
+
+        if (e[i].finished == 0) {
+            continue;
+        }
+
+        if (e[i].type != PB_JOURNAL_CREATED || !e[i].history
+            || e[i].live || e[i].finished > n)
+        {
+            abort();
+        }
+
+        end = &e[e[i].finished - 1];
+
+        if (end->type != PB_JOURNAL_FINISHED || !end->history
+            || end->offset <= e[i].offset || !same_id(&e[i], end))
+        {
+            abort();
+        }
+
+        for (k = 0; k < i; k++) {
+            if (e[k].type == PB_JOURNAL_CREATED && same_id(&e[k], &e[i])) {
+                abort();
+            }
+        }
+
+    }
+
+    for (i = 0; i < n; i++) {
+        if (e[i].history && e[i].type != PB_JOURNAL_FINISHED
+            && e[i].finished == 0)
+        {
+            abort();
+        }
+    }
+
+    if (used > budget) {
+        abort();
+    }
+}
+
+
+/*
  * The whole input as a journal: listed in order, a few records at a time
  * (as a reader with a small list does), each listed one reading back at
  * its place; the live ones are the first created record of each id that
@@ -275,9 +365,11 @@ check_scan(const uint8_t *data, size_t size)
         }
     }
 
-    if (pb_journal_live(e, n) < 0) {
+    if (pb_journal_live(e, n, size / 2) < 0) {
         abort();
     }
+
+    check_history(e, n, size / 2);
 
     for (i = 0; i < n; i++) {
         if (kind(&e[i]) != 0) {

@@ -739,10 +739,10 @@ ngx_http_postback_log_attempt(ngx_http_postback_transfer_t *t,
     if (rec->failing) {
         ngx_log_error(NGX_LOG_WARN, dl->log, 0,
                       "postback: callback \"%V\" failing: delivery %*s got "
-                      "%V%s%i; it will be retried", name,
-                      (size_t) NGX_HTTP_POSTBACK_ID_LEN, t->claim.id,
-                      &res->error, res->error.len ? ", status " : "status ",
-                      res->status);
+                      "%V%s%i, %s", name, (size_t) NGX_HTTP_POSTBACK_ID_LEN,
+                      t->claim.id, &res->error,
+                      res->error.len ? ", status " : "status ", res->status,
+                      ngx_http_postback_decision_text(rec));
 
     } else if (!rec->disabled) {
         cb->unlogged++;

@@ -34,6 +34,8 @@ static ngx_int_t ngx_http_postback_names(ngx_conf_t *cf,
     ngx_array_t *callbacks, ngx_str_t *names);
 static char *ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_postback_parse_spool(ngx_conf_t *cf,
+    ngx_http_postback_main_conf_t *pmcf, ngx_str_t *value);
 static char *ngx_http_postback_message(ngx_conf_t *cf, const char *fmt, ...);
 static char *ngx_http_postback_split_list(ngx_conf_t *cf, ngx_uint_t i);
 static char *ngx_http_postback_event_list(ngx_conf_t *cf, ngx_str_t *value,
@@ -98,7 +100,7 @@ static ngx_conf_enum_t  ngx_http_postback_captures[] = {
 static ngx_command_t  ngx_http_postback_commands[] = {
 
     { ngx_string("postback_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_postback_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -609,9 +611,10 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_postback_main_conf_t *pmcf = conf;
 
-    u_char     *p;
-    ssize_t     size;
-    ngx_str_t  *value, name, s;
+    u_char      *p;
+    ssize_t      size, history;
+    ngx_str_t   *value, name, s;
+    ngx_uint_t   i;
 
     if (pmcf->shm_zone) {
         return "is duplicate";
@@ -647,38 +650,47 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "spool=", 6) != 0
-            || value[2].len == 6)
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "spool=", 6) == 0
+            && value[i].len > 6)
         {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\", expected "
-                               "spool=path", &value[2]);
-            return NGX_CONF_ERROR;
+            if (ngx_http_postback_parse_spool(cf, pmcf, &value[i])
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
         }
 
-        pmcf->spool.data = value[2].data + 6;
-        pmcf->spool.len = value[2].len - 6;
+        if (ngx_strncmp(value[i].data, "history=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
 
-        if (ngx_conf_full_name(cf->cycle, &pmcf->spool, 0) != NGX_OK) {
-            return NGX_CONF_ERROR;
+            history = ngx_parse_size(&s);
+            if (history == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid history size \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            pmcf->history = history;
+            continue;
         }
 
-        pmcf->spool_new.len = pmcf->spool.len + sizeof(".new") - 1;
-        pmcf->spool_new.data = ngx_pnalloc(cf->pool, pmcf->spool_new.len + 1);
-        if (pmcf->spool_new.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected "
+                           "spool=path or history=size", &value[i]);
+        return NGX_CONF_ERROR;
+    }
 
-        ngx_sprintf(pmcf->spool_new.data, "%V.new%Z", &pmcf->spool);
-
-#if (NGX_THREADS)
-        /* the journal's I/O never blocks a worker: nginx's default pool */
-        pmcf->thread_pool = ngx_thread_pool_add(cf, NULL);
-        if (pmcf->thread_pool == NULL) {
-            return NGX_CONF_ERROR;
-        }
-#endif
+    if (pmcf->history && pmcf->spool.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"history=\" keeps finished deliveries in the "
+                           "spool: it needs \"spool=\"");
+        return NGX_CONF_ERROR;
     }
 
     pmcf->cycle = cf->cycle;
@@ -699,6 +711,39 @@ ngx_http_postback_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pmcf->shm_zone->data = pmcf;
 
     return NGX_CONF_OK;
+}
+
+
+/* spool=path: the journal, its rewrite beside it, the thread pool */
+
+static ngx_int_t
+ngx_http_postback_parse_spool(ngx_conf_t *cf,
+    ngx_http_postback_main_conf_t *pmcf, ngx_str_t *value)
+{
+    pmcf->spool.data = value->data + 6;
+    pmcf->spool.len = value->len - 6;
+
+    if (ngx_conf_full_name(cf->cycle, &pmcf->spool, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    pmcf->spool_new.len = pmcf->spool.len + sizeof(".new") - 1;
+    pmcf->spool_new.data = ngx_pnalloc(cf->pool, pmcf->spool_new.len + 1);
+    if (pmcf->spool_new.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(pmcf->spool_new.data, "%V.new%Z", &pmcf->spool);
+
+#if (NGX_THREADS)
+    /* the journal's I/O never blocks a worker: nginx's default pool */
+    pmcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (pmcf->thread_pool == NULL) {
+        return NGX_ERROR;
+    }
+#endif
+
+    return NGX_OK;
 }
 
 

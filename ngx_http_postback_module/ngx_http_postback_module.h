@@ -159,6 +159,8 @@ typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     spool;    /* journal path, or empty */
     ngx_str_t                     spool_new;    /* its rewrite, beside it */
+    size_t                        history;  /* finished deliveries kept in
+                                               the journal, bytes */
 #if (NGX_THREADS)
     ngx_thread_pool_t            *thread_pool;  /* the journal's I/O */
 #endif
@@ -442,6 +444,8 @@ typedef struct {
     u_char                       *id;
     ngx_str_t                     callback;
     ngx_http_postback_request_t   req;      /* created: what it sends */
+    void                         *attempts; /* finished: the first, for
+                                      ngx_http_postback_zone_attempt_next */
 } ngx_http_postback_jitem_t;
 
 
@@ -522,6 +526,11 @@ void ngx_http_postback_zone_new_id(ngx_shm_zone_t *shm_zone, u_char *id);
 ngx_int_t ngx_http_postback_zone_add(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, ngx_http_postback_claim_t *claim);
+ngx_int_t ngx_http_postback_zone_restore_finished(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req,
+    ngx_uint_t state, ngx_http_postback_result_t *attempts, ngx_uint_t n);
+ngx_flag_t ngx_http_postback_zone_attempt_next(void **cursor,
+    ngx_http_postback_result_t *res);
 ngx_int_t ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     ngx_str_t *callback, ngx_http_postback_cb_conf_t *cb, u_char *id,
     ngx_http_postback_request_t *req, size_t size, uint64_t due,

@@ -38,6 +38,9 @@
 /* the journal is compacted once this big and mostly finished records */
 #define NGX_HTTP_POSTBACK_COMPACT_MIN   (1024 * 1024)
 
+/* the attempts of a delivery of the history read back, at most */
+#define NGX_HTTP_POSTBACK_HISTORY_ATTEMPTS  128
+
 /* a failed compaction waits this long, in ms */
 #define NGX_HTTP_POSTBACK_COMPACT_WAIT  60000
 
@@ -106,6 +109,7 @@ typedef struct {
     uint64_t                      file;     /* the inode; scan: known */
     off_t                         end;      /* of a write; the file's size */
     uint64_t                      tag;      /* ours */
+    uint64_t                      history;  /* bytes of finished ones kept */
     off_t                         tail;     /* compact: read up to here */
     pb_journal_entry_t           *entries;  /* scan: the records read */
     size_t                        nentries;
@@ -146,6 +150,8 @@ typedef struct {
     ngx_http_postback_job_t         upkeep;
     ngx_http_postback_batch_t       batch;  /* being written, or failed */
     ngx_http_postback_batch_t       kept;   /* spooled meanwhile */
+    u_char                         *attempts;   /* a finished record's */
+    size_t                          attempts_cap;
     ngx_msec_t                      backoff;
     uint64_t                        renewed;
     ngx_event_t                     tick;
@@ -178,6 +184,10 @@ static void ngx_http_postback_batch_clear(ngx_http_postback_batch_t *b);
 static void ngx_http_postback_batch_lost(ngx_http_postback_batch_t *b,
     ngx_uint_t end, char *what);
 static void ngx_http_postback_spool_end(u_char *id);
+static void ngx_http_postback_journal_attempts(
+    ngx_http_postback_jitem_t *item, pb_bytes_t *out);
+static void ngx_http_postback_journal_attempt(ngx_http_postback_result_t *res,
+    pb_journal_attempt_t *a);
 static ngx_int_t ngx_http_postback_kept_add(ngx_http_postback_jitem_t *item,
     ngx_flag_t spilled);
 static ngx_int_t ngx_http_postback_kept_record(pb_journal_record_t *rec,
@@ -194,6 +204,8 @@ static off_t ngx_http_postback_ingest(ngx_http_postback_job_t *job,
     ngx_flag_t first, int64_t *waiting_bytes);
 static void ngx_http_postback_ingest_key(pb_journal_record_t *rec);
 static void ngx_http_postback_ingest_callback(pb_journal_record_t *rec);
+static void ngx_http_postback_ingest_finished(ngx_http_postback_job_t *job,
+    pb_journal_entry_t *e);
 static ngx_int_t ngx_http_postback_ingest_one(pb_journal_record_t *rec,
     size_t size, uint64_t grace, ngx_flag_t counted, ngx_flag_t room);
 static void ngx_http_postback_ingest_log(ngx_http_postback_job_t *job,
@@ -343,6 +355,7 @@ ngx_http_postback_job_init(ngx_http_postback_job_t *job, ngx_uint_t kind,
     job->kind = kind;
     job->path = &sp->pmcf->spool;
     job->path_new = &sp->pmcf->spool_new;
+    job->history = sp->pmcf->history;
     job->fd = NGX_INVALID_FILE;
 
 #if (NGX_THREADS)
@@ -825,6 +838,11 @@ ngx_http_postback_journal_record(ngx_http_postback_jitem_t *item,
     if (item->finished) {
         rec->type = PB_JOURNAL_FINISHED;
         rec->state = item->state;
+
+        if (ngx_http_postback_spool.pmcf->history) {
+            ngx_http_postback_journal_attempts(item, &rec->attempts);
+        }
+
         return;
     }
 
@@ -849,6 +867,69 @@ ngx_http_postback_journal_record(ngx_http_postback_jitem_t *item,
     rec->key.data = req->key.data;
     rec->key.len = req->key.len;
     rec->armed = req->armed;
+}
+
+
+/*
+ * Under the zone's lock: a finished delivery's attempts, encoded for the
+ * history in this worker's buffer; none when memory runs out.
+ */
+
+static void
+ngx_http_postback_journal_attempts(ngx_http_postback_jitem_t *item,
+    pb_bytes_t *out)
+{
+    u_char                      *p;
+    void                        *cursor;
+    size_t                       size;
+    pb_journal_attempt_t         a;
+    ngx_http_postback_result_t   res;
+    ngx_http_postback_spool_t   *sp = &ngx_http_postback_spool;
+
+    size = 0;
+    cursor = item->attempts;
+
+    while (ngx_http_postback_zone_attempt_next(&cursor, &res)) {
+        ngx_http_postback_journal_attempt(&res, &a);
+        size += pb_journal_attempt_size(&a);
+    }
+
+    if (size > sp->attempts_cap) {
+        p = ngx_alloc(size, ngx_cycle->log);
+        if (p == NULL) {
+            return;
+        }
+
+        ngx_free(sp->attempts);
+        sp->attempts = p;
+        sp->attempts_cap = size;
+    }
+
+    p = sp->attempts;
+    cursor = item->attempts;
+
+    while (ngx_http_postback_zone_attempt_next(&cursor, &res)) {
+        ngx_http_postback_journal_attempt(&res, &a);
+        p = pb_journal_attempt_write(p, &a);
+    }
+
+    out->data = sp->attempts;
+    out->len = size;
+}
+
+
+static void
+ngx_http_postback_journal_attempt(ngx_http_postback_result_t *res,
+    pb_journal_attempt_t *a)
+{
+    a->start = res->start;
+    a->duration = (uint32_t) res->duration;
+    a->status = (int32_t) res->status;
+    a->manual = res->manual ? 1 : 0;
+    a->error.data = res->error.data;
+    a->error.len = res->error.len;
+    a->response.data = res->response.data;
+    a->response.len = res->response.len;
 }
 
 
@@ -1058,7 +1139,7 @@ ngx_http_postback_upkeep(void)
     if (ss->read && !sp->read_first && ss->compact_after <= now
         && (ss->tidy
             || (ss->bytes >= NGX_HTTP_POSTBACK_COMPACT_MIN
-                && live * 4 <= ss->bytes)))
+                && live * 4 + sp->pmcf->history * 2 <= ss->bytes)))
     {
         job->kind = NGX_HTTP_POSTBACK_JOB_COMPACT;
     }
@@ -1168,7 +1249,8 @@ ngx_http_postback_read_up_to(ngx_http_postback_job_t *job, off_t tail,
 
     /* a journal read at a start is rewritten if anything in it is done */
     if (first) {
-        ss->tidy = (ss->bytes > live + ss->waiting_bytes);
+        ss->tidy = (ss->bytes > live + ss->waiting_bytes
+                               + ngx_http_postback_spool.pmcf->history);
     }
 
     /* read from the oldest waiting one: what still waits is after it */
@@ -1242,6 +1324,11 @@ ngx_http_postback_ingest(ngx_http_postback_job_t *job, ngx_flag_t first,
 
         /* waiting ones are counted once, when first read */
         counted = (e->tag == job->tag || at < job->tail);
+
+        if (e->type == PB_JOURNAL_CREATED && e->history && first) {
+            ngx_http_postback_ingest_finished(job, e);
+            continue;
+        }
 
         if ((e->type == PB_JOURNAL_CREATED && !e->live)
             || (e->type == PB_JOURNAL_FINISHED && counted)
@@ -1332,6 +1419,65 @@ ngx_http_postback_ingest_key(pb_journal_record_t *rec)
 
     ngx_http_postback_keys_restore(ngx_http_postback_spool.shm_zone, &key,
                                    &event, rec->created);
+}
+
+
+/*
+ * A delivery of the journal's history, read at a start: its created
+ * record, and its finished one with the attempts.
+ */
+
+static void
+ngx_http_postback_ingest_finished(ngx_http_postback_job_t *job,
+    pb_journal_entry_t *e)
+{
+    size_t                       used, n;
+    ngx_str_t                    name;
+    pb_bytes_t                   rest;
+    pb_journal_entry_t          *end;
+    pb_journal_record_t          rec, fin;
+    pb_journal_attempt_t         a;
+    ngx_http_postback_result_t   attempts[NGX_HTTP_POSTBACK_HISTORY_ATTEMPTS];
+    ngx_http_postback_request_t  req;
+
+    end = &job->entries[e->finished - 1];
+
+    (void) pb_journal_read(job->buf + e->offset, e->size, &rec, &used);
+    (void) pb_journal_read(job->buf + end->offset, end->size, &fin, &used);
+
+    if (rec.method > NGX_HTTP_POSTBACK_POST_JSON
+        || rec.id.len != NGX_HTTP_POSTBACK_ID_LEN)
+    {
+        return;
+    }
+
+    /* attempts= is 100 at most: more are manual ones, the last left out */
+    rest = fin.attempts;
+
+    for (n = 0;
+         n < NGX_HTTP_POSTBACK_HISTORY_ATTEMPTS
+         && pb_journal_attempt_next(&rest, &a) == 1;
+         n++)
+    {
+        ngx_memzero(&attempts[n], sizeof(ngx_http_postback_result_t));
+        attempts[n].start = a.start;
+        attempts[n].duration = a.duration;
+        attempts[n].status = a.status;
+        attempts[n].manual = a.manual;
+        attempts[n].error.data = (u_char *) a.error.data;
+        attempts[n].error.len = a.error.len;
+        attempts[n].response.data = (u_char *) a.response.data;
+        attempts[n].response.len = a.response.len;
+    }
+
+    name.data = (u_char *) rec.callback.data;
+    name.len = rec.callback.len;
+
+    ngx_http_postback_record_req(&rec, &req);
+
+    (void) ngx_http_postback_zone_restore_finished(
+               ngx_http_postback_spool.shm_zone, &name,
+               (u_char *) rec.id.data, &req, fin.state, attempts, n);
 }
 
 
@@ -1910,7 +2056,7 @@ ngx_http_postback_list(ngx_http_postback_job_t *job, size_t *end)
 
     } while (job->nentries == max);
 
-    if (pb_journal_live(job->entries, job->nentries) < 0) {
+    if (pb_journal_live(job->entries, job->nentries, job->history) < 0) {
         job->failed = "out of memory";
         return NGX_ERROR;
     }
@@ -2081,7 +2227,7 @@ ngx_http_postback_compact_write(ngx_http_postback_job_t *job)
     for (i = 0; i < job->nentries; i++) {
         e = &job->entries[i];
 
-        if (!e->live
+        if (!(e->live || e->history)
             || (e->type == PB_JOURNAL_CREATED
                 && e->id_len != NGX_HTTP_POSTBACK_ID_LEN))
         {

@@ -129,6 +129,7 @@ typedef struct {
     void                         *spool;        /* NULL: never a journal */
     ngx_http_postback_keys_t     *keys;
     ngx_flag_t                    journaled;    /* configured with one */
+    ngx_flag_t                    history;  /* ... keeping finished ones */
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
 
@@ -338,6 +339,7 @@ ngx_http_postback_zone_bind(ngx_shm_zone_t *shm_zone)
     ngx_shmtx_lock(&shpool->mutex);
 
     sh->journaled = (pmcf->spool.len != 0);
+    sh->history = (pmcf->history != 0);
 
     if (!sh->journaled) {
         /* no journal any more: nothing waits for one */
@@ -554,7 +556,9 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
         sh->nfinished++;
     }
 
-    if (ngx_http_postback_finished(state) && !ngx_http_postback_finished(old))
+    /* one that ended here, not one of the history read back */
+    if (ngx_http_postback_finished(state) && !ngx_http_postback_finished(old)
+        && old != NGX_HTTP_POSTBACK_NONE)
     {
         if (state == NGX_HTTP_POSTBACK_DELIVERED) {
             d->cb->delivered++;
@@ -600,7 +604,8 @@ ngx_http_postback_zone_gauge(ngx_http_postback_cb_state_t *cs,
 /*
  * Under the lock: a finished delivery needs its finished record only if
  * its created record is on disk; one whose created record was never
- * written needs neither, unless a writer has that one in hand.
+ * written needs neither, unless a writer has that one in hand, or the
+ * journal keeps a history: then both are written.
  */
 
 static void
@@ -620,7 +625,9 @@ ngx_http_postback_journal_need(ngx_http_postback_shctx_t *sh,
         break;
 
     case NGX_HTTP_POSTBACK_JOURNAL_NONE:
-        if (d->queued && d->jlease <= ngx_http_postback_now()) {
+        if (d->queued && !sh->history
+            && d->jlease <= ngx_http_postback_now())
+        {
             ngx_http_postback_journal_close(sh, d);
         }
 
@@ -852,6 +859,97 @@ done:
     ngx_shmtx_unlock(&shpool->mutex);
 
     return rc;
+}
+
+
+/*
+ * A finished delivery of the journal's history, at a start, with its
+ * attempts: shown as it ended, never sent, the first to be evicted.
+ * NGX_OK; NGX_DECLINED: its callback is not known, or the zone has it;
+ * NGX_BUSY: no room.
+ */
+
+ngx_int_t
+ngx_http_postback_zone_restore_finished(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *callback, u_char *id, ngx_http_postback_request_t *req,
+    ngx_uint_t state, ngx_http_postback_result_t *attempts, ngx_uint_t n)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_postback_shctx_t     *sh;
+    ngx_http_postback_cb_state_t  *cs;
+    ngx_http_postback_record_t    *d;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    if (!ngx_http_postback_finished(state)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    cs = ngx_http_postback_zone_named(sh, callback);
+
+    if (cs == NULL || ngx_http_postback_zone_lookup(sh, id)) {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    d = ngx_http_postback_zone_insert(shpool, cs, id, req);
+    if (d == NULL) {
+        rc = NGX_BUSY;
+        goto done;
+    }
+
+    /* both its records are on disk */
+    ngx_http_postback_journal_close(sh, d);
+
+    for (i = 0; i < n; i++) {
+        ngx_http_postback_attempt_add(shpool, d, &attempts[i]);
+    }
+
+    ngx_http_postback_zone_move(sh, d, state, 0);
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Under the lock (the journal's writer holds it): the attempt at *cursor,
+ * from a journal item's attempts, pointing into the zone; 0: no more.
+ */
+
+ngx_flag_t
+ngx_http_postback_zone_attempt_next(void **cursor,
+    ngx_http_postback_result_t *res)
+{
+    ngx_http_postback_attempt_t  *a;
+
+    a = *cursor;
+    if (a == NULL) {
+        return 0;
+    }
+
+    ngx_memzero(res, sizeof(ngx_http_postback_result_t));
+    res->start = a->start;
+    res->duration = a->duration;
+    res->status = a->status;
+    res->manual = a->manual;
+    res->error.data = a->data;
+    res->error.len = a->error_len;
+    res->response.data = a->data + a->error_len;
+    res->response.len = a->response_len;
+
+    *cursor = a->next;
+
+    return 1;
 }
 
 
@@ -2251,6 +2349,7 @@ ngx_http_postback_journal_item(ngx_http_postback_record_t *d,
     item->id = d->id;
     item->callback.data = d->cb->name;
     item->callback.len = d->cb->name_len;
+    item->attempts = d->attempts;
 
     ngx_http_postback_record_request(d, &item->req);
 }

@@ -22,6 +22,9 @@
 
 static int pb_journal_type(unsigned char c);
 static int pb_journal_kind(const pb_journal_entry_t *e);
+static int pb_journal_attempts_valid(const pb_bytes_t *attempts);
+static void pb_journal_history(pb_journal_entry_t *e,
+    pb_journal_entry_t **finished, size_t n, uint64_t budget);
 static int pb_journal_more(const unsigned char *p, size_t len);
 static int pb_journal_same_id(const pb_journal_entry_t *x,
     const pb_journal_entry_t *y);
@@ -105,7 +108,8 @@ static size_t
 pb_journal_payload_size(const pb_journal_record_t *r)
 {
     if (r->type == PB_JOURNAL_FINISHED) {
-        return 8 + 1 + 4 + r->id.len;
+        return 8 + 1 + 4 + r->id.len
+               + (r->attempts.len ? 4 + r->attempts.len : 0);
     }
 
     if (r->type == PB_JOURNAL_KEY) {
@@ -145,6 +149,10 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
         *p++ = (unsigned char) r->state;
         p = pb_put_bytes(p, &r->id);
 
+        if (r->attempts.len) {
+            p = pb_put_bytes(p, &r->attempts);
+        }
+
     } else if (r->type == PB_JOURNAL_KEY) {
         p = pb_put64(p, r->created);
         p = pb_put_bytes(p, &r->key);
@@ -172,6 +180,80 @@ pb_journal_write(unsigned char *dst, const pb_journal_record_t *r)
     }
 
     return pb_put32(p, (uint32_t) crc32(0, payload, (uInt) (p - payload)));
+}
+
+
+size_t
+pb_journal_attempt_size(const pb_journal_attempt_t *a)
+{
+    return 8 + 4 + 4 + 1 + 4 + a->error.len + 4 + a->response.len;
+}
+
+
+unsigned char *
+pb_journal_attempt_write(unsigned char *dst, const pb_journal_attempt_t *a)
+{
+    dst = pb_put64(dst, a->start);
+    dst = pb_put32(dst, a->duration);
+    dst = pb_put32(dst, (uint32_t) a->status);
+    *dst++ = (unsigned char) (a->manual ? 1 : 0);
+    dst = pb_put_bytes(dst, &a->error);
+
+    return pb_put_bytes(dst, &a->response);
+}
+
+
+int
+pb_journal_attempt_next(pb_bytes_t *attempts, pb_journal_attempt_t *a)
+{
+    const unsigned char  *p, *end;
+
+    if (attempts->len == 0) {
+        return 0;
+    }
+
+    p = attempts->data;
+    end = p + attempts->len;
+
+    if (end - p < 8 + 4 + 4 + 1) {
+        return -1;
+    }
+
+    a->start = pb_get64(p);
+    a->duration = pb_get32(p + 8);
+    a->status = (int32_t) pb_get32(p + 12);
+    a->manual = p[16];
+
+    p = pb_get_bytes(p + 17, end, &a->error);
+    p = p ? pb_get_bytes(p, end, &a->response) : NULL;
+
+    if (p == NULL || a->manual > 1) {
+        return -1;
+    }
+
+    attempts->data = p;
+    attempts->len = end - p;
+
+    return 1;
+}
+
+
+/* a finished record's attempts read whole, each as written */
+
+static int
+pb_journal_attempts_valid(const pb_bytes_t *attempts)
+{
+    int                   rc;
+    pb_bytes_t            rest;
+    pb_journal_attempt_t  a;
+
+    rest = *attempts;
+
+    while ((rc = pb_journal_attempt_next(&rest, &a)) == 1) {
+        /* void */
+    }
+
+    return rc == 0;
 }
 
 
@@ -282,7 +364,21 @@ pb_journal_payload(unsigned char c, const unsigned char *p,
             r->state = *p++;
         }
 
-        return pb_get_bytes(p, end, &r->id);
+        p = pb_get_bytes(p, end, &r->id);
+
+        /* the attempts came later, and are there only for a history */
+        if (current && p && p < end) {
+            p = pb_get_bytes(p, end, &r->attempts);
+
+            /* none are not written: an empty field is no frame of ours */
+            if (p && (r->attempts.len == 0
+                      || !pb_journal_attempts_valid(&r->attempts)))
+            {
+                return NULL;
+            }
+        }
+
+        return p;
     }
 
     if (r->type == PB_JOURNAL_KEY) {
@@ -385,6 +481,8 @@ pb_journal_scan(const unsigned char *buf, size_t len, pb_journal_entry_t *e,
             e[n].stamp = 0;
             e[n].removed = 0;
             e[n].live = 0;
+            e[n].history = 0;
+            e[n].finished = 0;
 
             if (r.type == PB_JOURNAL_KEY) {
                 e[n].id = r.key.data;
@@ -514,21 +612,24 @@ pb_journal_same_id(const pb_journal_entry_t *x, const pb_journal_entry_t *y)
 
 
 long
-pb_journal_live(pb_journal_entry_t *e, size_t n)
+pb_journal_live(pb_journal_entry_t *e, size_t n, uint64_t history)
 {
     long                 live;
-    size_t               i, j, k;
-    int                  finished;
-    pb_journal_entry_t  *first, *latest, **by_id;
+    size_t               i, j, k, nfinished;
+    pb_journal_entry_t  *first, *latest, *finished, **by_id, **ended;
 
     if (n == 0) {
         return 0;
     }
 
-    by_id = malloc(n * sizeof(pb_journal_entry_t *));
+    /* one array: the list by id, then the finished deliveries */
+    by_id = malloc(2 * n * sizeof(pb_journal_entry_t *));
     if (by_id == NULL) {
         return -1;
     }
+
+    ended = by_id + n;
+    nfinished = 0;
 
     for (i = 0; i < n; i++) {
         by_id[i] = &e[i];
@@ -540,7 +641,7 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
 
     /* each run of one id (or key), oldest first */
     for (i = 0; i < n; i = j) {
-        finished = 0;
+        finished = NULL;
         first = NULL;
         latest = NULL;
 
@@ -555,7 +656,7 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
                 }
 
             } else if (by_id[j]->type == PB_JOURNAL_FINISHED) {
-                finished = 1;
+                finished = by_id[j];
 
             } else if (first == NULL) {
                 first = by_id[j];
@@ -564,11 +665,17 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
 
         for (k = i; k < j; k++) {
             by_id[k]->live = 0;
+            by_id[k]->history = 0;
+            by_id[k]->finished = 0;
         }
 
         if (first && !finished) {
             first->live = 1;
             live++;
+
+        } else if (first && finished->offset > first->offset) {
+            first->finished = finished - e + 1;
+            ended[nfinished++] = first;
         }
 
         if (latest && !latest->removed) {
@@ -577,7 +684,57 @@ pb_journal_live(pb_journal_entry_t *e, size_t n)
         }
     }
 
+    pb_journal_history(e, ended, nfinished, history);
+
     free(by_id);
 
     return live;
+}
+
+
+static int
+pb_journal_by_end(const void *a, const void *b)
+{
+    const pb_journal_entry_t  *x, *y;
+
+    x = *(const pb_journal_entry_t *const *) a;
+    y = *(const pb_journal_entry_t *const *) b;
+
+    /* the last finished first */
+    return (x->finished < y->finished) - (x->finished > y->finished);
+}
+
+
+/*
+ * The history: the finished deliveries (created records of e, with their
+ * finished records' places) whose two records fit in budget bytes, the
+ * last finished first.
+ */
+
+static void
+pb_journal_history(pb_journal_entry_t *e, pb_journal_entry_t **finished,
+    size_t n, uint64_t budget)
+{
+    size_t               i;
+    uint64_t             used, size;
+    pb_journal_entry_t  *created, *end;
+
+    qsort(finished, n, sizeof(pb_journal_entry_t *), pb_journal_by_end);
+
+    used = 0;
+
+    for (i = 0; i < n; i++) {
+        created = finished[i];
+        end = &e[created->finished - 1];
+        size = (uint64_t) created->size + end->size;
+
+        if (size > budget - used) {
+            created->finished = 0;
+            continue;
+        }
+
+        used += size;
+        created->history = 1;
+        end->history = 1;
+    }
 }

@@ -10,7 +10,9 @@
  * before keys existed end after the fields, those written before timeout
  * events after the key: they are read with an empty key, armed 0.
  * Payload of a finished record ('E'): the writer's tag (8 bytes), the
- * state it ended in (1 byte), the id as above.  Payload of a key record
+ * state it ended in (1 byte), the id as above, then, when the journal
+ * keeps a history, its attempts as one field (pb_journal_attempt_write's,
+ * one after another).  Payload of a key record
  * ('K', postback_key's table): the writer's tag (8 bytes), the change's
  * stamp (8 bytes, in created), the key and its last event as above; an
  * empty event: the key left the table.  Created records end with the
@@ -64,7 +66,19 @@ typedef struct {
     uint64_t    armed;      /* a timeout event's: its key's change, ms */
     size_t      params_at;  /* created: where the url's param= query is */
     uint32_t    digest;     /* callback: of its url= */
+    pb_bytes_t  attempts;   /* finished: its attempts, or empty */
 } pb_journal_record_t;
+
+
+/* an attempt as a finished record keeps it for the history */
+typedef struct {
+    uint64_t    start;      /* ms since the epoch */
+    uint32_t    duration;   /* ms */
+    int32_t     status;
+    int         manual;
+    pb_bytes_t  error;
+    pb_bytes_t  response;
+} pb_journal_attempt_t;
 
 
 /* Exact size of the record's frame. */
@@ -73,6 +87,19 @@ size_t pb_journal_size(const pb_journal_record_t *r);
 /* Writes the frame; returns its end. */
 unsigned char *pb_journal_write(unsigned char *dst,
     const pb_journal_record_t *r);
+
+/* Exact size of an attempt's encoding. */
+size_t pb_journal_attempt_size(const pb_journal_attempt_t *a);
+
+/* Writes an attempt's encoding; returns its end. */
+unsigned char *pb_journal_attempt_write(unsigned char *dst,
+    const pb_journal_attempt_t *a);
+
+/*
+ * The next attempt of a finished record's attempts, which it moves past:
+ * 1, *a pointing into them; 0 at their end; -1 when they are damaged.
+ */
+int pb_journal_attempt_next(pb_bytes_t *attempts, pb_journal_attempt_t *a);
 
 /* The size of a frame pb_journal_write wrote at p, from its head. */
 size_t pb_journal_frame_size(const unsigned char *p);
@@ -99,6 +126,10 @@ typedef struct {
     uint64_t              stamp;    /* a key or callback record's change */
     int                   removed;  /* a key record of a key that left */
     int                   live;     /* set by pb_journal_live */
+    int                   history;  /* set by pb_journal_live */
+    size_t                finished; /* ... of a created record of the
+                                       history: its finished record's
+                                       index in the list, plus one */
 } pb_journal_entry_t;
 
 
@@ -116,9 +147,11 @@ size_t pb_journal_scan(const unsigned char *buf, size_t len,
  * Marks the live records of the list: of created records, the first of
  * each id that no finished record names; of key and callback records,
  * the latest change of each key or callback (the highest stamp, the last
- * written of equal ones) unless the key left the table.  Returns how many, or -1 when out of
- * memory.
+ * written of equal ones) unless the key left the table.  Returns how
+ * many, or -1 when out of memory.  Marks too, as history, the created and
+ * finished records of the deliveries finished last (a first created
+ * record, a finished one after it) whose records fit in `history` bytes.
  */
-long pb_journal_live(pb_journal_entry_t *e, size_t n);
+long pb_journal_live(pb_journal_entry_t *e, size_t n, uint64_t history);
 
 #endif /* PB_JOURNAL_H */

@@ -404,7 +404,8 @@ subtest 'a reload that removes a callback fails its pending deliveries' => sub {
     $t->get("/removed/x?status=APPROVED&tx=D$_") for 1 .. 2;
     ok eventually(sub { callback('removed')->{pending} == 2 }), '2 pending';
 
-    (my $without = $conf) =~ s/\n\s*postback_callback removed [^;]*;//;
+    # its location goes too: "postback on" with no callback is refused
+    (my $without = $conf) =~ s{\n\s*location /removed/ \{.*?\n        \}}{}s;
     $t->nginx_conf($without);
     $t->reload;
 
@@ -412,6 +413,8 @@ subtest 'a reload that removes a callback fails its pending deliveries' => sub {
         2 == grep { $_->{callback} eq 'removed' && $_->{state} eq 'failed' }
              @{ status()->{deliveries} };
     }), 'both failed: nothing could send them';
+    is callback('removed')->{state}, 'removed',
+        'the callback is listed as removed while its history lasts';
 };
 
 $t->stop;

@@ -169,9 +169,10 @@ var r = { class: tr.className };
 });
 r.nums = Array.prototype.map.call(tr.querySelectorAll('td.num'),
                                   function (td) { return td.textContent; });
-var t = tr.querySelector('button.test'), g = tr.querySelector('button.toggle');
-r.test = t ? t.textContent : null;
-r.toggle = g ? g.textContent : null;
+['test', 'toggle', 'retry-failed', 'retry-paused'].forEach(function (c) {
+  var b = tr.querySelector('button.' + c);
+  r[c.replace('-', '_')] = b ? b.textContent : null;
+});
 return r;
 JS
 }
@@ -259,6 +260,8 @@ is_deeply $cb->{nums}, [1, 0, 1, 0, 0, 0, 1],
     '... events, delivered, failed, pending, paused, dropped, failing in a row';
 is $cb->{test}, 'Send test', '... a Send test button';
 is $cb->{toggle}, 'Disable', '... a Disable button';
+is $cb->{retry_failed}, 'Retry failed', '... a Retry failed button';
+ok !$cb->{retry_paused}, '... no Retry paused: nothing is';
 $cb = callback_row('members');
 is $cb->{state}, 'enabled', 'callback row: members, enabled';
 is $cb->{last}, 'HTTP 200', '... its last answer';
@@ -374,6 +377,16 @@ if (open my $fh, '<:raw', $png) { read $fh, $magic, 8; close $fh }
 is $magic, "\x89PNG\r\n\x1a\n", '... a PNG';
 
 # ---------------------------------------------------------------- callbacks
+
+# the callback's failed deliveries again: none is left, it says so
+click_css('#callbacks tr[data-callback="tracker"] button.retry-failed',
+          'Retry failed');
+$m = wait_for_value(sub {
+    my $m = message();
+    [($m->{text} // '') =~ /^Sent again: \d+$/ ? $m : undef, $m];
+});
+$m = $m->[0] // $m->[1];
+is $m->{text}, 'Sent again: 0', 'Retry failed: none left to send';
 
 click_css('#callbacks tr[data-callback="members"] button.toggle', 'Disable');
 $cb = wait_for_value(sub {

@@ -1261,11 +1261,11 @@ test_live(void)
     n = pb_journal_scan(buf, len, e, 8, NULL, &end);
 
     CHECK(n == 6);
-    CHECK(pb_journal_live(e, n) == 2);
+    CHECK(pb_journal_live(e, n, 0) == 2);
     CHECK(!e[0].live && e[1].live && !e[2].live);
     CHECK(!e[3].live && !e[4].live && e[5].live);
 
-    CHECK(pb_journal_live(e, 0) == 0);
+    CHECK(pb_journal_live(e, 0, 0) == 0);
 }
 
 
@@ -1323,7 +1323,7 @@ test_key_records(void)
     CHECK(e[0].id_len == 3 && memcmp(e[0].id, "T-1", 3) == 0);
     CHECK(e[1].stamp == 1002 && !e[1].removed && e[4].removed);
 
-    CHECK(pb_journal_live(e, n) == 2);
+    CHECK(pb_journal_live(e, n, 0) == 2);
     CHECK(!e[0].live && e[1].live && !e[2].live);
     CHECK(!e[3].live && !e[4].live && e[5].live && !e[6].live);
 
@@ -1332,7 +1332,7 @@ test_key_records(void)
     append_key(buf, &len, "k", 9, "A");
     append_key(buf, &len, "k", 9, "B");
     n = pb_journal_scan(buf, len, e, 8, NULL, &end);
-    CHECK(pb_journal_live(e, n) == 1 && !e[0].live && e[1].live);
+    CHECK(pb_journal_live(e, n, 0) == 1 && !e[0].live && e[1].live);
 }
 
 
@@ -1389,9 +1389,122 @@ test_callback_records(void)
     CHECK(e[0].id_len == 7 && memcmp(e[0].id, "members", 7) == 0);
     CHECK(e[1].stamp == 1002 && !e[1].removed);
 
-    CHECK(pb_journal_live(e, n) == 3);
+    CHECK(pb_journal_live(e, n, 0) == 3);
     CHECK(!e[0].live && e[1].live && !e[2].live);
     CHECK(e[3].live && e[4].live && !e[5].live);
+}
+
+
+/* attempts round trip in a finished record; damaged ones are refused */
+static void
+test_attempts(void)
+{
+    size_t                len, used, n;
+    unsigned char         blob[256], *buf, *p;
+    pb_bytes_t            rest;
+    pb_journal_record_t   r, got;
+    pb_journal_attempt_t  a[2], b;
+
+    memset(a, 0, sizeof(a));
+    a[0].start = 1700000000123ULL;
+    a[0].duration = 42;
+    a[0].status = 503;
+    a[0].error.data = (const unsigned char *) "reset";
+    a[0].error.len = 5;
+    a[1].start = 1700000005000ULL;
+    a[1].duration = 7;
+    a[1].status = 200;
+    a[1].manual = 1;
+    a[1].response.data = (const unsigned char *) "ok\0\xff";
+    a[1].response.len = 4;
+
+    p = pb_journal_attempt_write(blob, &a[0]);
+    CHECK((size_t) (p - blob) == pb_journal_attempt_size(&a[0]));
+    p = pb_journal_attempt_write(p, &a[1]);
+
+    r = finished;
+    r.attempts.data = blob;
+    r.attempts.len = p - blob;
+
+    buf = encode(&r, &len);
+    CHECK(len == HEAD + FINISHED_FIXED + 4 + r.id.len + 4 + r.attempts.len
+                 + TAIL);
+    CHECK(pb_journal_read(buf, len, &got, &used) == PB_JOURNAL_OK);
+    CHECK(used == len);
+
+    rest = got.attempts;
+    for (n = 0; pb_journal_attempt_next(&rest, &b) == 1; n++) {
+        CHECK(n < 2);
+        CHECK(b.start == a[n].start && b.duration == a[n].duration
+              && b.status == a[n].status && b.manual == a[n].manual);
+        CHECK(bytes_eq(&b.error, &a[n].error));
+        CHECK(bytes_eq(&b.response, &a[n].response));
+    }
+    CHECK(n == 2 && rest.len == 0);
+    free(buf);
+
+    /* a blob cut short, or a manual byte that is not 0 or 1: damaged */
+    r.attempts.len--;
+    buf = encode(&r, &len);
+    CHECK(pb_journal_read(buf, len, &got, &used) == PB_JOURNAL_CORRUPT);
+    free(buf);
+
+    r.attempts.len++;
+    blob[16] = 2;
+    buf = encode(&r, &len);
+    CHECK(pb_journal_read(buf, len, &got, &used) == PB_JOURNAL_CORRUPT);
+    free(buf);
+
+    /* an 'E' without attempts reads with none */
+    buf = encode(&finished, &len);
+    CHECK(pb_journal_read(buf, len, &got, &used) == PB_JOURNAL_OK);
+    CHECK(got.attempts.len == 0);
+    rest = got.attempts;
+    CHECK(pb_journal_attempt_next(&rest, &b) == 0);
+    free(buf);
+}
+
+
+/* the last finished deliveries whose records fit in the history */
+static void
+test_history(void)
+{
+    size_t              len, n, end, one;
+    unsigned char       buf[2048];
+    pb_journal_entry_t  e[16];
+
+    len = 0;
+    append(buf, &len, PB_JOURNAL_CREATED, "a");     /* 0: finished first */
+    one = len;
+    append(buf, &len, PB_JOURNAL_CREATED, "b");     /* 1: finished last */
+    append(buf, &len, PB_JOURNAL_CREATED, "c");     /* 2: pending */
+    append(buf, &len, PB_JOURNAL_FINISHED, "a");    /* 3 */
+    append(buf, &len, PB_JOURNAL_CREATED, "d");     /* 4: finished 2nd */
+    append(buf, &len, PB_JOURNAL_FINISHED, "d");    /* 5 */
+    append(buf, &len, PB_JOURNAL_FINISHED, "b");    /* 6 */
+    append(buf, &len, PB_JOURNAL_FINISHED, "e");    /* 7: no created */
+
+    n = pb_journal_scan(buf, len, e, 16, NULL, &end);
+    CHECK(n == 8);
+
+    /* no history: the pending one alone */
+    CHECK(pb_journal_live(e, n, 0) == 1);
+    CHECK(e[2].live);
+    for (end = 0; end < n; end++) {
+        CHECK(!e[end].history && e[end].finished == 0);
+    }
+
+    /* room for two deliveries: the two finished last, b and d */
+    CHECK(pb_journal_live(e, n, 2 * (one + e[3].size)) == 1);
+    CHECK(e[1].history && e[6].history && e[1].finished == 7);
+    CHECK(e[4].history && e[5].history && e[4].finished == 6);
+    CHECK(!e[0].history && !e[3].history && e[0].finished == 0);
+    CHECK(!e[2].history && !e[7].history);
+    CHECK(!e[1].live && !e[4].live);
+
+    /* room for all: a too */
+    CHECK(pb_journal_live(e, n, 1000000) == 1);
+    CHECK(e[0].history && e[3].history && e[0].finished == 4);
 }
 
 
@@ -1417,6 +1530,8 @@ const unit_test_t  journal_tests[] = {
     UNIT_TEST(test_live),
     UNIT_TEST(test_key_records),
     UNIT_TEST(test_callback_records),
+    UNIT_TEST(test_attempts),
+    UNIT_TEST(test_history),
 };
 
 const size_t  journal_ntests =
