@@ -272,6 +272,8 @@ struct ngx_http_postback_cb_state_s {
     ngx_uint_t                    generation;   /* last configured in */
     ngx_uint_t                    disabled;     /* and why */
     uint32_t                      url_digest;   /* of its url= then */
+    ngx_flag_t                    unjournaled;  /* enabled by a url= edit,
+                                                   not in the journal yet */
     uint64_t                      state_changed;    /* ms, 0: never */
     uint64_t                      records;      /* in the zone */
     uint64_t                      disables;     /* automatic ones */
@@ -434,6 +436,8 @@ typedef struct {
     size_t                        size;
     uint64_t                      file;     /* written: the journal's inode */
     ngx_flag_t                    spilled;  /* a delivery not in the zone */
+    ngx_flag_t                    whole;    /* created and finished, as
+                                               the item was */
 } ngx_http_postback_jref_t;
 
 
@@ -446,6 +450,10 @@ typedef struct {
     ngx_http_postback_request_t   req;      /* created: what it sends */
     void                         *attempts; /* finished: the first, for
                                       ngx_http_postback_zone_attempt_next */
+    ngx_flag_t                    whole;    /* both records at once: it
+                                               finished before its created
+                                               one was written, and the
+                                               journal keeps a history */
 } ngx_http_postback_jitem_t;
 
 
@@ -558,6 +566,8 @@ ngx_uint_t ngx_http_postback_zone_retry_all(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, ngx_uint_t state);
 uint64_t ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
     ngx_http_postback_cb_conf_t *cb, ngx_flag_t enable);
+ngx_flag_t ngx_http_postback_zone_unjournaled(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_cb_conf_t *cb, uint64_t *changed);
 void ngx_http_postback_zone_callback_restore(ngx_shm_zone_t *shm_zone,
     ngx_str_t *name, ngx_uint_t disabled, uint32_t url_digest,
     uint64_t stamp);

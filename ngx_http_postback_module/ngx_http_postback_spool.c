@@ -165,6 +165,8 @@ typedef struct {
 
 
 static ngx_http_postback_spool_sh_t *ngx_http_postback_spool_sh(void);
+static void ngx_http_postback_spool_edits(
+    ngx_http_postback_main_conf_t *pmcf);
 static ngx_int_t ngx_http_postback_job_init(ngx_http_postback_job_t *job,
     ngx_uint_t kind, ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_postback_job_post(ngx_http_postback_job_t *job);
@@ -342,7 +344,32 @@ ngx_http_postback_spool_init(ngx_cycle_t *cycle,
     /* soon: a fresh zone waits for its first read of the journal */
     ngx_add_timer(&sp->tick, ngx_random() % 50 + 1);
 
+    ngx_http_postback_spool_edits(pmcf);
+
     return NGX_OK;
+}
+
+
+/* callbacks a url= edit enabled, for the journal */
+
+static void
+ngx_http_postback_spool_edits(ngx_http_postback_main_conf_t *pmcf)
+{
+    uint64_t                       changed;
+    ngx_uint_t                     i;
+    ngx_http_postback_cb_conf_t  **cbp;
+
+    cbp = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        if (ngx_http_postback_zone_unjournaled(pmcf->shm_zone, cbp[i],
+                                               &changed))
+        {
+            ngx_http_postback_spool_callback(cbp[i],
+                                             NGX_HTTP_POSTBACK_ENABLED,
+                                             changed);
+        }
+    }
 }
 
 
@@ -724,6 +751,12 @@ ngx_http_postback_batch_fill(ngx_flag_t zone, ngx_flag_t all)
     for (i = 0; i < sp->batch.nrefs; i++) {
         sp->batch.refs[i].offset = p - sp->batch.buf;
         sp->batch.refs[i].size = pb_journal_frame_size(p);
+
+        if (sp->batch.refs[i].whole) {
+            sp->batch.refs[i].size += pb_journal_frame_size(
+                                          p + sp->batch.refs[i].size);
+        }
+
         p += sp->batch.refs[i].size;
     }
 
@@ -739,11 +772,19 @@ static size_t
 ngx_http_postback_batch_put(void *ctx, ngx_http_postback_jitem_t *item)
 {
     size_t                      size;
-    pb_journal_record_t         rec;
+    pb_journal_record_t         rec, fin;
+    ngx_http_postback_jitem_t   end;
     ngx_http_postback_batch_t  *b = ctx;
 
     ngx_http_postback_journal_record(item, &rec);
     size = pb_journal_size(&rec);
+
+    if (item->whole) {
+        end = *item;
+        end.finished = 1;
+        ngx_http_postback_journal_record(&end, &fin);
+        size += pb_journal_size(&fin);
+    }
 
     /* one record bigger than a batch goes alone */
     if (b->len && b->len + size > NGX_HTTP_POSTBACK_BATCH_SIZE) {
@@ -755,7 +796,14 @@ ngx_http_postback_batch_put(void *ctx, ngx_http_postback_jitem_t *item)
         return 0;
     }
 
-    pb_journal_write(b->buf + b->len, &rec);
+    /* created and finished in one write: a crash leaves both or neither */
+    if (item->whole) {
+        pb_journal_write(pb_journal_write(b->buf + b->len, &rec), &fin);
+
+    } else {
+        pb_journal_write(b->buf + b->len, &rec);
+    }
+
     b->len += size;
 
     return size;

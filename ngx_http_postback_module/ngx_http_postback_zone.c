@@ -130,6 +130,8 @@ typedef struct {
     ngx_http_postback_keys_t     *keys;
     ngx_flag_t                    journaled;    /* configured with one */
     ngx_flag_t                    history;  /* ... keeping finished ones */
+    ngx_flag_t                    sparing_keys; /* restoring the history:
+                                                   no key evicted for it */
     ngx_atomic_t                  counters[NGX_HTTP_POSTBACK_COUNTERS];
 } ngx_http_postback_shctx_t;
 
@@ -422,6 +424,7 @@ ngx_http_postback_zone_configure(ngx_http_postback_cb_state_t *cs,
     if (cs->disabled) {
         cs->disabled = NGX_HTTP_POSTBACK_ENABLED;
         cs->state_changed = ngx_http_postback_now();
+        cs->unjournaled = 1;
         cb->enabled_again = 1;
     }
 }
@@ -546,6 +549,12 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
 
     if (state != NGX_HTTP_POSTBACK_SENDING) {
         d->owner = 0;
+    }
+
+    /* a retry asked for ends with the delivery, however it ends */
+    if (ngx_http_postback_finished(state)) {
+        d->manual = 0;
+        d->resent = 0;
     }
 
     if (ngx_http_postback_finished(old)) {
@@ -840,7 +849,11 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     d->jsize = size;
     ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
 
-    if (req->armed) {
+    if (cs->generation != sh->generation) {
+        /* a reload removed its callback */
+        ngx_http_postback_zone_end_orphan(sh, d);
+
+    } else if (req->armed) {
         /* its time, or later if it may be in flight in an older worker */
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SCHEDULED,
                                     ngx_max(req->created, due));
@@ -897,8 +910,12 @@ ngx_http_postback_zone_restore_finished(ngx_shm_zone_t *shm_zone,
         goto done;
     }
 
+    /* history is worth less than a key: a key lost sends a status twice */
+    sh->sparing_keys = 1;
+
     d = ngx_http_postback_zone_insert(shpool, cs, id, req);
     if (d == NULL) {
+        sh->sparing_keys = 0;
         rc = NGX_BUSY;
         goto done;
     }
@@ -909,6 +926,8 @@ ngx_http_postback_zone_restore_finished(ngx_shm_zone_t *shm_zone,
     for (i = 0; i < n; i++) {
         ngx_http_postback_attempt_add(shpool, d, &attempts[i]);
     }
+
+    sh->sparing_keys = 0;
 
     ngx_http_postback_zone_move(sh, d, state, 0);
     rc = NGX_OK;
@@ -1591,7 +1610,12 @@ ngx_http_postback_zone_apply(ngx_http_postback_shctx_t *sh,
 
     default: /* PB_POLICY_FAILED */
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_FAILED, 0);
-        cs->health.failures++;
+
+        /* a manual attempt is outside the rules, this one too */
+        if (!pa.resent) {
+            cs->health.failures++;
+        }
+
         break;
     }
 
@@ -1680,7 +1704,7 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
 
     /* keys are small: a few evicted do not make a page, many would */
     for (n = 0;
-         n < NGX_HTTP_POSTBACK_KEYS_EVICT_MAX
+         n < NGX_HTTP_POSTBACK_KEYS_EVICT_MAX && !sh->sparing_keys
          && ngx_http_postback_keys_evict_locked(shpool, sh->keys);
          n++)
     {
@@ -2195,6 +2219,7 @@ ngx_http_postback_zone_resend(ngx_http_postback_shctx_t *sh,
 
     d->resume = (d->state == NGX_HTTP_POSTBACK_PENDING) ? d->due.key : 0;
     d->resent = ngx_http_postback_finished(d->state);
+    d->ended = NGX_HTTP_POSTBACK_ENDED_ATTEMPTS;
     d->manual = 1;
     d->cb->manual++;
 
@@ -2241,6 +2266,33 @@ ngx_http_postback_zone_switch(ngx_shm_zone_t *shm_zone,
     }
 
     return now;
+}
+
+
+/*
+ * Whether cb was enabled by an edit of its url= that the journal does not
+ * know yet (the master, which made it, writes no journal): the first
+ * worker to ask writes it, *changed is when.
+ */
+
+ngx_flag_t
+ngx_http_postback_zone_unjournaled(ngx_shm_zone_t *shm_zone,
+    ngx_http_postback_cb_conf_t *cb, uint64_t *changed)
+{
+    ngx_flag_t        unjournaled;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    unjournaled = cb->state->unjournaled && !cb->state->disabled;
+    cb->state->unjournaled = 0;
+    *changed = cb->state->state_changed;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return unjournaled;
 }
 
 
@@ -2323,13 +2375,25 @@ ngx_http_postback_zone_journal_take(ngx_shm_zone_t *shm_zone,
             continue;
         }
 
+        /* sent again before its finished record was written: once it ends */
+        if (d->journal == NGX_HTTP_POSTBACK_JOURNAL_CREATED
+            && !ngx_http_postback_finished(d->state))
+        {
+            continue;
+        }
+
         ngx_http_postback_journal_item(d, &item);
+
+        item.whole = (d->journal == NGX_HTTP_POSTBACK_JOURNAL_NONE
+                      && ngx_http_postback_finished(d->state)
+                      && sh->history);
 
         if (put(ctx, &item) == 0) {
             break;
         }
 
-        ngx_http_postback_zone_lease(d, now, &out[n++]);
+        ngx_http_postback_zone_lease(d, now, &out[n]);
+        out[n++].whole = item.whole;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -2521,7 +2585,8 @@ ngx_http_postback_journal_written(ngx_http_postback_shctx_t *sh,
 {
     d->jlease = 0;
 
-    if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE) {
+    /* a whole one's records are one write: read both or neither */
+    if (d->journal != NGX_HTTP_POSTBACK_JOURNAL_NONE || ref->whole) {
         d->eat = ref->offset;
         d->efile = (uint32_t) ref->file;
         ngx_http_postback_journal_close(sh, d);

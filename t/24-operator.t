@@ -194,5 +194,52 @@ subtest 'history=: finished deliveries survive a restart' => sub {
         '... not noisy\'s, too big for it';
 };
 
+subtest 'history=: a delivered one is not sent again after SIGKILL' => sub {
+    my $before = scalar @{ $t->received('members') };
+    $t->get("/buy/x?status=APPROVED&tx=K$_") for 1 .. 20;
+    my $got = $t->wait_received(members => $before + 20);
+    is scalar @$got, $before + 20, 'twenty delivered at once';
+    ok eventually(sub {
+        my $sp = status()->{spool};
+        $sp && $sp->{unwritten} == 0;
+    }), 'their records written';
+
+    $t->kill_all;
+    $t->allow_log(qr/exited on signal 9/);
+    $t->nginx_conf(conf(without_old => 1));     # history=1m again
+    $t->start;
+
+    my %tx;
+    ok eventually(sub {
+        %tx = map { decode_json($_->{request}{body})->{fields}{tx}
+                    => $_->{state} }
+              map { decode_json($t->get("/status/deliveries/$_->{id}")->{body}) }
+              grep { $_->{callback} eq 'members' } @{ status()->{deliveries} };
+        20 == grep { /^K/ } keys %tx;
+    }), 'all twenty in the history after SIGKILL';
+    is scalar(grep { $tx{"K$_"} ne 'delivered' } 1 .. 20), 0,
+        '... delivered';
+    sleep 1;
+    is scalar @{ $t->received('members') }, $before + 20, 'none sent again';
+};
+
+subtest 'an edit that enabled a callback is written for the next start' => sub {
+    is $t->post('/status/callbacks/members/disable', '')->{status}, 200,
+        'members disabled (url /v2)';
+    $members_path = '/v3';
+    $t->nginx_conf(conf(without_old => 1));
+    $t->reload;
+    ok eventually(sub { callback('members')->{state} eq 'enabled' }),
+        'enabled by the edit of its url';
+    $members_path = '/v2';
+    $t->nginx_conf(conf(without_old => 1));
+    $t->reload;
+    $t->stop;
+    $t->start;
+    sleep 0.5;
+    is callback('members')->{state}, 'enabled',
+        'back to the url it was disabled with, after a restart: enabled';
+};
+
 $t->stop;
 done_testing;
