@@ -849,19 +849,18 @@ ngx_http_postback_zone_restore(ngx_shm_zone_t *shm_zone,
     d->jsize = size;
     ngx_http_postback_journal_set(sh, d, NGX_HTTP_POSTBACK_JOURNAL_CREATED);
 
-    if (cs->generation != sh->generation) {
-        /* a reload removed its callback */
-        ngx_http_postback_zone_end_orphan(sh, d);
-
-    } else if (req->armed) {
+    if (req->armed) {
         /* its time, or later if it may be in flight in an older worker */
         ngx_http_postback_zone_move(sh, d, NGX_HTTP_POSTBACK_SCHEDULED,
                                     ngx_max(req->created, due));
 
     } else {
+        /* one of a removed callback is pending: the pickup ends it */
         ngx_http_postback_zone_move(sh, d,
-                                    cs->disabled ? NGX_HTTP_POSTBACK_PAUSED
-                                                 : NGX_HTTP_POSTBACK_PENDING,
+                                    cs->disabled
+                                    && cs->generation == sh->generation
+                                    ? NGX_HTTP_POSTBACK_PAUSED
+                                    : NGX_HTTP_POSTBACK_PENDING,
                                     due);
     }
 
