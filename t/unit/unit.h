@@ -48,6 +48,8 @@ unsigned char *unit_put32(unsigned char *p, uint32_t v);
 int unit_inside(const void *p, size_t len, const void *buf, size_t buf_len);
 
 
+extern const unit_test_t  http_tests[];
+extern const size_t       http_ntests;
 extern const unit_test_t  escape_tests[];
 extern const size_t       escape_ntests;
 extern const unit_test_t  sign_tests[];
