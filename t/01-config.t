@@ -31,9 +31,9 @@ postback_callback a url=http://127.0.0.1:9/x/$postback_status events=A,B
     method=post_form param=s=$postback_status "header=X-A: b $postback_click"
     auth=basic:u:p timeout=3s max_conns=2;
 postback_callback b url=https://u:p@127.0.0.1:9/ events=* method=get
-    if=$postback_first;
+    if=$postback_first disable_after=off disable_on_error=off;
 postback_callback c url=http://127.0.0.1:9/j 'body={"s":"$postback_status","d":$postback_data}'
-    auth=bearer:tok;
+    auth=bearer:tok disable_after=50 disable_on_error=30m;
 server {
     listen 127.0.0.1:%%PORT_front%%;
     location / {
