@@ -55,7 +55,8 @@ my $PID = '/run/nginx.pid';
 
 sub installed { `dpkg-query -W -f='\${Status}' $PKG 2>/dev/null` =~ /install ok installed/ }
 sub running {
-    my ($pid) = (-f $PID ? `cat $PID` : '') =~ /^(\d+)/ or return 0;
+    open my $fh, '<', $PID or return 0;    # gone when nginx exits
+    my ($pid) = (<$fh> // '') =~ /^(\d+)/ or return 0;
     return kill 0, $pid;
 }
 
