@@ -33,8 +33,9 @@ BENCH_SECONDS ?= 5
 BENCH_CONNS   ?= 32
 BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-cjson
 
-# `make deb`: built as Debian builds its nginx modules (dh-sequence-nginx)
-DEB_PACKAGES := debhelper dpkg-dev build-essential
+# `make deb`: built as Debian builds its nginx modules (dh-sequence-nginx);
+# t/16-deb.t checks it with lintian
+DEB_PACKAGES := debhelper dpkg-dev build-essential lintian
 DEB_DIR   := $(BUILD)/deb
 
 # the status page is tested in a real browser
@@ -130,13 +131,14 @@ bench: deps $(MODULE)
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_CONNS=$(BENCH_CONNS) \
 	    perl bench/module.pl $(MODULE)
 
-# libnginx-mod-http-postback_VERSION_ARCH.deb in build/deb, from the files
-# git tracks, as they are in the working tree
+# the source package (.dsc) and libnginx-mod-http-postback_VERSION_ARCH.deb
+# in build/deb, unsigned, from the files git tracks as they are in the
+# working tree; VERSION is debian/changelog's, the one place it is written
 deb: deps
 	$(MAKE) -s deps PACKAGES="$(DEB_PACKAGES)"
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
 	git ls-files -z | xargs -0 cp --parents -t $(DEB_DIR)/src
-	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc > ../build.log 2>&1 \
 	    || { tail -40 ../build.log; exit 1; }
 	ls $(DEB_DIR)/*.deb
 
