@@ -35,6 +35,7 @@ static const unit_suite_t  unit_suites[] = {
     { policy_tests, &policy_ntests },
     { fields_tests, &fields_ntests },
     { form_tests, &form_ntests },
+    { minutes_tests, &minutes_ntests },
 };
 
 static const char  *unit_current;
