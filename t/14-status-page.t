@@ -530,6 +530,16 @@ is_deeply $form->{fields}, { tx => 'HP-SAMPLE', product => '1234' },
 my $form_css = '#callbacks tr.test-form[data-for="members"]';
 type_into("$form_css .test-event", 'REFUNDED');
 type_into("$form_css input[name=tx]", 'HP-PAGE');
+# the auto refresh re-renders the callbacks: the input keeps the focus
+js(q{window.pbRefreshed = false;
+     new MutationObserver(function () { window.pbRefreshed = true; })
+         .observe(document.querySelector('#callbacks tbody'),
+                  { childList: true });});
+ok $b->wait_until(sub { js('return window.pbRefreshed') }, 10)
+   && js(q{return document.activeElement
+                  === document.querySelector(arguments[0]);},
+         "$form_css input[name=tx]"),
+    '... the input typed in keeps the focus through a refresh';
 click_css('#refresh', 'Refresh');
 ok $b->wait_until(sub {
     my $f = test_form('members');
