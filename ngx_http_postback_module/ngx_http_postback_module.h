@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "pb_jsonpath.h"
+#include "pb_minutes.h"
 #include "pb_policy.h"
 
 
@@ -291,6 +292,7 @@ struct ngx_http_postback_cb_state_s {
     uint64_t                      outcomes[PB_OUTCOMES];
     ngx_http_postback_histogram_t attempt_duration;
     ngx_http_postback_histogram_t delivery_latency;  /* event to 2xx */
+    pb_minutes_t                  last_hour;    /* attempts by minute */
     pb_health_t                   health;
     uint64_t                      last_attempt;
     ngx_int_t                     last_status;

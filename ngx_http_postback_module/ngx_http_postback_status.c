@@ -108,6 +108,8 @@ static ngx_int_t ngx_http_postback_unescape(ngx_http_request_t *r,
     ngx_str_t *raw, ngx_str_t *value);
 static json_t *ngx_http_postback_callback_json(
     ngx_http_postback_cb_state_t *cs, ngx_http_postback_cb_conf_t *cb);
+static json_t *ngx_http_postback_last_hour_json(
+    ngx_http_postback_cb_state_t *cs);
 static json_t *ngx_http_postback_spool_json(ngx_http_request_t *r,
     ngx_http_postback_snapshot_t *snap);
 static json_t *ngx_http_postback_delivery_json(ngx_http_postback_view_t *d);
@@ -1984,6 +1986,48 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                                                    cs->last_error_len));
     json_object_set_new(o, "last_latency_ms",
                         json_integer(cs->last_latency));
+    json_object_set_new(o, "last_hour",
+                        ngx_http_postback_last_hour_json(cs));
+
+    return o;
+}
+
+
+/*
+ * The callback's attempts minute by minute, oldest first, the current
+ * minute last; "since": the oldest minute's start.
+ */
+
+static json_t *
+ngx_http_postback_last_hour_json(ngx_http_postback_cb_state_t *cs)
+{
+    json_t      *o, *delivered, *failed;
+    uint32_t     ok[PB_MINUTES], bad[PB_MINUTES];
+    uint64_t     since;
+    ngx_uint_t   i;
+
+    o = json_object();
+    delivered = json_array();
+    failed = json_array();
+
+    if (o == NULL || delivered == NULL || failed == NULL) {
+        json_decref(o);
+        json_decref(delivered);
+        json_decref(failed);
+        return NULL;
+    }
+
+    since = pb_minutes_series(&cs->last_hour, ngx_http_postback_now(), ok,
+                              bad);
+
+    for (i = 0; i < PB_MINUTES; i++) {
+        json_array_append_new(delivered, json_integer(ok[i]));
+        json_array_append_new(failed, json_integer(bad[i]));
+    }
+
+    json_object_set_new(o, "since", ngx_http_postback_json_time(since));
+    json_object_set_new(o, "delivered", delivered);
+    json_object_set_new(o, "failed", failed);
 
     return o;
 }

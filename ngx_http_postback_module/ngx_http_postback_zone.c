@@ -17,7 +17,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000a
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000b
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -1532,6 +1532,8 @@ ngx_http_postback_callback_count(ngx_http_postback_cb_state_t *cs,
     cs->attempts++;
     cs->outcomes[outcome]++;
     ngx_http_postback_histogram_add(&cs->attempt_duration, res->duration);
+    pb_minutes_add(&cs->last_hour, ngx_http_postback_now(),
+                   outcome == PB_OUTCOME_2XX);
     cs->last_attempt = res->start;
     cs->last_status = res->status;
     cs->last_latency = res->duration;

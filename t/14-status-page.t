@@ -11,8 +11,11 @@
 # button.  Hostile values (an event
 # name that is an <img onerror=...> tag, a field that closes the <pre> and
 # opens a <script>) show as literal text and never become elements: no
-# script of theirs runs.  A screenshot of the page after the retry is saved
-# as build/artifacts/status-page.png.
+# script of theirs runs.  The last hour's chart of each callback: the
+# status JSON's per-minute series (last_hour) count the attempts, and the
+# page draws them as SVG bars built with DOM calls, one a minute, their
+# counts and heights those of the JSON.  A screenshot of the whole page
+# after the retry is saved as build/artifacts/status-page.png.
 
 use strict;
 use warnings;
@@ -174,6 +177,34 @@ r.nums = Array.prototype.map.call(tr.querySelectorAll('td.num'),
   r[c.replace('-', '_')] = b ? b.textContent : null;
 });
 return r;
+JS
+}
+
+# A callback's chart as drawn: its SVG's parts and each minute's bars.
+sub chart {
+    my ($name) = @_;
+    return js(<<'JS', $name);
+var fig = document.querySelector('#charts figure.chart[data-callback="'
+                                 + CSS.escape(arguments[0]) + '"]');
+var s = fig && fig.querySelector('svg');
+if (!s) { return null; }
+function bars(cls, f) {
+  return Array.prototype.map.call(s.querySelectorAll('g.minute > rect.' + cls), f);
+}
+function count(r) { return Number(r.getAttribute('data-count')); }
+function height(r) { return r.height.baseVal.value; }
+return {
+  svg: s.namespaceURI, role: s.getAttribute('role'),
+  rects_svg: Array.prototype.every.call(s.querySelectorAll('rect'),
+    function (r) { return r instanceof SVGRectElement; }),
+  title: s.querySelector(':scope > title').textContent,
+  caption: fig.querySelector('figcaption').textContent,
+  shown: s.getBoundingClientRect().width > 0,
+  delivered: bars('delivered', count), failed: bars('failed', count),
+  up: bars('delivered', height), down: bars('failed', height),
+  tips: Array.prototype.map.call(s.querySelectorAll('g.minute > title'),
+    function (t) { return t.textContent; })
+};
 JS
 }
 
@@ -351,12 +382,83 @@ my $got = $t->wait_received(tracker => 3);
 is scalar @$got, 3, 'the tracker got a third request';
 is $got->[2]{headers}{'webhook-id'}, $ID, '... the same delivery';
 
+# ---------------------------------------------------------------- chart
+
+# the tracker: two 500s, then the manual 200; members: two 200s
+my %hour = (tracker => [1, 2], members => [2, 0]);
+my $cbs_json = { map { $_->{name} => $_ } @{ status()->{callbacks} } };
+for my $name (sort keys %hour) {
+    my $h = $cbs_json->{$name}{last_hour} // {};
+    is scalar @{ $h->{delivered} // [] }, 60,
+        "$name: last_hour has 60 minutes delivered";
+    is scalar @{ $h->{failed} // [] }, 60, '... and 60 failed';
+    my ($ok, $bad) = (0, 0);
+    $ok += $_ for @{ $h->{delivered} };
+    $bad += $_ for @{ $h->{failed} };
+    is_deeply [$ok, $bad], $hour{$name},
+        "... $hour{$name}[0] delivered, $hour{$name}[1] failed in the hour";
+    like $h->{since}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z$/,
+        '... since: a minute\'s start';
+    is $h->{delivered}[-1] + $h->{failed}[-1] + $h->{delivered}[-2]
+       + $h->{failed}[-2], $ok + $bad, '... all in the last two minutes';
+}
+
+# the page against the JSON of the same moment (the minute may turn
+# between the two, and the page refreshes every 5 s)
+for my $name (sort keys %hour) {
+    my ($shown, $h);
+    $b->wait_until(sub {
+        $h = { map { $_->{name} => $_ } @{ status()->{callbacks} } }
+             ->{$name}{last_hour};
+        $shown = chart($name);
+        $shown && "@{ $shown->{delivered} }" eq "@{ $h->{delivered} }"
+               && "@{ $shown->{failed} }" eq "@{ $h->{failed} }";
+    }, 10);
+    $shown //= {};
+    is_deeply $shown->{delivered}, $h->{delivered},
+        "$name: the chart's delivered bars are the JSON's minutes";
+    is_deeply $shown->{failed}, $h->{failed}, '... and its failed bars';
+    is $shown->{svg}, 'http://www.w3.org/2000/svg', '... an inline SVG';
+    ok $shown->{rects_svg}, '... of SVG elements, not markup';
+    ok $shown->{shown}, '... drawn';
+    is $shown->{role}, 'img', '... an image to assistive technology';
+    my $what = "$name, last hour: $hour{$name}[0] delivered, "
+             . "$hour{$name}[1] failed";
+    is $shown->{title}, $what, '... titled with its totals';
+    is $shown->{caption}, $what, '... captioned so';
+    # heights: to the scale of the busiest minute, 40 px
+    my $max = 1;
+    $max < $_ and $max = $_ for @{ $h->{delivered} }, @{ $h->{failed} };
+    my @want = map { $_ * 40 / $max } @{ $h->{delivered} };
+    my @got = @{ $shown->{up} // [] };
+    ok @got == 60 && !grep({ abs($got[$_] - $want[$_]) > 0.01 } 0 .. 59),
+        '... bars up as high as their counts' or diag "@got";
+    @want = map { $_ * 40 / $max } @{ $h->{failed} };
+    @got = @{ $shown->{down} // [] };
+    ok @got == 60 && !grep({ abs($got[$_] - $want[$_]) > 0.01 } 0 .. 59),
+        '... bars down as low' or diag "@got";
+    # each minute with attempts: titled with its time (UTC) and counts
+    my ($hh, $mm) = ($h->{since} // '') =~ /T(\d\d):(\d\d)/;
+    my $minute = sub {
+        my $m = $hh * 60 + $mm + $_[0];
+        sprintf '%02d:%02d', $m / 60 % 24, $m % 60;
+    };
+    my @busy = grep { $h->{delivered}[$_] || $h->{failed}[$_] } 0 .. 59;
+    is_deeply [map { $shown->{tips}[$_] } @busy],
+        [map { $minute->($_) . ": $h->{delivered}[$_] delivered, "
+               . "$h->{failed}[$_] failed" } @busy],
+        '... each minute with attempts titled with its time and counts';
+}
+
 # the screenshot, taken when no re-render happened while it was taken
 my $png = $t->repo . '/build/artifacts/status-page.png';
 make_path($t->repo . '/build/artifacts');
-# the detail's end at the bottom: the rows above it in view too
-js(q{document.querySelector(arguments[0]).scrollIntoView({ block: 'end' });},
-   qq{#deliveries tr.detail[data-for="$ID"]});
+# the whole page in the window: the charts at the top, the retried
+# delivery's detail at the bottom
+my $size = js(q{return [document.documentElement.scrollHeight,
+                        window.outerHeight - window.innerHeight];});
+$b->_cmd(POST => '/window/rect',
+         { width => 1280, height => $size->[0] + $size->[1] });
 for my $try (1 .. 5) {
     $b->wait_until(sub { my $d = detail($ID); $d && @{ $d->{attempts} } == 3 }, 10);
     js(q{
@@ -371,6 +473,7 @@ for my $try (1 .. 5) {
     last unless js('return window.pbChanged');
 }
 diag "screenshot: $png";
+$b->_cmd(POST => '/window/rect', { width => 1280, height => 1000 });
 ok -s $png, 'screenshot saved';
 my $magic = '';
 if (open my $fh, '<:raw', $png) { read $fh, $magic, 8; close $fh }
@@ -427,6 +530,16 @@ is_deeply $form->{fields}, { tx => 'HP-SAMPLE', product => '1234' },
 my $form_css = '#callbacks tr.test-form[data-for="members"]';
 type_into("$form_css .test-event", 'REFUNDED');
 type_into("$form_css input[name=tx]", 'HP-PAGE');
+# the auto refresh re-renders the callbacks: the input keeps the focus
+js(q{window.pbRefreshed = false;
+     new MutationObserver(function () { window.pbRefreshed = true; })
+         .observe(document.querySelector('#callbacks tbody'),
+                  { childList: true });});
+ok $b->wait_until(sub { js('return window.pbRefreshed') }, 10)
+   && js(q{return document.activeElement
+                  === document.querySelector(arguments[0]);},
+         "$form_css input[name=tx]"),
+    '... the input typed in keeps the focus through a refresh';
 click_css('#refresh', 'Refresh');
 ok $b->wait_until(sub {
     my $f = test_form('members');

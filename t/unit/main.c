@@ -36,6 +36,7 @@ static const unit_suite_t  unit_suites[] = {
     { fields_tests, &fields_ntests },
     { form_tests, &form_ntests },
     { http_tests, &http_ntests },
+    { minutes_tests, &minutes_ntests },
 };
 
 static const char  *unit_current;

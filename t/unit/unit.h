@@ -72,5 +72,7 @@ extern const unit_test_t  fields_tests[];
 extern const size_t       fields_ntests;
 extern const unit_test_t  form_tests[];
 extern const size_t       form_ntests;
+extern const unit_test_t  minutes_tests[];
+extern const size_t       minutes_ntests;
 
 #endif /* UNIT_H */
