@@ -4,9 +4,9 @@
  *
  * Types shared by the module's files.  Each file owns one concern:
  * module (directives, variables), filter (capture), zone (the shared
- * ledger), deliver (a delivery's life: claim, attempt, record), curl (the
- * libcurl engine), http (the nginx engine), spool (the journal and all its I/O), status (the
- * status location), page (the page for people).
+ * ledger), deliver (a delivery's life: claim, attempt, record), http (the
+ * nginx engine), curl (the libcurl engine), spool (the journal and all
+ * its I/O), status (the status location), page (the page for people).
  */
 
 
