@@ -16,7 +16,6 @@
 
 /* easy handles kept for the next transfers, at most */
 #define NGX_HTTP_POSTBACK_IDLE_MAX         64
-#define NGX_HTTP_POSTBACK_RETRY_AFTER_MAX  86400   /* seconds */
 
 
 /* one attempt, in its send's pool */
@@ -352,20 +351,13 @@ ngx_http_postback_curl_result(ngx_http_postback_curl_transfer_t *ct,
     retry_after = 0;
 
     curl_easy_getinfo(ct->easy, CURLINFO_RESPONSE_CODE, &code);
-
-    if (code == NGX_HTTP_TOO_MANY_REQUESTS
-        || code == NGX_HTTP_SERVICE_UNAVAILABLE)
-    {
-        curl_easy_getinfo(ct->easy, CURLINFO_RETRY_AFTER, &retry_after);
-    }
+    curl_easy_getinfo(ct->easy, CURLINFO_RETRY_AFTER, &retry_after);
 
     ngx_memzero(res, sizeof(ngx_http_postback_result_t));
 
     res->status = code;
-    /* the receiver's word, within reason */
-    res->retry_after = (uint64_t) ngx_min(ngx_max(retry_after, 0),
-                                          NGX_HTTP_POSTBACK_RETRY_AFTER_MAX)
-                       * 1000;
+    res->retry_after = ngx_http_postback_retry_after(code,
+                                                     (off_t) retry_after);
     res->response.data = ct->response;
     res->response.len = ct->response_len;
 

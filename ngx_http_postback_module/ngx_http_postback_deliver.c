@@ -80,6 +80,9 @@ static void ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t);
 static void ngx_http_postback_pickup_handler(ngx_event_t *ev);
 static void ngx_http_postback_pickup_at(uint64_t due);
 static void ngx_http_postback_hold_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_postback_engine_start(
+    ngx_http_postback_send_t *send);
+static void ngx_http_postback_engine_stop(ngx_http_postback_send_t *send);
 
 
 static ngx_http_postback_deliverer_t  ngx_http_postback_deliverer;
@@ -94,6 +97,8 @@ ngx_http_postback_deliver_init(ngx_cycle_t *cycle,
     if (ngx_http_postback_curl_init(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    ngx_http_postback_http_init(cycle);
 
     dl->pmcf = pmcf;
     dl->shm_zone = pmcf->shm_zone;
@@ -150,6 +155,7 @@ ngx_http_postback_deliver_exit(ngx_cycle_t *cycle)
         ngx_del_timer(&dl->summary);
     }
 
+    ngx_http_postback_http_exit();
     ngx_http_postback_curl_exit();
 }
 
@@ -321,11 +327,33 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim)
 
     t->start = ngx_http_postback_now();
 
-    if (ngx_http_postback_curl_start(&t->send) != NGX_OK) {
+    if (ngx_http_postback_engine_start(&t->send) != NGX_OK) {
         ngx_memzero(&res, sizeof(ngx_http_postback_result_t));
         ngx_str_set(&res.error, "the transfer could not be started");
 
         ngx_http_postback_deliver_done(t, &res);
+    }
+}
+
+
+/* the callback's engine: nginx's own connections when it has an address */
+
+static ngx_int_t
+ngx_http_postback_engine_start(ngx_http_postback_send_t *send)
+{
+    return send->cb->peer ? ngx_http_postback_http_start(send)
+                          : ngx_http_postback_curl_start(send);
+}
+
+
+static void
+ngx_http_postback_engine_stop(ngx_http_postback_send_t *send)
+{
+    if (send->cb->peer) {
+        ngx_http_postback_http_stop(send);
+
+    } else {
+        ngx_http_postback_curl_stop(send);
     }
 }
 
@@ -652,6 +680,22 @@ ngx_http_postback_has_header(ngx_str_t *lines, const char *name)
 }
 
 
+/* a receiver's Retry-After, in ms and within reason: 429 and 503 only */
+
+uint64_t
+ngx_http_postback_retry_after(ngx_int_t status, off_t seconds)
+{
+    if (status != NGX_HTTP_TOO_MANY_REQUESTS
+        && status != NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
+        return 0;
+    }
+
+    return (uint64_t) ngx_min(ngx_max(seconds, 0),
+                              NGX_HTTP_POSTBACK_RETRY_AFTER_MAX) * 1000;
+}
+
+
 /*
  * The engine's word on an attempt: recorded in the zone, which schedules
  * the delivery or ends it; the slot it took is free again.
@@ -857,7 +901,7 @@ ngx_http_postback_transfer_end(ngx_http_postback_transfer_t *t)
 {
     ngx_http_postback_deliverer_t  *dl = &ngx_http_postback_deliverer;
 
-    ngx_http_postback_curl_stop(&t->send);
+    ngx_http_postback_engine_stop(&t->send);
 
     ngx_queue_remove(&t->queue);
     t->claim.cb->active--;

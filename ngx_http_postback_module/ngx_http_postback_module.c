@@ -1110,6 +1110,10 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_postback_http_peer(cf, cb) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (cb->body && cb->method == NGX_HTTP_POSTBACK_GET) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "callback \"%V\": \"body=\" needs method=post_form "

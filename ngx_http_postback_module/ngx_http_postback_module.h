@@ -4,9 +4,9 @@
  *
  * Types shared by the module's files.  Each file owns one concern:
  * module (directives, variables), filter (capture), zone (the shared
- * ledger), deliver (a delivery's life: claim, attempt, record), curl (the
- * libcurl engine), spool (the journal and all its I/O), status (the
- * status location), page (the page for people).
+ * ledger), deliver (a delivery's life: claim, attempt, record), http (the
+ * nginx engine), curl (the libcurl engine), spool (the journal and all
+ * its I/O), status (the status location), page (the page for people).
  */
 
 
@@ -41,6 +41,8 @@
 #define NGX_HTTP_POSTBACK_RESP_MAX   256    /* response bytes kept */
 #define NGX_HTTP_POSTBACK_TIME_LEN   24     /* 2026-11-22T18:34:44.123Z */
 #define NGX_HTTP_POSTBACK_RETRY_MAX  16     /* entries of retry= */
+#define NGX_HTTP_POSTBACK_RETRY_AFTER_MAX  86400    /* a receiver's
+                                                       Retry-After, s */
 
 #define NGX_HTTP_POSTBACK_USER_AGENT  "ngx_http_postback_module"
 
@@ -115,6 +117,9 @@ typedef struct ngx_http_postback_keys_s  ngx_http_postback_keys_t;
 typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     origin;   /* scheme://host[:port] */
+    ngx_addr_t                   *peer;     /* an http:// url's literal
+                                               address: the nginx engine
+                                               sends; NULL: curl does */
     ngx_http_postback_tpl_t       target;   /* path and query */
     uint32_t                      url_digest;   /* of url= as written */
     ngx_array_t                  *events;   /* ngx_str_t; NULL: "*" */
@@ -608,6 +613,7 @@ void ngx_http_postback_deliver_soon(void);
 void ngx_http_postback_deliver_done(void *transfer,
     ngx_http_postback_result_t *res);
 void ngx_http_postback_deliver_abort_all(void);
+uint64_t ngx_http_postback_retry_after(ngx_int_t status, off_t seconds);
 const char *ngx_http_postback_content_type(ngx_uint_t method,
     ngx_str_t *headers);
 void ngx_http_postback_log_lost(ngx_log_t *log, u_char *id, const char *what,
@@ -636,6 +642,15 @@ ngx_int_t ngx_http_postback_curl_init(ngx_cycle_t *cycle);
 void ngx_http_postback_curl_exit(void);
 ngx_int_t ngx_http_postback_curl_start(ngx_http_postback_send_t *send);
 void ngx_http_postback_curl_stop(ngx_http_postback_send_t *send);
+
+/* http: the nginx engine */
+
+ngx_int_t ngx_http_postback_http_peer(ngx_conf_t *cf,
+    ngx_http_postback_cb_conf_t *cb);
+void ngx_http_postback_http_init(ngx_cycle_t *cycle);
+void ngx_http_postback_http_exit(void);
+ngx_int_t ngx_http_postback_http_start(ngx_http_postback_send_t *send);
+void ngx_http_postback_http_stop(ngx_http_postback_send_t *send);
 
 /* spool: the journal */
 void *ngx_http_postback_spool_zone_init(ngx_shm_zone_t *shm_zone);

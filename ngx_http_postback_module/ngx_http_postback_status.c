@@ -1954,6 +1954,9 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                         cb ? json_stringn((char *) cb->origin.data,
                                           cb->origin.len)
                            : json_null());
+    json_object_set_new(o, "engine",
+                        cb ? json_string(cb->peer ? "nginx" : "curl")
+                           : json_null());
     json_object_set_new(o, "event_names", names);
     json_object_set_new(o, "events", json_integer(cs->events));
     json_object_set_new(o, "delivered", json_integer(cs->delivered));

@@ -1,5 +1,7 @@
-# Delivery: how the module sends callbacks with libcurl on nginx's event
-# loop, and what the status page records about each attempt.
+# Delivery: how the module sends callbacks, and what the status page
+# records about each attempt.  Receivers are at 127.0.0.1, so nginx's own
+# connections send (the nginx engine); t/05-delivery-curl.t runs this file
+# again with PB_RECEIVER_HOST=localhost, a name, so that libcurl sends.
 #
 # With one worker:
 # - a receiver taking 5 s does not delay the client; the delivery is
@@ -7,12 +9,13 @@
 # - sequential deliveries to one receiver reuse one connection, and a
 #   receiver restarting (its idle connection gone) gets the next one on a new
 #   connection;
+# - the status page names each callback's engine;
 # - a host name in the url is resolved (curl's resolver on the event loop);
 # - a 2 MB body arrives whole; of a long answer the first 256 bytes are kept
 #   (invalid UTF-8 in them still gives a valid status page);
 # - redirects are not followed (302 is a failure; the target gets nothing);
 # - 500, 404, connection refused and a connection closed without an answer
-#   are failed attempts, with the status or curl's error text; 204 is a
+#   are failed attempts, with the status or the engine's error text; 204 is a
 #   success; the callback counters (failed, attempts, consecutive_failures,
 #   last_status, last_error) follow, and a success resets
 #   consecutive_failures;
@@ -41,6 +44,10 @@ use PBSample;
 use PBTest;
 
 my $JSON = JSON::PP->new->utf8;
+
+# where the plain http:// receivers are: an address or a name
+my $HOST = $ENV{PB_RECEIVER_HOST} // '127.0.0.1';
+my $ENGINE = $HOST eq '127.0.0.1' ? 'nginx' : 'curl';
 
 my $t = PBTest->new;
 my $dir = $t->dir;
@@ -114,24 +121,24 @@ $http_head
 
         location /slow/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback slow url=http://127.0.0.1:%%PORT_slow%%/hook;
+            postback_callback slow url=http://$HOST:%%PORT_slow%%/hook;
         }
         location /reuse/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback reuse url=http://127.0.0.1:%%PORT_reuse%%/hook;
+            postback_callback reuse url=http://$HOST:%%PORT_reuse%%/hook;
         }
         location /redirect/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback redirect url=http://127.0.0.1:%%PORT_redirect%%/hook attempts=1;
+            postback_callback redirect url=http://$HOST:%%PORT_redirect%%/hook attempts=1;
         }
         location /outcome/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback flaky url=http://127.0.0.1:%%PORT_flaky%%/hook attempts=1;
-            postback_callback missing url=http://127.0.0.1:%%PORT_missing%%/hook attempts=1;
-            postback_callback refused url=http://127.0.0.1:%%PORT_closed%%/hook attempts=1;
-            postback_callback hangup url=http://127.0.0.1:%%PORT_hangup%%/hook attempts=1;
-            postback_callback nocontent url=http://127.0.0.1:%%PORT_nocontent%%/hook;
-            postback_callback chatty url=http://127.0.0.1:%%PORT_chatty%%/hook;
+            postback_callback flaky url=http://$HOST:%%PORT_flaky%%/hook attempts=1;
+            postback_callback missing url=http://$HOST:%%PORT_missing%%/hook attempts=1;
+            postback_callback refused url=http://$HOST:%%PORT_closed%%/hook attempts=1;
+            postback_callback hangup url=http://$HOST:%%PORT_hangup%%/hook attempts=1;
+            postback_callback nocontent url=http://$HOST:%%PORT_nocontent%%/hook;
+            postback_callback chatty url=http://$HOST:%%PORT_chatty%%/hook;
         }
         location /named/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -140,7 +147,7 @@ $http_head
         location /big/ {
             proxy_pass http://127.0.0.1:%%PORT_big%%;
             postback_buffer_size 4m;
-            postback_callback big url=http://127.0.0.1:%%PORT_bigrecv%%/hook;
+            postback_callback big url=http://$HOST:%%PORT_bigrecv%%/hook;
         }
         location /tls/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -150,21 +157,21 @@ $http_head
         }
         location /timeout/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback sleepy url=http://127.0.0.1:%%PORT_sleepy%%/hook attempts=1 timeout=1s;
-            postback_callback dribble url=http://127.0.0.1:%%PORT_dribble%%/hook attempts=1 timeout=1s;
+            postback_callback sleepy url=http://$HOST:%%PORT_sleepy%%/hook attempts=1 timeout=1s;
+            postback_callback dribble url=http://$HOST:%%PORT_dribble%%/hook attempts=1 timeout=1s;
         }
         location /serial/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback serial url=http://127.0.0.1:%%PORT_serial%%/hook max_conns=1;
+            postback_callback serial url=http://$HOST:%%PORT_serial%%/hook max_conns=1;
         }
         location /triple/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback triple url=http://127.0.0.1:%%PORT_triple%%/hook max_conns=3;
+            postback_callback triple url=http://$HOST:%%PORT_triple%%/hook max_conns=3;
         }
         # a checkout that delivers nothing: its callback takes no event
         location /plain/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback plain url=http://127.0.0.1:%%PORT_closed%%/hook
+            postback_callback plain url=http://$HOST:%%PORT_closed%%/hook
                 events=NONE;
         }
         location /status { postback_status; }
@@ -232,6 +239,15 @@ sub checkout {
 
 my $TIME_RE = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+# ---------------------------------------------------------------- engines
+
+subtest "the engine of each callback: $ENGINE for http://$HOST" => sub {
+    my $st = status();
+    is cb_status($st, 'reuse')->{engine}, $ENGINE, "http://$HOST: $ENGINE";
+    is cb_status($st, 'named')->{engine}, 'curl', 'http://localhost: curl';
+    is cb_status($st, 'tls')->{engine}, 'curl', 'https://: curl';
+};
+
 # ---------------------------------------------------------------- slow receiver
 
 subtest 'a slow receiver does not delay the client' => sub {
@@ -286,7 +302,7 @@ subtest 'sequential deliveries reuse one connection' => sub {
     is_deeply [ map { $_->{conn_req} } @$recs ], [ 1 .. 5 ], 'one after the other on it';
     is cb_status(status(), 'reuse')->{delivered}, 5, 'all delivered';
 
-    # The receiver restarts: the idle connection curl keeps is dead now.
+    # The receiver restarts: the idle connection kept is dead now.
     $t->stop_server('reuse');
     $t->receiver('reuse');
     checkout('/reuse/buy?status=APPROVED&transaction=R6');
@@ -295,7 +311,8 @@ subtest 'sequential deliveries reuse one connection' => sub {
     is scalar @$recs, 6, 'the callback after a restart arrived';
     # (a restarted receiver numbers its connections from 1 again: compare ports)
     isnt $recs->[5]{peer_port}, $recs->[0]{peer_port}, '... on a new connection';
-    is_deeply [ @{ cb_status($st, 'reuse') }{qw(delivered failed)} ], [ 6, 0 ], '... delivered';
+    is_deeply [ @{ cb_status($st, 'reuse') }{qw(delivered failed attempts)} ], [ 6, 0, 6 ],
+        '... delivered at the first attempt';
 };
 
 # ---------------------------------------------------------------- host name
@@ -361,9 +378,9 @@ subtest 'failed attempts: non-2xx, refused, no answer' => sub {
     is_deeply [ @{ $a{missing} }{qw(status error response)} ], [ 404, '', 'ok' ],
         '404: attempt status';
     is $a{refused}{status}, 0, 'refused: no status';
-    like $a{refused}{error}, qr/connect/i, "refused: curl's error text" or diag explain $a{refused};
+    like $a{refused}{error}, qr/connect/i, "refused: the engine's error text" or diag explain $a{refused};
     is $a{hangup}{status}, 0, 'closed without an answer: no status';
-    like $a{hangup}{error}, qr/empty reply/i, "closed without an answer: curl's error text"
+    like $a{hangup}{error}, qr/empty reply/i, "closed without an answer: the engine's error text"
         or diag explain $a{hangup};
     is $a{nocontent}{status}, 204, '204 is a success';
     is $a{chatty}{response}, "\x{FFFD}" . ('x' x 255),
@@ -378,7 +395,7 @@ subtest 'failed attempts: non-2xx, refused, no answer' => sub {
     }
     is_deeply [ map { $cb{$_}{last_status} } @failing ], [ 500, 404, 0, 0 ], 'last_status';
     is_deeply [ map { $cb{$_}{last_error} } @failing ],
-        [ '', '', $a{refused}{error}, $a{hangup}{error} ], 'last_error: curl errors only';
+        [ '', '', $a{refused}{error}, $a{hangup}{error} ], 'last_error: transport errors only';
 
     # Two more: the flaky receiver answers 500 then 200.
     for my $i (2, 3) {
@@ -514,7 +531,7 @@ $http_head
         # attempts=1 where a test looks at one attempt's outcome: t/08 retries
         location /mass/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback mass url=http://127.0.0.1:%%PORT_mass%%/hook
+            postback_callback mass url=http://$HOST:%%PORT_mass%%/hook
                 "header=X-Worker: \$pid";
         }
         location /status {

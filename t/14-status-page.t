@@ -166,7 +166,7 @@ var tr = document.querySelector('#callbacks tbody tr[data-callback="'
                                 + CSS.escape(arguments[0]) + '"]');
 if (!tr) { return null; }
 var r = { class: tr.className };
-['name', 'state', 'url', 'last'].forEach(function (c) {
+['name', 'state', 'url', 'engine', 'last'].forEach(function (c) {
   var td = tr.querySelector('td.' + c);
   r[c] = td ? td.textContent : null;
 });
@@ -286,6 +286,7 @@ my $cb = callback_row('tracker');
 is $cb->{name}, 'tracker', 'callback row: tracker';
 is $cb->{state}, 'enabled', '... enabled';
 is $cb->{url}, 'http://127.0.0.1:' . $t->port('tracker'), '... its url';
+is $cb->{engine}, 'nginx', '... the engine that sends to it';
 is $cb->{last}, 'HTTP 500', '... its last answer';
 is_deeply $cb->{nums}, [1, 0, 1, 0, 0, 0, 1],
     '... events, delivered, failed, pending, paused, dropped, failing in a row';

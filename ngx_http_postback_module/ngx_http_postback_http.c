@@ -1,0 +1,859 @@
+
+/*
+ * Copyright (C) The ngx_http_postback_module authors
+ *
+ * The nginx engine: http:// receivers given as literal addresses are sent
+ * to over nginx's own connections, as its upstream module does: the peer
+ * connected with ngx_event_connect_peer, the request written as one
+ * buffer, the answer read by pb_http, and the connection kept for the
+ * next delivery to the same address.  One timer bounds an attempt.  It
+ * sends what the deliverer prepared and reports the answer, as the curl
+ * engine does.
+ */
+
+
+#include "ngx_http_postback_module.h"
+#include "pb_http.h"
+
+
+/* idle connections kept, per worker, for all receivers */
+#define NGX_HTTP_POSTBACK_KEEPALIVE_MAX  32
+#define NGX_HTTP_POSTBACK_READ_SIZE      4096
+
+
+/* an idle connection, and the address it is connected to */
+typedef struct {
+    ngx_queue_t                     queue;
+    ngx_connection_t               *connection;
+    ngx_addr_t                     *peer;
+} ngx_http_postback_http_idle_t;
+
+
+typedef struct {
+    ngx_queue_t                     idle;   /* the last used first */
+    ngx_queue_t                     free;
+    ngx_http_postback_http_idle_t   items[NGX_HTTP_POSTBACK_KEEPALIVE_MAX];
+    ngx_log_t                      *log;
+    ngx_log_t                       connect_log;    /* crit and worse */
+} ngx_http_postback_http_t;
+
+
+/* one attempt, in its send's pool */
+typedef struct {
+    ngx_http_postback_send_t       *send;
+    ngx_peer_connection_t           peer;
+    u_char                         *request;    /* the bytes to write */
+    u_char                         *sent;       /* written up to here */
+    u_char                         *request_end;
+    pb_http_response_t              answer;
+    size_t                          received;   /* answer bytes read */
+    ngx_flag_t                      connected;
+    ngx_flag_t                      reused;     /* an idle connection */
+    ngx_flag_t                      retried;    /* on a new one */
+    ngx_event_t                     timer;      /* the attempt's deadline;
+                                                   posted: it failed */
+    ngx_connection_t                timer_conn; /* for the timer's log */
+    ngx_str_t                       error;
+    u_char                          error_text[NGX_HTTP_POSTBACK_ERROR_MAX];
+} ngx_http_postback_http_transfer_t;
+
+
+static ngx_int_t ngx_http_postback_http_request(
+    ngx_http_postback_http_transfer_t *tr);
+static ngx_flag_t ngx_http_postback_http_given(ngx_http_postback_send_t *send,
+    const char *name);
+static ngx_flag_t ngx_http_postback_http_framing(ngx_str_t *line);
+static ngx_flag_t ngx_http_postback_http_named(ngx_str_t *line,
+    const char *name);
+static ngx_int_t ngx_http_postback_http_connect(
+    ngx_http_postback_http_transfer_t *tr);
+static ngx_int_t ngx_http_postback_http_test_connect(ngx_connection_t *c);
+static void ngx_http_postback_http_handler(ngx_event_t *ev);
+static void ngx_http_postback_http_write(
+    ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
+static void ngx_http_postback_http_read(
+    ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
+static void ngx_http_postback_http_failed(
+    ngx_http_postback_http_transfer_t *tr, const char *what, ngx_err_t err,
+    ngx_flag_t unanswered);
+static void ngx_http_postback_http_error(
+    ngx_http_postback_http_transfer_t *tr, const char *what, ngx_err_t err);
+static void ngx_http_postback_http_answered(
+    ngx_http_postback_http_transfer_t *tr, ngx_flag_t whole);
+static void ngx_http_postback_http_end(ngx_http_postback_http_transfer_t *tr);
+static void ngx_http_postback_http_timer_handler(ngx_event_t *ev);
+static void ngx_http_postback_http_close(
+    ngx_http_postback_http_transfer_t *tr);
+static ngx_connection_t *ngx_http_postback_http_take(ngx_addr_t *peer);
+static void ngx_http_postback_http_keep(ngx_connection_t *c,
+    ngx_addr_t *peer);
+static void ngx_http_postback_http_idle_handler(ngx_event_t *ev);
+static void ngx_http_postback_http_idle_close(
+    ngx_http_postback_http_idle_t *item);
+static void ngx_http_postback_http_idle_write(ngx_event_t *ev);
+
+
+static ngx_http_postback_http_t  ngx_http_postback_http;
+
+
+/*
+ * Whether the callback's url is one for this engine, http:// to a literal
+ * address: then its address, parsed once here.  The one place the engine
+ * of a callback is chosen: cb->peer set is this engine, else curl's.
+ */
+
+ngx_int_t
+ngx_http_postback_http_peer(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
+{
+    ngx_url_t  u;
+
+    cb->peer = NULL;
+
+    if (cb->origin.len <= sizeof("http://") - 1
+        || ngx_strncasecmp(cb->origin.data, (u_char *) "http://",
+                           sizeof("http://") - 1)
+           != 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = cb->origin.data + sizeof("http://") - 1;
+    u.url.len = cb->origin.len - (sizeof("http://") - 1);
+    u.default_port = 80;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        /* a name: curl resolves it */
+        return NGX_OK;
+    }
+
+    cb->peer = &u.addrs[0];
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_postback_http_init(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                 i;
+    ngx_http_postback_http_t  *h = &ngx_http_postback_http;
+
+    h->log = cycle->log;
+
+    /*
+     * a refused connect() is an attempt's error, logged as the deliverer
+     * logs attempts, not an [error] line each time
+     */
+    h->connect_log = *cycle->log;
+    h->connect_log.log_level = NGX_LOG_CRIT;
+
+    ngx_queue_init(&h->idle);
+    ngx_queue_init(&h->free);
+
+    for (i = 0; i < NGX_HTTP_POSTBACK_KEEPALIVE_MAX; i++) {
+        ngx_queue_insert_tail(&h->free, &h->items[i].queue);
+    }
+}
+
+
+/* the idle connections close with the worker */
+
+void
+ngx_http_postback_http_exit(void)
+{
+    ngx_queue_t               *q;
+    ngx_http_postback_http_t  *h = &ngx_http_postback_http;
+
+    if (h->log == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&h->idle)) {
+        q = ngx_queue_head(&h->idle);
+        ngx_http_postback_http_idle_close(
+            ngx_queue_data(q, ngx_http_postback_http_idle_t, queue));
+    }
+}
+
+
+ngx_int_t
+ngx_http_postback_http_start(ngx_http_postback_send_t *send)
+{
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = ngx_pcalloc(send->pool, sizeof(ngx_http_postback_http_transfer_t));
+    if (tr == NULL) {
+        return NGX_ERROR;
+    }
+
+    tr->send = send;
+
+    if (ngx_http_postback_http_request(tr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    send->engine = tr;
+
+    pb_http_response_init(&tr->answer, 0);
+
+    /* the deliverer holds a graceful shutdown while transfers run */
+    ngx_http_postback_timer_init(&tr->timer,
+                                 ngx_http_postback_http_timer_handler,
+                                 &tr->timer_conn, send->log, 1);
+    tr->timer_conn.data = tr;
+
+    ngx_add_timer(&tr->timer, send->cb->timeout);
+
+    if (ngx_http_postback_http_connect(tr) != NGX_OK) {
+        /* reported from the event loop, as every other outcome */
+        ngx_post_event(&tr->timer, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the transfer's timer and connection go; it reports nothing */
+
+void
+ngx_http_postback_http_stop(ngx_http_postback_send_t *send)
+{
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = send->engine;
+
+    if (tr == NULL) {
+        return;
+    }
+
+    send->engine = NULL;
+
+    if (tr->timer.timer_set) {
+        ngx_del_timer(&tr->timer);
+    }
+
+    if (tr->timer.posted) {
+        ngx_delete_posted_event(&tr->timer);
+    }
+
+    ngx_http_postback_http_close(tr);
+}
+
+
+/*
+ * The request as curl would write it: the request line, Host and Accept
+ * (unless header= gave them), the deliverer's lines, the body's length
+ * and the body.  header= lines that would change the framing are the
+ * engine's to write, and left out.
+ */
+
+static ngx_int_t
+ngx_http_postback_http_request(ngx_http_postback_http_transfer_t *tr)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_str_t                      host, target, *h;
+    ngx_uint_t                     i;
+    ngx_flag_t                     has_host, has_accept, body;
+    const char                    *method;
+    ngx_http_postback_send_t      *send;
+    ngx_http_postback_cb_conf_t   *cb;
+
+    send = tr->send;
+    cb = send->cb;
+
+    host.data = cb->origin.data + sizeof("http://") - 1;
+    host.len = cb->origin.len - (sizeof("http://") - 1);
+
+    target.data = send->url.data + cb->origin.len;
+    target.len = send->url.len - cb->origin.len;
+
+    body = (send->method != NGX_HTTP_POSTBACK_GET);
+    method = body ? "POST" : "GET";
+
+    has_host = ngx_http_postback_http_given(send, "host");
+    has_accept = ngx_http_postback_http_given(send, "accept");
+
+    len = ngx_strlen(method) + sizeof(" / HTTP/1.1" CRLF) - 1 + target.len
+          + sizeof("Host: " CRLF) - 1 + host.len
+          + sizeof("Accept: */*" CRLF) - 1
+          + sizeof("Content-Length: " CRLF) - 1 + NGX_SIZE_T_LEN
+          + sizeof("Connection: keep-alive" CRLF CRLF) - 1
+          + send->body.len;
+
+    h = send->headers.elts;
+
+    for (i = 0; i < send->headers.nelts; i++) {
+        len += h[i].len + sizeof(CRLF) - 1;
+    }
+
+    tr->request = ngx_pnalloc(send->pool, len);
+    if (tr->request == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(tr->request, "%s %s%V HTTP/1.1" CRLF, method,
+                    (target.len && target.data[0] == '/') ? "" : "/",
+                    &target);
+
+    if (!has_host) {
+        p = ngx_sprintf(p, "Host: %V" CRLF, &host);
+    }
+
+    if (!has_accept) {
+        p = ngx_cpymem(p, "Accept: */*" CRLF, sizeof("Accept: */*" CRLF) - 1);
+    }
+
+    for (i = 0; i < send->headers.nelts; i++) {
+        if (ngx_http_postback_http_framing(&h[i])) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%V" CRLF, &h[i]);
+    }
+
+    if (body) {
+        p = ngx_sprintf(p, "Content-Length: %uz" CRLF, send->body.len);
+    }
+
+    p = ngx_cpymem(p, "Connection: keep-alive" CRLF CRLF,
+                   sizeof("Connection: keep-alive" CRLF CRLF) - 1);
+
+    if (body) {
+        p = ngx_cpymem(p, send->body.data, send->body.len);
+    }
+
+    tr->sent = tr->request;
+    tr->request_end = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_flag_t
+ngx_http_postback_http_given(ngx_http_postback_send_t *send, const char *name)
+{
+    ngx_str_t   *h;
+    ngx_uint_t   i;
+
+    h = send->headers.elts;
+
+    for (i = 0; i < send->headers.nelts; i++) {
+        if (ngx_http_postback_http_named(&h[i], name)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_flag_t
+ngx_http_postback_http_framing(ngx_str_t *line)
+{
+    return ngx_http_postback_http_named(line, "content-length")
+           || ngx_http_postback_http_named(line, "transfer-encoding")
+           || ngx_http_postback_http_named(line, "connection");
+}
+
+
+/* the header line is "name: ...", in any case */
+
+static ngx_flag_t
+ngx_http_postback_http_named(ngx_str_t *line, const char *name)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    return line->len > len && line->data[len] == ':'
+           && ngx_strncasecmp(line->data, (u_char *) name, len) == 0;
+}
+
+
+/*
+ * The attempt's connection: an idle one to the address when there is
+ * one (not for a retry), else a new one.  NGX_ERROR: the error is set.
+ */
+
+static ngx_int_t
+ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
+{
+    ngx_int_t                  rc;
+    ngx_err_t                  err;
+    ngx_addr_t                *peer;
+    ngx_connection_t          *c;
+    ngx_peer_connection_t     *pc;
+    ngx_http_postback_send_t  *send;
+
+    send = tr->send;
+    peer = send->cb->peer;
+    pc = &tr->peer;
+
+    c = tr->retried ? NULL : ngx_http_postback_http_take(peer);
+
+    tr->reused = (c != NULL);
+    tr->connected = (c != NULL);
+
+    if (c == NULL) {
+        ngx_memzero(pc, sizeof(ngx_peer_connection_t));
+
+        pc->sockaddr = peer->sockaddr;
+        pc->socklen = peer->socklen;
+        pc->name = &peer->name;
+        pc->get = ngx_event_get_peer;
+        pc->log = &ngx_http_postback_http.connect_log;
+        pc->log_error = NGX_ERROR_INFO;
+
+        rc = ngx_event_connect_peer(pc);
+
+        if (rc != NGX_OK && rc != NGX_AGAIN) {
+            err = ngx_socket_errno;
+            ngx_http_postback_http_error(tr, "connect() failed", err);
+            return NGX_ERROR;
+        }
+
+        c = pc->connection;
+
+        if (rc == NGX_OK) {
+            tr->connected = 1;
+        }
+    }
+
+    pc->connection = c;
+
+    c->data = tr;
+    c->log = send->log;
+    c->read->log = send->log;
+    c->write->log = send->log;
+    c->read->handler = ngx_http_postback_http_handler;
+    c->write->handler = ngx_http_postback_http_handler;
+
+    if (tr->connected) {
+        /* writable now; written from the event loop */
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a connect() in progress ended: how */
+
+static ngx_int_t
+ngx_http_postback_http_test_connect(ngx_connection_t *c)
+{
+    int        err;
+    socklen_t  len;
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    ngx_set_socket_errno(err);
+
+    return err ? NGX_ERROR : NGX_OK;
+}
+
+
+static void
+ngx_http_postback_http_handler(ngx_event_t *ev)
+{
+    ngx_connection_t                   *c;
+    ngx_http_postback_http_transfer_t  *tr;
+
+    c = ev->data;
+    tr = c->data;
+
+    if (c->close) {
+        /* worker_shutdown_timeout: every transfer ends here, now */
+        ngx_http_postback_deliver_abort_all();
+        return;
+    }
+
+    if (!tr->connected) {
+        if (ngx_http_postback_http_test_connect(c) != NGX_OK) {
+            ngx_http_postback_http_failed(tr, "connect() failed",
+                                          ngx_socket_errno, 0);
+            return;
+        }
+
+        tr->connected = 1;
+    }
+
+    if (tr->sent < tr->request_end) {
+        ngx_http_postback_http_write(tr, c);
+        return;
+    }
+
+    ngx_http_postback_http_read(tr, c);
+}
+
+
+static void
+ngx_http_postback_http_write(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c)
+{
+    ssize_t  n;
+
+    while (tr->sent < tr->request_end) {
+        n = c->send(c, tr->sent, tr->request_end - tr->sent);
+
+        if (n == NGX_ERROR) {
+            ngx_http_postback_http_failed(tr, "send() failed",
+                                          ngx_socket_errno, 1);
+            return;
+        }
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                ngx_http_postback_http_failed(tr, "send() failed", 0, 1);
+            }
+
+            return;
+        }
+
+        tr->sent += n;
+    }
+
+    /* the answer may be there already */
+    ngx_http_postback_http_read(tr, c);
+}
+
+
+static void
+ngx_http_postback_http_read(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c)
+{
+    int      rc;
+    size_t   used;
+    ssize_t  n;
+    u_char   buf[NGX_HTTP_POSTBACK_READ_SIZE];
+
+    for ( ;; ) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_postback_http_failed(tr, "recv() failed", 0, 1);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_http_postback_http_failed(tr, "recv() failed",
+                                          ngx_socket_errno, 1);
+            return;
+        }
+
+        if (n == 0) {
+            if (tr->received == 0) {
+                ngx_http_postback_http_failed(tr, "empty reply: the "
+                                              "receiver closed the "
+                                              "connection", 0, 1);
+                return;
+            }
+
+            rc = pb_http_response_eof(&tr->answer);
+            used = 0;
+
+        } else {
+            tr->received += n;
+            rc = pb_http_response_feed(&tr->answer, buf, n, &used);
+        }
+
+        if (rc == PB_HTTP_DONE) {
+            /* bytes past the answer: the connection is not trusted */
+            ngx_http_postback_http_answered(tr, n > 0 && used == (size_t) n);
+            return;
+        }
+
+        if (rc == PB_HTTP_ERROR) {
+            ngx_http_postback_http_failed(tr, "bad answer", 0, 0);
+            return;
+        }
+    }
+}
+
+
+/*
+ * An attempt failed: what, and the system's word on it.  A request on a
+ * kept-alive connection that the receiver had closed meanwhile (nothing
+ * was answered) is sent again, once, on a new connection.
+ */
+
+static void
+ngx_http_postback_http_failed(ngx_http_postback_http_transfer_t *tr,
+    const char *what, ngx_err_t err, ngx_flag_t unanswered)
+{
+    if (unanswered && tr->reused && tr->received == 0 && !tr->retried) {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, tr->send->log, 0,
+                       "postback: kept-alive connection to %V was closed, "
+                       "sending again on a new one",
+                       &tr->send->cb->peer->name);
+
+        ngx_http_postback_http_close(tr);
+
+        tr->retried = 1;
+        tr->sent = tr->request;
+
+        if (ngx_http_postback_http_connect(tr) == NGX_OK) {
+            return;
+        }
+
+    } else {
+        ngx_http_postback_http_error(tr, what, err);
+    }
+
+    ngx_http_postback_http_end(tr);
+}
+
+
+/* the error text: what failed, and why, the parser's or the system's */
+
+static void
+ngx_http_postback_http_error(ngx_http_postback_http_transfer_t *tr,
+    const char *what, ngx_err_t err)
+{
+    u_char  *p, *last;
+
+    p = tr->error_text;
+    last = tr->error_text + sizeof(tr->error_text);
+
+    p = ngx_slprintf(p, last, "%s", what);
+
+    if (tr->answer.error) {
+        p = ngx_slprintf(p, last, ": %s", tr->answer.error);
+
+    } else if (err && p < last - 2) {
+        p = ngx_slprintf(p, last, ": ");
+        p = ngx_strerror(err, p, last - p);
+    }
+
+    tr->error.data = tr->error_text;
+    tr->error.len = p - tr->error_text;
+}
+
+
+/*
+ * The answer is read: the connection is kept for the next request when
+ * the receiver said it could serve one and sent nothing more.
+ */
+
+static void
+ngx_http_postback_http_answered(ngx_http_postback_http_transfer_t *tr,
+    ngx_flag_t whole)
+{
+    ngx_connection_t  *c;
+
+    c = tr->peer.connection;
+
+    if (tr->answer.keep_alive && whole && !c->error
+        && !ngx_exiting && !ngx_terminate && !ngx_quit)
+    {
+        tr->peer.connection = NULL;
+        ngx_http_postback_http_keep(c, tr->send->cb->peer);
+    }
+
+    ngx_http_postback_http_end(tr);
+}
+
+
+/*
+ * The attempt's report: the answer, or tr->error and what was read of
+ * the answer before it (a status line read whole is kept, as curl does)
+ */
+
+static void
+ngx_http_postback_http_end(ngx_http_postback_http_transfer_t *tr)
+{
+    ngx_http_postback_send_t    *send;
+    ngx_http_postback_result_t   res;
+
+    send = tr->send;
+
+    ngx_http_postback_http_close(tr);
+
+    ngx_memzero(&res, sizeof(ngx_http_postback_result_t));
+
+    res.error = tr->error;
+
+    /* three digits read */
+    res.status = (tr->answer.status >= 100) ? tr->answer.status : 0;
+    res.retry_after = ngx_http_postback_retry_after(res.status,
+                                            (off_t) tr->answer.retry_after);
+
+    res.response.len = tr->answer.kept_len;
+    res.response.data = ngx_pnalloc(send->pool, res.response.len + 1);
+
+    if (res.response.data == NULL) {
+        res.response.len = 0;
+
+    } else {
+        ngx_memcpy(res.response.data, tr->answer.kept, res.response.len);
+    }
+
+    ngx_http_postback_deliver_done(send->transfer, &res);
+}
+
+
+/* the attempt's deadline passed, or it failed before it started */
+
+static void
+ngx_http_postback_http_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = ((ngx_connection_t *) ev->data)->data;
+
+    if (ev->timedout) {
+        tr->error.data = tr->error_text;
+        tr->error.len = ngx_snprintf(tr->error_text, sizeof(tr->error_text),
+                                     "timed out after %M ms",
+                                     tr->send->cb->timeout)
+                        - tr->error_text;
+    }
+
+    ngx_http_postback_http_end(tr);
+}
+
+
+static void
+ngx_http_postback_http_close(ngx_http_postback_http_transfer_t *tr)
+{
+    if (tr->peer.connection) {
+        ngx_close_connection(tr->peer.connection);
+        tr->peer.connection = NULL;
+    }
+}
+
+
+/* an idle connection to the address, taken out of the pool */
+
+static ngx_connection_t *
+ngx_http_postback_http_take(ngx_addr_t *peer)
+{
+    ngx_queue_t                    *q;
+    ngx_connection_t               *c;
+    ngx_http_postback_http_t       *h = &ngx_http_postback_http;
+    ngx_http_postback_http_idle_t  *item;
+
+    for (q = ngx_queue_head(&h->idle);
+         q != ngx_queue_sentinel(&h->idle);
+         q = ngx_queue_next(q))
+    {
+        item = ngx_queue_data(q, ngx_http_postback_http_idle_t, queue);
+
+        if (ngx_cmp_sockaddr(item->peer->sockaddr, item->peer->socklen,
+                             peer->sockaddr, peer->socklen, 1)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_queue_insert_head(&h->free, q);
+
+        c = item->connection;
+        c->idle = 0;
+
+        return c;
+    }
+
+    return NULL;
+}
+
+
+/* the connection waits for the next request; the oldest idle one goes */
+
+static void
+ngx_http_postback_http_keep(ngx_connection_t *c, ngx_addr_t *peer)
+{
+    ngx_queue_t                    *q;
+    ngx_http_postback_http_t       *h = &ngx_http_postback_http;
+    ngx_http_postback_http_idle_t  *item;
+
+    if (ngx_queue_empty(&h->free)) {
+        q = ngx_queue_last(&h->idle);
+        ngx_http_postback_http_idle_close(
+            ngx_queue_data(q, ngx_http_postback_http_idle_t, queue));
+    }
+
+    q = ngx_queue_head(&h->free);
+    ngx_queue_remove(q);
+    ngx_queue_insert_head(&h->idle, q);
+
+    item = ngx_queue_data(q, ngx_http_postback_http_idle_t, queue);
+    item->connection = c;
+    item->peer = peer;
+
+    /* graceful shutdown closes idle connections: see the handler */
+    c->idle = 1;
+    c->data = item;
+    c->log = h->log;
+    c->read->log = h->log;
+    c->write->log = h->log;
+    c->read->handler = ngx_http_postback_http_idle_handler;
+    c->write->handler = ngx_http_postback_http_idle_write;
+
+    if (c->read->ready) {
+        ngx_http_postback_http_idle_handler(c->read);
+    }
+}
+
+
+/*
+ * An idle connection is closed when the receiver closes it or sends
+ * anything, or when the worker leaves (c->close).
+ */
+
+static void
+ngx_http_postback_http_idle_handler(ngx_event_t *ev)
+{
+    char               buf[1];
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    if (!c->close) {
+        n = recv(c->fd, buf, 1, MSG_PEEK);
+
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            ev->ready = 0;
+
+            if (ngx_handle_read_event(c->read, 0) == NGX_OK) {
+                return;
+            }
+        }
+    }
+
+    ngx_http_postback_http_idle_close(c->data);
+}
+
+
+static void
+ngx_http_postback_http_idle_close(ngx_http_postback_http_idle_t *item)
+{
+    ngx_http_postback_http_t  *h = &ngx_http_postback_http;
+
+    ngx_close_connection(item->connection);
+    item->connection = NULL;
+
+    ngx_queue_remove(&item->queue);
+    ngx_queue_insert_head(&h->free, &item->queue);
+}
+
+
+static void
+ngx_http_postback_http_idle_write(ngx_event_t *ev)
+{
+    /* nothing to write on an idle connection */
+}
