@@ -6,6 +6,9 @@
 #                checkouts, what the receivers got and the status page
 #   make bench   side-by-side figures against ../shared/bench-peers
 #   make deb     the libnginx-mod-http-postback Debian package
+#   make test-nginx NGINX_VERSION=1.30.4
+#                prove t/*.t against nginx.org's nginx of that version,
+#                built with the module (`make build-nginx`: the build only)
 #
 # Each target installs the Debian packages it lacks (as root, with apt-get).
 
@@ -41,12 +44,34 @@ DEB_DIR   := $(BUILD)/deb
 # the status page is tested in a real browser
 TEST_PACKAGES := chromium chromium-driver
 
+# `make build-nginx` / `make test-nginx`: nginx.org's nginx, built from
+# $(VENDOR)/nginx-$(NGINX_VERSION).tar.gz into build/nginx-VERSION/ with the
+# HTTP modules nginx.org's packages have, then the module against it, as a
+# user of those packages builds it
+NGINX_VERSION ?= 1.30.4
+VENDOR        ?= $(CURDIR)/../shared/vendor
+NGINX_JOBS    ?= 2
+NGINX_DIR     := $(BUILD)/nginx-$(NGINX_VERSION)
+NGINX_SOURCE  := $(NGINX_DIR)/source
+NGINX_OBJS    := $(NGINX_DIR)/objs
+NGINX_BIN     := $(NGINX_OBJS)/nginx
+NGINX_MODULE  := $(NGINX_DIR)/ngx_http_postback_module.so
+NGINX_FLAGS   := --with-compat --with-threads --with-file-aio \
+                 --with-http_addition_module --with-http_auth_request_module \
+                 --with-http_dav_module --with-http_flv_module \
+                 --with-http_gunzip_module --with-http_gzip_static_module \
+                 --with-http_mp4_module --with-http_random_index_module \
+                 --with-http_realip_module --with-http_secure_link_module \
+                 --with-http_slice_module --with-http_ssl_module \
+                 --with-http_stub_status_module --with-http_sub_module \
+                 --with-http_v2_module --with-http_v3_module
+
 # promtool checks the metrics: taken out of Debian's prometheus package,
 # whose installation would also start a Prometheus server
 PROMTOOL  := $(BUILD)/tools/usr/bin/promtool
 
 .PHONY: all deps test-deps test unit fuzz-smoke fuzz prove demo test-asan \
-        bench deb test-deb clean
+        bench deb test-deb build-nginx test-nginx clean
 
 all: $(MODULE)
 
@@ -121,6 +146,37 @@ test-asan: deps test-deps
 	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
 	    PB_NGINX=$(ASAN_BUILD)/nginx.sh PB_PROMTOOL=$(PROMTOOL) \
 	    prove -I t/lib t/
+
+build-nginx: $(NGINX_MODULE)
+
+$(NGINX_SOURCE)/src/core/nginx.h: $(VENDOR)/nginx-$(NGINX_VERSION).tar.gz
+	rm -rf $(NGINX_SOURCE) && mkdir -p $(NGINX_SOURCE)
+	tar -xzf $< -C $(NGINX_SOURCE) --strip-components=1
+	touch $@
+
+$(VENDOR)/nginx-%.tar.gz:
+	@echo "no $@: take it from https://nginx.org/download/" >&2; exit 1
+
+# ./configure in nginx.org's tarballs, auto/configure in the repository's
+# (as in ../shared/vendor); it adds -Werror, as in the build against
+# Debian's nginx
+$(NGINX_OBJS)/Makefile: $(NGINX_SOURCE)/src/core/nginx.h config | deps
+	cd $(NGINX_SOURCE) \
+	&& $$(if [ -f configure ]; then echo ./configure; else echo auto/configure; fi) \
+	    --with-cc-opt="$(CC_OPT)" --with-ld-opt="$(LD_OPT)" $(NGINX_FLAGS) \
+	    --add-dynamic-module="$(CURDIR)" \
+	    --builddir="$(NGINX_OBJS)" > $(NGINX_DIR)/configure.log 2>&1 \
+	    || { tail -20 $(NGINX_DIR)/configure.log; exit 1; }
+
+$(NGINX_MODULE): $(NGINX_OBJS)/Makefile $(SOURCES)
+	$(MAKE) -s -j$(NGINX_JOBS) -f $(NGINX_OBJS)/Makefile -C $(NGINX_SOURCE) \
+	    binary modules
+	cp $(NGINX_OBJS)/ngx_http_postback_module.so $@.tmp && mv $@.tmp $@
+
+# t/16-deb.t skips: the package is built for Debian's nginx
+test-nginx: $(NGINX_MODULE) test-deps
+	PB_NGINX=$(NGINX_BIN) PB_MODULE=$(NGINX_MODULE) PB_PROMTOOL=$(PROMTOOL) \
+	    PB_DEB= prove -I t/lib t/
 
 # side by side on loopback: plain proxy, mirror, Lua postback, this module;
 # ratios of the same run (see bench/ratios.pl and the README)

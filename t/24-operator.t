@@ -186,8 +186,12 @@ subtest 'history=: finished deliveries survive a restart' => sub {
     $t->stop;
     $t->nginx_conf(conf(without_old => 1, history => 'history=1k'));
     $t->start;
-    my @kept = grep { $_->{state} ne 'pending' && $_->{state} ne 'paused' }
-               @{ status()->{deliveries} };
+    # the history is read back from the journal after the start
+    my @kept;
+    eventually(sub {
+        @kept = grep { $_->{state} ne 'pending' && $_->{state} ne 'paused' }
+                @{ status()->{deliveries} };
+    }, 5);
     ok @kept >= 1 && @kept < $finished,
         'history=1k: fewer kept (' . @kept . " of $finished)";
     ok !(grep { $_->{id} eq $noisy->{id} } @kept),

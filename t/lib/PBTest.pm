@@ -620,7 +620,11 @@ sub _alive {
     my ($pid) = @_;
     return 0 unless $pid && kill 0, $pid;
     my $stat = _slurp("/proc/$pid/stat") // return 0;
-    return $stat !~ /^.*\)\s+Z/s;
+    return 1 if $stat !~ /^.*\)\s+Z/s;
+    # A zombie leader's other threads (nginx's thread pool) may still be
+    # exiting after a SIGKILL, its files (listening sockets) still open.
+    my @threads = glob "/proc/$pid/task/*";
+    return @threads > 1;
 }
 
 sub _children {
