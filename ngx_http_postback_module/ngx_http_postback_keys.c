@@ -95,6 +95,7 @@ ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
     uint32_t                   hash;
     uint64_t                   now;
     ngx_int_t                  rc;
+    ngx_str_t                  none;
     ngx_slab_pool_t           *shpool;
     ngx_http_postback_key_t   *k;
     ngx_http_postback_keys_t  *keys;
@@ -124,7 +125,10 @@ ngx_http_postback_keys_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *key,
     rc = ngx_http_postback_keys_set(shpool, keys, k, key, hash, event, now,
                                     *changed);
 
-    ngx_http_postback_spool_key(key, event, *changed);
+    /* no room: the key is not (or no longer) in the table, nor on disk */
+    ngx_str_null(&none);
+    ngx_http_postback_spool_key(key, rc == NGX_ERROR ? &none : event,
+                                *changed);
 
     ngx_shmtx_unlock(&shpool->mutex);
 
