@@ -324,9 +324,10 @@ subtest 'disable_on_error=: a url that only answers 404, a name unknown' => sub 
     my $tries = scalar @{ $t->received('typo') };
     ok $tries >= 3 && $tries <= 4, "after 2 s of 404s ($tries attempts)";
 
+    # T1 pauses when next due, T2 at once
     $t->get('/typo/x?status=APPROVED&tx=T2');
-    ok eventually(sub { callback('typo')->{paused} == 1 }),
-        'a new event is kept paused';
+    ok eventually(sub { callback('typo')->{paused} == 2 }),
+        'a new event is kept paused, and the one retrying too';
 };
 
 subtest 'disable_after=2s: a receiver failing every attempt for 2 s' => sub {
