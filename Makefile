@@ -49,6 +49,8 @@ TEST_PACKAGES := chromium chromium-driver
 # HTTP modules nginx.org's packages have, then the module against it, as a
 # user of those packages builds it
 NGINX_VERSION ?= 1.30.4
+# `modules` alone: a check that the module compiles against that nginx
+NGINX_TARGETS ?= binary modules
 VENDOR        ?= $(CURDIR)/../shared/vendor
 NGINX_JOBS    ?= 2
 NGINX_DIR     := $(BUILD)/nginx-$(NGINX_VERSION)
@@ -170,7 +172,7 @@ $(NGINX_OBJS)/Makefile: $(NGINX_SOURCE)/src/core/nginx.h config | deps
 
 $(NGINX_MODULE): $(NGINX_OBJS)/Makefile $(SOURCES)
 	$(MAKE) -s -j$(NGINX_JOBS) -f $(NGINX_OBJS)/Makefile -C $(NGINX_SOURCE) \
-	    binary modules
+	    $(NGINX_TARGETS)
 	cp $(NGINX_OBJS)/ngx_http_postback_module.so $@.tmp && mv $@.tmp $@
 
 # t/16-deb.t skips: the package is built for Debian's nginx
