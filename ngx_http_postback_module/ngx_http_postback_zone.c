@@ -17,7 +17,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000b
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000c
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -62,7 +62,8 @@ struct ngx_http_postback_attempt_s {
 
 struct ngx_http_postback_record_s {
     ngx_rbtree_node_t             node;     /* by id; key: the id's hash */
-    ngx_rbtree_node_t             due;      /* pending, sending: by time */
+    ngx_rbtree_node_t             due;      /* pending, sending: by time;
+                                               finished: by when */
     ngx_queue_t                   queue;    /* the zone's, oldest first */
     ngx_queue_t                   jqueue;   /* the journal's, if queued */
     ngx_http_postback_cb_state_t *cb;
@@ -107,6 +108,9 @@ typedef struct {
     ngx_rbtree_node_t             ids_sentinel;
     ngx_rbtree_t                  due;          /* by time to look at */
     ngx_rbtree_node_t             due_sentinel;
+    ngx_rbtree_t                  finished;     /* in the order they ended */
+    ngx_rbtree_node_t             finished_sentinel;
+    uint64_t                      finished_seq;
     ngx_queue_t                   records;      /* oldest first */
     ngx_queue_t                   journal;      /* their next record due */
     ngx_queue_t                   callbacks;
@@ -274,6 +278,8 @@ ngx_http_postback_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&sh->ids, &sh->ids_sentinel, ngx_rbtree_insert_value);
     ngx_rbtree_init(&sh->due, &sh->due_sentinel, ngx_rbtree_insert_value);
+    ngx_rbtree_init(&sh->finished, &sh->finished_sentinel,
+                    ngx_rbtree_insert_value);
     ngx_queue_init(&sh->records);
     ngx_queue_init(&sh->journal);
     ngx_queue_init(&sh->callbacks);
@@ -524,8 +530,12 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
 
     old = d->state;
 
+    /* the node is in one tree at most: it leaves it before anything */
     if (ngx_http_postback_in_due(old)) {
         ngx_rbtree_delete(&sh->due, &d->due);
+
+    } else if (ngx_http_postback_finished(old)) {
+        ngx_rbtree_delete(&sh->finished, &d->due);
     }
 
     ngx_http_postback_zone_gauge(d->cb, old, (uint64_t) -1);
@@ -557,12 +567,15 @@ ngx_http_postback_zone_move(ngx_http_postback_shctx_t *sh,
         d->resent = 0;
     }
 
+    /* eviction looks at finished ones alone, the first ended first */
     if (ngx_http_postback_finished(old)) {
         sh->nfinished--;
     }
 
     if (ngx_http_postback_finished(state)) {
         sh->nfinished++;
+        d->due.key = ++sh->finished_seq;
+        ngx_rbtree_insert(&sh->finished, &d->due);
     }
 
     /* one that ended here, not one of the history read back */
@@ -1665,8 +1678,9 @@ ngx_http_postback_zone_release(ngx_shm_zone_t *shm_zone,
 
 
 /*
- * Under the lock; makes room by evicting the oldest finished records that
- * the journal needs nothing more of, then the least recently seen keys.
+ * Under the lock; makes room by evicting the finished records that the
+ * journal needs nothing more of, those that ended first first, then the
+ * least recently seen keys.
  */
 
 static void *
@@ -1675,7 +1689,7 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
 {
     void                        *p;
     ngx_uint_t                   n;
-    ngx_queue_t                 *q, *next;
+    ngx_rbtree_node_t           *node, *next, *root, *sentinel;
     ngx_http_postback_record_t  *d;
 
     p = ngx_slab_alloc_locked(shpool, size);
@@ -1683,12 +1697,16 @@ ngx_http_postback_zone_alloc(ngx_slab_pool_t *shpool,
         return p;
     }
 
-    for (q = ngx_queue_head(&sh->records);
-         q != ngx_queue_sentinel(&sh->records) && sh->nfinished;
-         q = next)
+    root = sh->finished.root;
+    sentinel = sh->finished.sentinel;
+
+    /* not past the pending ones: a backlog must not make this O(n) */
+    for (node = (root == sentinel) ? NULL : ngx_rbtree_min(root, sentinel);
+         node;
+         node = next)
     {
-        next = ngx_queue_next(q);
-        d = ngx_queue_data(q, ngx_http_postback_record_t, queue);
+        next = ngx_rbtree_next(&sh->finished, node);
+        d = ngx_http_postback_record_of(node, due);
 
         if (!ngx_http_postback_evictable(sh, d)) {
             continue;
