@@ -336,20 +336,19 @@ ngx_http_postback_deliver(ngx_http_postback_claim_t *claim)
 }
 
 
-/* the callback's engine: nginx's own connections when it has an address */
-
 static ngx_int_t
 ngx_http_postback_engine_start(ngx_http_postback_send_t *send)
 {
-    return send->cb->peer ? ngx_http_postback_http_start(send)
-                          : ngx_http_postback_curl_start(send);
+    return (send->cb->engine == NGX_HTTP_POSTBACK_ENGINE_NGINX)
+           ? ngx_http_postback_http_start(send)
+           : ngx_http_postback_curl_start(send);
 }
 
 
 static void
 ngx_http_postback_engine_stop(ngx_http_postback_send_t *send)
 {
-    if (send->cb->peer) {
+    if (send->cb->engine == NGX_HTTP_POSTBACK_ENGINE_NGINX) {
         ngx_http_postback_http_stop(send);
 
     } else {

@@ -19,13 +19,21 @@
 /* idle connections kept, per worker, for all receivers */
 #define NGX_HTTP_POSTBACK_KEEPALIVE_MAX  32
 #define NGX_HTTP_POSTBACK_READ_SIZE      4096
+#define NGX_HTTP_POSTBACK_VERIFY_DEPTH   9
 
 
-/* an idle connection, and the address it is connected to */
+/*
+ * An idle connection, and what it is connected to: an address, for the
+ * callbacks with this origin (and so the same host for SNI and the
+ * certificate's check) and this TLS context.
+ */
 typedef struct {
     ngx_queue_t                     queue;
     ngx_connection_t               *connection;
-    ngx_addr_t                     *peer;
+    ngx_sockaddr_t                  sockaddr;
+    socklen_t                       socklen;
+    ngx_str_t                      *origin;
+    void                           *ssl;
 } ngx_http_postback_http_idle_t;
 
 
@@ -41,6 +49,9 @@ typedef struct {
 /* one attempt, in its send's pool */
 typedef struct {
     ngx_http_postback_send_t       *send;
+    ngx_resolver_ctx_t             *resolving;
+    ngx_sockaddr_t                  sockaddr;   /* the receiver's */
+    socklen_t                       socklen;
     ngx_peer_connection_t           peer;
     u_char                         *request;    /* the bytes to write */
     u_char                         *sent;       /* written up to here */
@@ -50,6 +61,7 @@ typedef struct {
     ngx_flag_t                      connected;
     ngx_flag_t                      reused;     /* an idle connection */
     ngx_flag_t                      retried;    /* on a new one */
+    ngx_flag_t                      wrong_url;  /* the url's fault */
     ngx_event_t                     timer;      /* the attempt's deadline;
                                                    posted: it failed */
     ngx_connection_t                timer_conn; /* for the timer's log */
@@ -58,6 +70,12 @@ typedef struct {
 } ngx_http_postback_http_transfer_t;
 
 
+static ngx_int_t ngx_http_postback_http_host(ngx_conf_t *cf,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *host);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_postback_http_ssl(ngx_conf_t *cf,
+    ngx_http_postback_cb_conf_t *cb);
+#endif
 static ngx_int_t ngx_http_postback_http_request(
     ngx_http_postback_http_transfer_t *tr);
 static ngx_flag_t ngx_http_postback_http_given(ngx_http_postback_send_t *send,
@@ -65,10 +83,21 @@ static ngx_flag_t ngx_http_postback_http_given(ngx_http_postback_send_t *send,
 static ngx_flag_t ngx_http_postback_http_framing(ngx_str_t *line);
 static ngx_flag_t ngx_http_postback_http_named(ngx_str_t *line,
     const char *name);
+static ngx_int_t ngx_http_postback_http_resolve(
+    ngx_http_postback_http_transfer_t *tr);
+static void ngx_http_postback_http_resolved(ngx_resolver_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_http_connect(
     ngx_http_postback_http_transfer_t *tr);
 static ngx_int_t ngx_http_postback_http_test_connect(ngx_connection_t *c);
 static void ngx_http_postback_http_handler(ngx_event_t *ev);
+#if (NGX_HTTP_SSL)
+static void ngx_http_postback_http_ssl_start(
+    ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
+static void ngx_http_postback_http_ssl_handshaked(ngx_connection_t *c);
+static ngx_int_t ngx_http_postback_http_ssl_verify(
+    ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
+static void ngx_http_postback_http_ssl_save_session(ngx_connection_t *c);
+#endif
 static void ngx_http_postback_http_write(
     ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
 static void ngx_http_postback_http_read(
@@ -84,9 +113,11 @@ static void ngx_http_postback_http_end(ngx_http_postback_http_transfer_t *tr);
 static void ngx_http_postback_http_timer_handler(ngx_event_t *ev);
 static void ngx_http_postback_http_close(
     ngx_http_postback_http_transfer_t *tr);
-static ngx_connection_t *ngx_http_postback_http_take(ngx_addr_t *peer);
-static void ngx_http_postback_http_keep(ngx_connection_t *c,
-    ngx_addr_t *peer);
+static void ngx_http_postback_http_close_connection(ngx_connection_t *c);
+static ngx_connection_t *ngx_http_postback_http_take(
+    ngx_http_postback_http_transfer_t *tr);
+static void ngx_http_postback_http_keep(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c);
 static void ngx_http_postback_http_idle_handler(ngx_event_t *ev);
 static void ngx_http_postback_http_idle_close(
     ngx_http_postback_http_idle_t *item);
@@ -96,43 +127,182 @@ static void ngx_http_postback_http_idle_write(ngx_event_t *ev);
 static ngx_http_postback_http_t  ngx_http_postback_http;
 
 
+#if (NGX_HTTP_SSL)
+#define ngx_http_postback_http_tls(cb)  ((void *) (cb)->ssl)
+#else
+#define ngx_http_postback_http_tls(cb)  NULL
+#endif
+
+
 /*
- * Whether the callback's url is one for this engine, http:// to a literal
- * address: then its address, parsed once here.  The one place the engine
- * of a callback is chosen: cb->peer set is this engine, else curl's.
+ * The one place the engine of a callback is chosen: this one for http://
+ * and https:// urls whose host is a literal address or a name that the
+ * resolver of the callback's level can resolve; libcurl for the rest.
  */
 
 ngx_int_t
-ngx_http_postback_http_peer(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
+ngx_http_postback_http_engine(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
 {
     ngx_url_t  u;
+    ngx_str_t  scheme;
+    ngx_uint_t tls;
 
-    cb->peer = NULL;
+    cb->engine = NGX_HTTP_POSTBACK_ENGINE_CURL;
 
-    if (cb->origin.len <= sizeof("http://") - 1
-        || ngx_strncasecmp(cb->origin.data, (u_char *) "http://",
-                           sizeof("http://") - 1)
-           != 0)
-    {
+    scheme.data = cb->origin.data;
+    scheme.len = ngx_strlchr(cb->origin.data,
+                             cb->origin.data + cb->origin.len, ':')
+                 - cb->origin.data;
+
+    tls = (scheme.len == sizeof("https") - 1);
+
+#if !(NGX_HTTP_SSL)
+    if (tls) {
         return NGX_OK;
     }
+#endif
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url.data = cb->origin.data + sizeof("http://") - 1;
-    u.url.len = cb->origin.len - (sizeof("http://") - 1);
-    u.default_port = 80;
+    u.url.data = cb->origin.data + scheme.len + sizeof("://") - 1;
+    u.url.len = cb->origin.len - scheme.len - (sizeof("://") - 1);
+    u.default_port = tls ? 443 : 80;
     u.no_resolve = 1;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        /* a name: curl resolves it */
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         return NGX_OK;
     }
 
-    cb->peer = &u.addrs[0];
+    if (u.naddrs) {
+        cb->peer = &u.addrs[0];
+
+    } else if (cb->clcf->resolver->connections.nelts) {
+        cb->resolver = cb->clcf->resolver;
+        cb->resolver_timeout = cb->clcf->resolver_timeout;
+
+    } else {
+        /* a name, and no resolver: curl resolves it */
+        return NGX_OK;
+    }
+
+    if (ngx_http_postback_http_host(cf, cb, &u.host) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cb->port = u.port;
+    cb->engine = NGX_HTTP_POSTBACK_ENGINE_NGINX;
+
+#if (NGX_HTTP_SSL)
+    if (tls) {
+        return ngx_http_postback_http_ssl(cf, cb);
+    }
+#endif
 
     return NGX_OK;
 }
+
+
+/* the url's host, NUL-terminated and, an IPv6 address's, unbracketed */
+
+static ngx_int_t
+ngx_http_postback_http_host(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
+    ngx_str_t *host)
+{
+    ngx_str_t  h;
+
+    h = *host;
+
+    if (h.len > 1 && h.data[0] == '[') {
+        h.data++;
+        h.len -= 2;
+    }
+
+    cb->host.data = ngx_pnalloc(cf->pool, h.len + 1);
+    if (cb->host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    cb->host.len = h.len;
+    *ngx_cpymem(cb->host.data, h.data, h.len) = '\0';
+
+    return NGX_OK;
+}
+
+
+#if (NGX_HTTP_SSL)
+
+/*
+ * The callback's TLS context, made here, in the master, as every nginx
+ * certificate is read: the system's CA store, or ca_file=.  Callbacks
+ * with the same ca_file= share one.
+ */
+
+static ngx_int_t
+ngx_http_postback_http_ssl(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
+{
+    ngx_uint_t                      i;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_postback_cb_conf_t   **other;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+    other = pmcf->callbacks.elts;
+
+    for (i = 0; other[i] != cb; i++) {
+        if (other[i]->ssl
+            && other[i]->ca_file.len == cb->ca_file.len
+            && ngx_strncmp(other[i]->ca_file.data, cb->ca_file.data,
+                           cb->ca_file.len)
+               == 0)
+        {
+            cb->ssl = other[i]->ssl;
+            return NGX_OK;
+        }
+    }
+
+    cb->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (cb->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cb->ssl->log = cf->log;
+
+    if (ngx_ssl_create(cb->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(cb->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = cb->ssl;
+
+    /* the peer is checked once the handshake is done: see ssl_handshaked */
+    if (ngx_ssl_trusted_certificate(cf, cb->ssl, &cb->ca_file,
+                                    NGX_HTTP_POSTBACK_VERIFY_DEPTH)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cb->ca_file.len == 0
+        && SSL_CTX_set_default_verify_paths(cb->ssl->ctx) != 1)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "callback \"%V\": the system's CA store cannot be "
+                      "read", &cb->name);
+        return NGX_ERROR;
+    }
+
+    return ngx_ssl_client_session_cache(cf, cb->ssl, 1);
+}
+
+#endif
 
 
 void
@@ -182,6 +352,7 @@ ngx_http_postback_http_exit(void)
 ngx_int_t
 ngx_http_postback_http_start(ngx_http_postback_send_t *send)
 {
+    ngx_int_t                           rc;
     ngx_http_postback_http_transfer_t  *tr;
 
     tr = ngx_pcalloc(send->pool, sizeof(ngx_http_postback_http_transfer_t));
@@ -207,7 +378,17 @@ ngx_http_postback_http_start(ngx_http_postback_send_t *send)
 
     ngx_add_timer(&tr->timer, send->cb->timeout);
 
-    if (ngx_http_postback_http_connect(tr) != NGX_OK) {
+    if (send->cb->peer) {
+        tr->socklen = send->cb->peer->socklen;
+        ngx_memcpy(&tr->sockaddr, send->cb->peer->sockaddr, tr->socklen);
+
+        rc = ngx_http_postback_http_connect(tr);
+
+    } else {
+        rc = ngx_http_postback_http_resolve(tr);
+    }
+
+    if (rc != NGX_OK) {
         /* reported from the event loop, as every other outcome */
         ngx_post_event(&tr->timer, &ngx_posted_events);
     }
@@ -265,8 +446,10 @@ ngx_http_postback_http_request(ngx_http_postback_http_transfer_t *tr)
     send = tr->send;
     cb = send->cb;
 
-    host.data = cb->origin.data + sizeof("http://") - 1;
-    host.len = cb->origin.len - (sizeof("http://") - 1);
+    host.data = ngx_strlchr(cb->origin.data,
+                            cb->origin.data + cb->origin.len, ':')
+                + sizeof("://") - 1;
+    host.len = cb->origin.data + cb->origin.len - host.data;
 
     target.data = send->url.data + cb->origin.len;
     target.len = send->url.len - cb->origin.len;
@@ -375,6 +558,88 @@ ngx_http_postback_http_named(ngx_str_t *line, const char *name)
 
 
 /*
+ * The receiver's address, from the resolver of the callback's level; it
+ * may answer at once, from its cache.  NGX_ERROR: the error is set.
+ */
+
+static ngx_int_t
+ngx_http_postback_http_resolve(ngx_http_postback_http_transfer_t *tr)
+{
+    ngx_resolver_ctx_t           *ctx;
+    ngx_http_postback_cb_conf_t  *cb;
+
+    cb = tr->send->cb;
+
+    ctx = ngx_resolve_start(cb->resolver, NULL);
+
+    if (ctx == NULL || ctx == NGX_NO_RESOLVER) {
+        ngx_http_postback_http_error(tr, "the resolver cannot be used", 0);
+        return NGX_ERROR;
+    }
+
+    ctx->name = cb->host;
+    ctx->handler = ngx_http_postback_http_resolved;
+    ctx->data = tr;
+    ctx->timeout = cb->resolver_timeout;
+
+    tr->resolving = ctx;
+
+    if (ngx_resolve_name(ctx) != NGX_OK) {
+        /* the resolver freed ctx */
+        tr->resolving = NULL;
+        ngx_http_postback_http_error(tr, "the resolver failed", 0);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the resolver's answer: one of the addresses, in turn */
+
+static void
+ngx_http_postback_http_resolved(ngx_resolver_ctx_t *ctx)
+{
+    u_char                             *p, *last;
+    ngx_resolver_addr_t                *addr;
+    ngx_http_postback_http_transfer_t  *tr;
+
+    static ngx_uint_t  turn;
+
+    tr = ctx->data;
+    tr->resolving = NULL;
+
+    if (ctx->state) {
+        p = tr->error_text;
+        last = p + sizeof(tr->error_text);
+        p = ngx_slprintf(p, last, "%V could not be resolved (%i: %s)",
+                         &ctx->name, ctx->state,
+                         ngx_resolver_strerror(ctx->state));
+
+        tr->error.data = tr->error_text;
+        tr->error.len = p - tr->error_text;
+        tr->wrong_url = (ctx->state == NGX_RESOLVE_NXDOMAIN);
+
+        ngx_resolve_name_done(ctx);
+        ngx_http_postback_http_end(tr);
+        return;
+    }
+
+    addr = &ctx->addrs[turn++ % ctx->naddrs];
+
+    tr->socklen = addr->socklen;
+    ngx_memcpy(&tr->sockaddr, addr->sockaddr, tr->socklen);
+    ngx_inet_set_port(&tr->sockaddr.sockaddr, tr->send->cb->port);
+
+    ngx_resolve_name_done(ctx);
+
+    if (ngx_http_postback_http_connect(tr) != NGX_OK) {
+        ngx_http_postback_http_end(tr);
+    }
+}
+
+
+/*
  * The attempt's connection: an idle one to the address when there is
  * one (not for a retry), else a new one.  NGX_ERROR: the error is set.
  */
@@ -384,16 +649,14 @@ ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
 {
     ngx_int_t                  rc;
     ngx_err_t                  err;
-    ngx_addr_t                *peer;
     ngx_connection_t          *c;
     ngx_peer_connection_t     *pc;
     ngx_http_postback_send_t  *send;
 
     send = tr->send;
-    peer = send->cb->peer;
     pc = &tr->peer;
 
-    c = tr->retried ? NULL : ngx_http_postback_http_take(peer);
+    c = tr->retried ? NULL : ngx_http_postback_http_take(tr);
 
     tr->reused = (c != NULL);
     tr->connected = (c != NULL);
@@ -401,9 +664,9 @@ ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
     if (c == NULL) {
         ngx_memzero(pc, sizeof(ngx_peer_connection_t));
 
-        pc->sockaddr = peer->sockaddr;
-        pc->socklen = peer->socklen;
-        pc->name = &peer->name;
+        pc->sockaddr = &tr->sockaddr.sockaddr;
+        pc->socklen = tr->socklen;
+        pc->name = &send->cb->origin;
         pc->get = ngx_event_get_peer;
         pc->log = &ngx_http_postback_http.connect_log;
         pc->log_error = NGX_ERROR_INFO;
@@ -418,6 +681,15 @@ ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
 
         c = pc->connection;
 
+        /* for TLS; it goes with the connection, kept alive or closed */
+        c->pool = ngx_create_pool(128, send->log);
+        if (c->pool == NULL) {
+            ngx_close_connection(c);
+            pc->connection = NULL;
+            ngx_http_postback_http_error(tr, "out of memory", 0);
+            return NGX_ERROR;
+        }
+
         if (rc == NGX_OK) {
             tr->connected = 1;
         }
@@ -429,6 +701,7 @@ ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
     c->log = send->log;
     c->read->log = send->log;
     c->write->log = send->log;
+    c->log_error = NGX_ERROR_INFO;
     c->read->handler = ngx_http_postback_http_handler;
     c->write->handler = ngx_http_postback_http_handler;
 
@@ -487,6 +760,13 @@ ngx_http_postback_http_handler(ngx_event_t *ev)
         tr->connected = 1;
     }
 
+#if (NGX_HTTP_SSL)
+    if (tr->send->cb->ssl && c->ssl == NULL) {
+        ngx_http_postback_http_ssl_start(tr, c);
+        return;
+    }
+#endif
+
     if (tr->sent < tr->request_end) {
         ngx_http_postback_http_write(tr, c);
         return;
@@ -494,6 +774,159 @@ ngx_http_postback_http_handler(ngx_event_t *ev)
 
     ngx_http_postback_http_read(tr, c);
 }
+
+
+#if (NGX_HTTP_SSL)
+
+/* TLS on a new connection: SNI, the host to check, a session to resume */
+
+static void
+ngx_http_postback_http_ssl_start(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c)
+{
+    ngx_int_t                     rc;
+    ngx_http_postback_cb_conf_t  *cb;
+
+    cb = tr->send->cb;
+
+    if (ngx_ssl_create_connection(cb->ssl, c,
+                                  NGX_SSL_BUFFER|NGX_SSL_CLIENT)
+        != NGX_OK)
+    {
+        ngx_http_postback_http_failed(tr, "TLS could not be set up", 0, 0);
+        return;
+    }
+
+    c->ssl->save_session = ngx_http_postback_http_ssl_save_session;
+
+    /* a server name is sent for names, never for a literal address */
+    if (cb->peer == NULL
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) cb->host.data)
+           != 1)
+    {
+        ngx_http_postback_http_failed(tr, "SNI could not be set", 0, 0);
+        return;
+    }
+
+    if (cb->ssl_session
+        && ngx_ssl_set_session(c, cb->ssl_session) != NGX_OK)
+    {
+        ngx_http_postback_http_failed(tr, "TLS could not be set up", 0, 0);
+        return;
+    }
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_postback_http_ssl_handshaked;
+        return;
+    }
+
+    ngx_http_postback_http_ssl_handshaked(c);
+}
+
+
+static void
+ngx_http_postback_http_ssl_handshaked(ngx_connection_t *c)
+{
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = c->data;
+
+    c->read->handler = ngx_http_postback_http_handler;
+    c->write->handler = ngx_http_postback_http_handler;
+
+    if (!c->ssl->handshaked) {
+        ngx_http_postback_http_failed(tr, "TLS handshake failed", 0, 0);
+        return;
+    }
+
+    if (ngx_http_postback_http_ssl_verify(tr, c) != NGX_OK) {
+        tr->wrong_url = 1;
+        ngx_http_postback_http_end(tr);
+        return;
+    }
+
+    ngx_http_postback_http_write(tr, c);
+}
+
+
+/*
+ * The receiver's certificate, checked as curl does: its chain against
+ * the CA store, and the url's host, a name or an address, in it.
+ * NGX_ERROR: the error says what is wrong.
+ */
+
+static ngx_int_t
+ngx_http_postback_http_ssl_verify(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c)
+{
+    int                           match;
+    long                          rc;
+    X509                         *cert;
+    ngx_http_postback_cb_conf_t  *cb;
+
+    cb = tr->send->cb;
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        ngx_http_postback_http_error(tr, "certificate verify failed: the "
+                                     "receiver sent none", 0);
+        return NGX_ERROR;
+    }
+
+    rc = SSL_get_verify_result(c->ssl->connection);
+
+    match = cb->peer ? X509_check_ip_asc(cert, (char *) cb->host.data, 0)
+                     : X509_check_host(cert, (char *) cb->host.data,
+                                       cb->host.len, 0, NULL);
+    X509_free(cert);
+
+    if (rc != X509_V_OK) {
+        tr->error.data = tr->error_text;
+        tr->error.len = ngx_snprintf(tr->error_text, sizeof(tr->error_text),
+                                     "certificate verify failed: %s",
+                                     X509_verify_cert_error_string(rc))
+                        - tr->error_text;
+        return NGX_ERROR;
+    }
+
+    if (match != 1) {
+        ngx_http_postback_http_error(tr, "certificate verify failed: it is "
+                                     "not for the url's host", 0);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the session to resume on the next connection of the callback's */
+
+static void
+ngx_http_postback_http_ssl_save_session(ngx_connection_t *c)
+{
+    ngx_ssl_session_t                  *session;
+    ngx_http_postback_cb_conf_t        *cb;
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = c->data;
+    cb = tr->send->cb;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    if (cb->ssl_session) {
+        ngx_ssl_free_session(cb->ssl_session);
+    }
+
+    cb->ssl_session = session;
+}
+
+#endif
 
 
 static void
@@ -597,7 +1030,7 @@ ngx_http_postback_http_failed(ngx_http_postback_http_transfer_t *tr,
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, tr->send->log, 0,
                        "postback: kept-alive connection to %V was closed, "
                        "sending again on a new one",
-                       &tr->send->cb->peer->name);
+                       &tr->send->cb->origin);
 
         ngx_http_postback_http_close(tr);
 
@@ -659,7 +1092,7 @@ ngx_http_postback_http_answered(ngx_http_postback_http_transfer_t *tr,
         && !ngx_exiting && !ngx_terminate && !ngx_quit)
     {
         tr->peer.connection = NULL;
-        ngx_http_postback_http_keep(c, tr->send->cb->peer);
+        ngx_http_postback_http_keep(tr, c);
     }
 
     ngx_http_postback_http_end(tr);
@@ -684,6 +1117,7 @@ ngx_http_postback_http_end(ngx_http_postback_http_transfer_t *tr)
     ngx_memzero(&res, sizeof(ngx_http_postback_result_t));
 
     res.error = tr->error;
+    res.wrong_url = tr->wrong_url;
 
     /* three digits read */
     res.status = (tr->answer.status >= 100) ? tr->answer.status : 0;
@@ -728,22 +1162,51 @@ ngx_http_postback_http_timer_handler(ngx_event_t *ev)
 static void
 ngx_http_postback_http_close(ngx_http_postback_http_transfer_t *tr)
 {
+    if (tr->resolving) {
+        ngx_resolve_name_done(tr->resolving);
+        tr->resolving = NULL;
+    }
+
     if (tr->peer.connection) {
-        ngx_close_connection(tr->peer.connection);
+        ngx_http_postback_http_close_connection(tr->peer.connection);
         tr->peer.connection = NULL;
     }
+}
+
+
+/* TLS says close_notify, without waiting for the receiver's, as upstreams */
+
+static void
+ngx_http_postback_http_close_connection(ngx_connection_t *c)
+{
+    ngx_pool_t  *pool;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+#endif
+
+    pool = c->pool;
+
+    ngx_close_connection(c);
+    ngx_destroy_pool(pool);
 }
 
 
 /* an idle connection to the address, taken out of the pool */
 
 static ngx_connection_t *
-ngx_http_postback_http_take(ngx_addr_t *peer)
+ngx_http_postback_http_take(ngx_http_postback_http_transfer_t *tr)
 {
     ngx_queue_t                    *q;
     ngx_connection_t               *c;
     ngx_http_postback_http_t       *h = &ngx_http_postback_http;
+    ngx_http_postback_cb_conf_t    *cb;
     ngx_http_postback_http_idle_t  *item;
+
+    cb = tr->send->cb;
 
     for (q = ngx_queue_head(&h->idle);
          q != ngx_queue_sentinel(&h->idle);
@@ -751,9 +1214,14 @@ ngx_http_postback_http_take(ngx_addr_t *peer)
     {
         item = ngx_queue_data(q, ngx_http_postback_http_idle_t, queue);
 
-        if (ngx_cmp_sockaddr(item->peer->sockaddr, item->peer->socklen,
-                             peer->sockaddr, peer->socklen, 1)
-            != NGX_OK)
+        if (ngx_cmp_sockaddr(&item->sockaddr.sockaddr, item->socklen,
+                             &tr->sockaddr.sockaddr, tr->socklen, 1)
+            != NGX_OK
+            || item->ssl != ngx_http_postback_http_tls(cb)
+            || item->origin->len != cb->origin.len
+            || ngx_strncasecmp(item->origin->data, cb->origin.data,
+                               cb->origin.len)
+               != 0)
         {
             continue;
         }
@@ -774,7 +1242,8 @@ ngx_http_postback_http_take(ngx_addr_t *peer)
 /* the connection waits for the next request; the oldest idle one goes */
 
 static void
-ngx_http_postback_http_keep(ngx_connection_t *c, ngx_addr_t *peer)
+ngx_http_postback_http_keep(ngx_http_postback_http_transfer_t *tr,
+    ngx_connection_t *c)
 {
     ngx_queue_t                    *q;
     ngx_http_postback_http_t       *h = &ngx_http_postback_http;
@@ -792,7 +1261,10 @@ ngx_http_postback_http_keep(ngx_connection_t *c, ngx_addr_t *peer)
 
     item = ngx_queue_data(q, ngx_http_postback_http_idle_t, queue);
     item->connection = c;
-    item->peer = peer;
+    item->sockaddr = tr->sockaddr;
+    item->socklen = tr->socklen;
+    item->origin = &tr->send->cb->origin;
+    item->ssl = ngx_http_postback_http_tls(tr->send->cb);
 
     /* graceful shutdown closes idle connections: see the handler */
     c->idle = 1;
@@ -844,7 +1316,7 @@ ngx_http_postback_http_idle_close(ngx_http_postback_http_idle_t *item)
 {
     ngx_http_postback_http_t  *h = &ngx_http_postback_http;
 
-    ngx_close_connection(item->connection);
+    ngx_http_postback_http_close_connection(item->connection);
     item->connection = NULL;
 
     ngx_queue_remove(&item->queue);

@@ -259,6 +259,8 @@ ngx_http_postback_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_postback_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                      i;
+    ngx_http_postback_cb_conf_t   **cb;
     ngx_http_postback_main_conf_t  *pmcf;
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
@@ -274,6 +276,14 @@ ngx_http_postback_init(ngx_conf_t *cf)
                            "\"postback_timeout_event\" requires "
                            "\"postback_key\"");
         return NGX_ERROR;
+    }
+
+    cb = pmcf->callbacks.elts;
+
+    for (i = 0; i < pmcf->callbacks.nelts; i++) {
+        if (ngx_http_postback_http_engine(cf, cb[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return ngx_http_postback_filter_init(cf);
@@ -1110,9 +1120,8 @@ ngx_http_postback_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_postback_http_peer(cf, cb) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
+    /* its resolver is known once the configuration is read: see init */
+    cb->clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (cb->body && cb->method == NGX_HTTP_POSTBACK_GET) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

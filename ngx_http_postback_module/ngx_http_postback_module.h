@@ -113,13 +113,30 @@ typedef struct ngx_http_postback_cb_state_s  ngx_http_postback_cb_state_t;
 typedef struct ngx_http_postback_keys_s  ngx_http_postback_keys_t;
 
 
+/* who sends a callback's deliveries */
+#define NGX_HTTP_POSTBACK_ENGINE_CURL   0
+#define NGX_HTTP_POSTBACK_ENGINE_NGINX  1
+
+
 /* a callback as postback_callback configures it */
 typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     origin;   /* scheme://host[:port] */
-    ngx_addr_t                   *peer;     /* an http:// url's literal
-                                               address: the nginx engine
-                                               sends; NULL: curl does */
+    ngx_uint_t                    engine;   /* NGX_HTTP_POSTBACK_ENGINE_* */
+    ngx_http_core_loc_conf_t     *clcf;     /* where configured: its
+                                               resolver */
+    ngx_str_t                     host;     /* url's, NUL-terminated: to
+                                               resolve, for SNI and the
+                                               certificate's check */
+    in_port_t                     port;
+    ngx_addr_t                   *peer;     /* nginx engine: a literal
+                                               address; NULL: resolved */
+    ngx_resolver_t               *resolver;
+    ngx_msec_t                    resolver_timeout;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_t                    *ssl;      /* nginx engine, https */
+    ngx_ssl_session_t            *ssl_session;  /* the worker's last */
+#endif
     ngx_http_postback_tpl_t       target;   /* path and query */
     uint32_t                      url_digest;   /* of url= as written */
     ngx_array_t                  *events;   /* ngx_str_t; NULL: "*" */
@@ -645,7 +662,7 @@ void ngx_http_postback_curl_stop(ngx_http_postback_send_t *send);
 
 /* http: the nginx engine */
 
-ngx_int_t ngx_http_postback_http_peer(ngx_conf_t *cf,
+ngx_int_t ngx_http_postback_http_engine(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb);
 void ngx_http_postback_http_init(ngx_cycle_t *cycle);
 void ngx_http_postback_http_exit(void);

@@ -1955,7 +1955,9 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                                           cb->origin.len)
                            : json_null());
     json_object_set_new(o, "engine",
-                        cb ? json_string(cb->peer ? "nginx" : "curl")
+                        cb ? json_string(
+                              cb->engine == NGX_HTTP_POSTBACK_ENGINE_NGINX
+                              ? "nginx" : "curl")
                            : json_null());
     json_object_set_new(o, "event_names", names);
     json_object_set_new(o, "events", json_integer(cs->events));

@@ -52,10 +52,14 @@ my $ENGINE = $HOST eq '127.0.0.1' ? 'nginx' : 'curl';
 my $t = PBTest->new;
 my $dir = $t->dir;
 
-# A self-signed certificate for the TLS receiver (an extra server of the
-# nginx under test): valid for 127.0.0.1, but signed by no trusted CA.
-my $openssl = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1};
-die "openssl failed:\n$openssl" if $?;
+# Self-signed certificates for the TLS receivers (extra servers of the
+# nginx under test), signed by no trusted CA: one valid for 127.0.0.1 and
+# localhost, one for another host.
+for (['', 'IP:127.0.0.1,DNS:localhost'], ['other-', 'DNS:other.example']) {
+    my ($prefix, $names) = @$_;
+    my $openssl = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/${prefix}key.pem -out $dir/${prefix}cert.pem -days 2 -subj /CN=test -addext subjectAltName=$names 2>&1};
+    die "openssl failed:\n$openssl" if $?;
+}
 
 # ---------------------------------------------------------------- servers
 
@@ -151,9 +155,16 @@ $http_head
         }
         location /tls/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
-            postback_callback tls url=https://127.0.0.1:%%PORT_tls%%/hook attempts=1;
-            postback_callback tls_trusted url=https://127.0.0.1:%%PORT_tls%%/trusted
+            postback_callback tls url=https://$HOST:%%PORT_tls%%/hook attempts=1;
+            postback_callback tls_trusted url=https://$HOST:%%PORT_tls%%/trusted
                 attempts=1 ca_file=$dir/cert.pem;
+            postback_callback tls_other url=https://$HOST:%%PORT_tlsother%%/hook
+                attempts=1 ca_file=$dir/other-cert.pem;
+        }
+        location /resume/ {
+            proxy_pass http://127.0.0.1:%%PORT_shop%%;
+            postback_callback resume url=https://$HOST:%%PORT_tlsclose%%/hook
+                ca_file=$dir/cert.pem max_conns=1;
         }
         location /timeout/ {
             proxy_pass http://127.0.0.1:%%PORT_shop%%;
@@ -181,6 +192,24 @@ $http_head
         listen 127.0.0.1:%%PORT_tls%% ssl;
         ssl_certificate %%DIR%%/cert.pem;
         ssl_certificate_key %%DIR%%/key.pem;
+        location / { return 200 "tls ok\\n"; }
+    }
+
+    # closes each connection: the next one resumes the TLS session
+    log_format resumed "\$ssl_session_reused";
+    server {
+        listen 127.0.0.1:%%PORT_tlsclose%% ssl;
+        ssl_certificate %%DIR%%/cert.pem;
+        ssl_certificate_key %%DIR%%/key.pem;
+        keepalive_timeout 0;
+        access_log %%DIR%%/resumed.log resumed;
+        location / { return 200 "tls ok\\n"; }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_tlsother%% ssl;
+        ssl_certificate %%DIR%%/other-cert.pem;
+        ssl_certificate_key %%DIR%%/other-key.pem;
         location / { return 200 "tls ok\\n"; }
     }
 }
@@ -245,7 +274,7 @@ subtest "the engine of each callback: $ENGINE for http://$HOST" => sub {
     my $st = status();
     is cb_status($st, 'reuse')->{engine}, $ENGINE, "http://$HOST: $ENGINE";
     is cb_status($st, 'named')->{engine}, 'curl', 'http://localhost: curl';
-    is cb_status($st, 'tls')->{engine}, 'curl', 'https://: curl';
+    is cb_status($st, 'tls')->{engine}, $ENGINE, "https://$HOST: $ENGINE";
 };
 
 # ---------------------------------------------------------------- slow receiver
@@ -431,9 +460,11 @@ subtest 'TLS certificates are verified' => sub {
     is $d->{attempts}[0]{response}, '', 'nothing answered';
 
     # The TLS receiver is this very worker: once it has seen the client's
-    # alert, its own OpenSSL calls must find no error left by curl's.
+    # alert (curl's, which checks during the handshake), its own OpenSSL
+    # calls must find no error left by curl's.
     my $deadline = time + 3;
-    sleep 0.05 until $t->error_log =~ /SSL_do_handshake\(\) failed/ || time > $deadline;
+    sleep 0.05 until $ENGINE ne 'curl'
+        || $t->error_log =~ /SSL_do_handshake\(\) failed/ || time > $deadline;
     my ($stale) = $t->error_log =~ /^(.*stale global SSL error.*)$/m;
     ok !$stale, "curl's OpenSSL errors are not left in the worker's error queue"
         or diag $stale;
@@ -444,6 +475,25 @@ subtest 'TLS certificates are verified' => sub {
     is $trusted->{state}, 'delivered', 'ca_file= trusts it: delivered'
         or diag explain $trusted;
     is $trusted->{attempts}[0]{response}, "tls ok\n", 'its answer';
+
+    # a certificate the CA store trusts, but for another host
+    $st = wait_finished(1, 'tls_other');
+    my $other = (deliveries($st, 'tls_other'))[0] // {};
+    is $other->{state}, 'failed', 'a certificate for another host: failed';
+    like $other->{attempts}[0]{error}, qr/certificate|host name/i,
+        'the error says so' or diag explain $other;
+};
+
+subtest 'TLS sessions are resumed on new connections' => sub {
+    checkout("/resume/buy?status=APPROVED&transaction=R$_") for 1 .. 4;
+    my $st = wait_finished(4, 'resume');
+    is cb_status($st, 'resume')->{delivered}, 4, 'four delivered';
+    my @reused = split /\n/, PBTest::_slurp("$dir/resumed.log");
+    is scalar @reused, 4, 'over four connections';
+    # curl keeps its sessions too, per easy handle: not asserted for it
+    is_deeply [ @reused[1 .. 3] ], [ ('r') x 3 ],
+        'the second and later ones resume the first session'
+        or diag "ssl_session_reused: @reused" if $ENGINE eq 'nginx';
 };
 
 # ---------------------------------------------------------------- timeout
