@@ -134,7 +134,7 @@ fuzz: deps
 prove: $(MODULE) test-deps deb
 	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) \
 	    PB_DEB="$$(ls $(DEB_DIR)/libnginx-mod-http-postback_*.deb 2>/dev/null)" \
-	    prove -I t/lib t/
+	    prove --timer -I t/lib t/
 
 # the t/ suite against the module built with AddressSanitizer, loaded into
 # Debian's nginx with the ASan runtime preloaded
@@ -147,7 +147,7 @@ test-asan: deps test-deps
 	chmod +x $(ASAN_BUILD)/nginx.sh
 	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
 	    PB_NGINX=$(ASAN_BUILD)/nginx.sh PB_PROMTOOL=$(PROMTOOL) \
-	    prove -I t/lib t/
+	    prove --timer -I t/lib t/
 
 build-nginx: $(NGINX_MODULE)
 
@@ -178,7 +178,7 @@ $(NGINX_MODULE): $(NGINX_OBJS)/Makefile $(SOURCES)
 # t/16-deb.t skips: the package is built for Debian's nginx
 test-nginx: $(NGINX_MODULE) test-deps
 	PB_NGINX=$(NGINX_BIN) PB_MODULE=$(NGINX_MODULE) PB_PROMTOOL=$(PROMTOOL) \
-	    PB_DEB= prove -I t/lib t/
+	    PB_DEB= prove --timer -I t/lib t/
 
 # side by side on loopback: plain proxy, mirror, Lua postback, this module;
 # ratios of the same run (see bench/ratios.pl and the README)
