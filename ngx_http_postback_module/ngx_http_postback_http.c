@@ -109,6 +109,11 @@ ngx_http_postback_http_peer(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
 
     cb->peer = NULL;
 
+    if (cb->proxy.len) {
+        /* a forward proxy is curl's to speak to */
+        return NGX_OK;
+    }
+
     if (cb->origin.len <= sizeof("http://") - 1
         || ngx_strncasecmp(cb->origin.data, (u_char *) "http://",
                            sizeof("http://") - 1)

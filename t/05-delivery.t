@@ -52,10 +52,8 @@ my $ENGINE = $HOST eq '127.0.0.1' ? 'nginx' : 'curl';
 my $t = PBTest->new;
 my $dir = $t->dir;
 
-# A self-signed certificate for the TLS receiver (an extra server of the
-# nginx under test): valid for 127.0.0.1, but signed by no trusted CA.
-my $openssl = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1};
-die "openssl failed:\n$openssl" if $?;
+# the TLS receiver is an extra server of the nginx under test
+$t->self_signed_cert;
 
 # ---------------------------------------------------------------- servers
 

@@ -282,6 +282,16 @@ sub _subst {
     return $text;
 }
 
+# A self-signed certificate for a TLS server of the nginx under test, valid
+# for 127.0.0.1 but signed by no trusted CA: %%DIR%%/cert.pem and
+# %%DIR%%/key.pem.
+sub self_signed_cert {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    my $out = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1};
+    die "openssl failed:\n$out" if $?;
+}
+
 # ---------------------------------------------------------------- nginx
 
 # (exit code, output) of `nginx -t`.
