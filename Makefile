@@ -41,8 +41,10 @@ BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-cjson
 DEB_PACKAGES := debhelper dpkg-dev build-essential lintian
 DEB_DIR   := $(BUILD)/deb
 
-# the status page is tested in a real browser
-TEST_PACKAGES := chromium chromium-driver
+# the status page is tested in a real browser, proxy= through a real
+# forward proxy (t/27 runs its own tinyproxy instances: tinyproxy-bin,
+# the program without the service that the tinyproxy package starts)
+TEST_PACKAGES := chromium chromium-driver tinyproxy-bin
 
 # `make build-nginx` / `make test-nginx`: nginx.org's nginx, built from
 # $(VENDOR)/nginx-$(NGINX_VERSION).tar.gz into build/nginx-VERSION/ with the

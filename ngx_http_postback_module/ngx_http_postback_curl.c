@@ -26,6 +26,8 @@ typedef struct {
     size_t                          response_len;
     u_char                          response[NGX_HTTP_POSTBACK_RESP_MAX];
     char                            error[CURL_ERROR_SIZE];
+    u_char                          error_text[sizeof("proxy: ") - 1
+                                               + CURL_ERROR_SIZE];
 } ngx_http_postback_curl_transfer_t;
 
 
@@ -49,6 +51,8 @@ static void ngx_http_postback_curl_check_done(void);
 static void ngx_http_postback_curl_result(
     ngx_http_postback_curl_transfer_t *ct, CURLcode rc,
     ngx_http_postback_result_t *res);
+static ngx_flag_t ngx_http_postback_curl_proxy_failed(
+    ngx_http_postback_curl_transfer_t *ct, CURLcode rc);
 static void ngx_http_postback_curl_event_handler(ngx_event_t *ev);
 static void ngx_http_postback_curl_run(curl_socket_t s, int action);
 static void ngx_http_postback_curl_timer_handler(ngx_event_t *ev);
@@ -242,6 +246,20 @@ ngx_http_postback_curl_setup(ngx_http_postback_curl_transfer_t *ct)
         curl_easy_setopt(easy, CURLOPT_CAINFO, (char *) cb->ca_file.data);
     }
 
+    /* https:// receivers through a CONNECT tunnel, http:// ones not */
+    if (cb->proxy.len) {
+        curl_easy_setopt(easy, CURLOPT_PROXY, (char *) cb->proxy.data);
+        /* a no_proxy in nginx's environment must not bypass it */
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+
+        if (cb->proxy_user.data) {
+            curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME,
+                             (char *) cb->proxy_user.data);
+            curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD,
+                             (char *) cb->proxy_password.data);
+        }
+    }
+
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, ct);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ct->error);
@@ -344,8 +362,10 @@ static void
 ngx_http_postback_curl_result(ngx_http_postback_curl_transfer_t *ct,
     CURLcode rc, ngx_http_postback_result_t *res)
 {
-    long        code;
-    curl_off_t  retry_after;
+    long         code;
+    u_char      *p;
+    const char  *error;
+    curl_off_t   retry_after;
 
     code = 0;
     retry_after = 0;
@@ -362,14 +382,50 @@ ngx_http_postback_curl_result(ngx_http_postback_curl_transfer_t *ct,
     res->response.len = ct->response_len;
 
     if (rc != CURLE_OK) {
-        res->error.data = (u_char *) (ct->error[0] ? ct->error
-                                                   : curl_easy_strerror(rc));
-        res->error.len = ngx_strlen(res->error.data);
+        error = ct->error[0] ? ct->error : curl_easy_strerror(rc);
+
+        /* "Failed to connect to 127.0.0.1 port 3128": but which one? */
+        p = ngx_snprintf(ct->error_text, sizeof(ct->error_text), "%s%s",
+                         ngx_http_postback_curl_proxy_failed(ct, rc)
+                         ? "proxy: " : "", error);
+
+        res->error.data = ct->error_text;
+        res->error.len = p - ct->error_text;
     }
 
-    /* errors of the url itself, not of a receiver that is down */
+    /*
+     * errors of the url itself, not of a receiver that is down; nor of a
+     * proxy: a proxy's name that does not resolve is another code
+     */
     res->wrong_url = (rc == CURLE_COULDNT_RESOLVE_HOST
                       || rc == CURLE_PEER_FAILED_VERIFICATION);
+}
+
+
+/*
+ * Whether an attempt failed at the callback's proxy: curl could not
+ * resolve or reach it (it connects to nothing else), or it refused the
+ * CONNECT tunnel to an https:// receiver
+ */
+
+static ngx_flag_t
+ngx_http_postback_curl_proxy_failed(ngx_http_postback_curl_transfer_t *ct,
+    CURLcode rc)
+{
+    long  code;
+
+    if (ct->send->cb->proxy.len == 0) {
+        return 0;
+    }
+
+    if (rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT) {
+        return 1;
+    }
+
+    code = 0;
+    curl_easy_getinfo(ct->easy, CURLINFO_HTTP_CONNECTCODE, &code);
+
+    return code != 0 && (code < 200 || code > 299);
 }
 
 

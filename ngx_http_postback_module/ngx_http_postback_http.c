@@ -143,11 +143,16 @@ static ngx_http_postback_http_t  ngx_http_postback_http;
 ngx_int_t
 ngx_http_postback_http_engine(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
 {
-    ngx_url_t  u;
-    ngx_str_t  scheme;
-    ngx_uint_t tls;
+    ngx_url_t   u;
+    ngx_str_t   scheme;
+    ngx_uint_t  tls;
 
     cb->engine = NGX_HTTP_POSTBACK_ENGINE_CURL;
+
+    if (cb->proxy.len) {
+        /* a forward proxy is curl's to speak to */
+        return NGX_OK;
+    }
 
     scheme.data = cb->origin.data;
     scheme.len = ngx_strlchr(cb->origin.data,

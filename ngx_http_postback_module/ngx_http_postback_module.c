@@ -52,8 +52,12 @@ static char *ngx_http_postback_if_comparison(ngx_conf_t *cf,
     ngx_str_t *value);
 static char *ngx_http_postback_parse_url(ngx_conf_t *cf,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *url);
-static char *ngx_http_postback_check_port(ngx_conf_t *cf, u_char *host,
-    u_char *last);
+static char *ngx_http_postback_parse_proxy(ngx_conf_t *cf,
+    ngx_http_postback_cb_conf_t *cb, ngx_str_t *value);
+static ngx_int_t ngx_http_postback_unescape(ngx_conf_t *cf, u_char *start,
+    u_char *end, ngx_str_t *out);
+static char *ngx_http_postback_check_port(ngx_conf_t *cf, const char *what,
+    u_char *host, u_char *last, ngx_uint_t *port);
 static char *ngx_http_postback_parse_window(ngx_str_t *value,
     ngx_msec_t *ms);
 static char *ngx_http_postback_parse_retry(ngx_http_postback_cb_conf_t *cb,
@@ -1313,6 +1317,10 @@ ngx_http_postback_callback_param(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
+    if (ngx_http_postback_str_is(key, "proxy")) {
+        return ngx_http_postback_parse_proxy(cf, cb, value);
+    }
+
     if (ngx_http_postback_str_is(key, "attempts")) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR || n == 0 || n > 100) {
@@ -1418,7 +1426,7 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     ngx_str_t *url)
 {
     char       *rv;
-    u_char     *p, *host, *last, *at, *start;
+    u_char     *p, *host, *last, *at;
     size_t      scheme;
     ngx_str_t   target, userinfo;
 
@@ -1448,15 +1456,10 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
     at = ngx_strlchr(host, p, '@');
     if (at) {
         /* user info becomes basic auth, so it is never stored or shown */
-        userinfo.data = ngx_pnalloc(cf->pool, at - host);
-        if (userinfo.data == NULL) {
+        if (ngx_http_postback_unescape(cf, host, at, &userinfo) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
-        /* percent-encoded in a url (RFC 3986), plain in the header */
-        start = userinfo.data;
-        ngx_unescape_uri(&start, &host, at - host, 0);
-        userinfo.len = start - userinfo.data;
         host = at + 1;
 
         if (cb->authorization.len == 0
@@ -1470,7 +1473,7 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
         return "url has no host";
     }
 
-    rv = ngx_http_postback_check_port(cf, host, p);
+    rv = ngx_http_postback_check_port(cf, "url", host, p, NULL);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -1497,14 +1500,124 @@ ngx_http_postback_parse_url(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
 }
 
 
-/* the port of "host:port" or "[v6]:port", when given: 1 to 65535 */
+/*
+ * proxy=http://[user:password@]host:port, an HTTP forward proxy.  The
+ * credentials are kept apart for curl, so that the proxy as shown never
+ * holds them.
+ */
 
 static char *
-ngx_http_postback_check_port(ngx_conf_t *cf, u_char *host, u_char *last)
+ngx_http_postback_parse_proxy(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb,
+    ngx_str_t *value)
+{
+    char        *rv;
+    u_char      *p, *host, *last, *at, *colon;
+    ngx_uint_t   port;
+
+    if (value->len <= sizeof("http://") - 1
+        || ngx_strncasecmp(value->data, (u_char *) "http://",
+                           sizeof("http://") - 1)
+           != 0)
+    {
+        return "proxy must be http://host:port (an HTTP proxy)";
+    }
+
+    host = value->data + sizeof("http://") - 1;
+    last = value->data + value->len;
+
+    if (last[-1] == '/') {
+        last--;
+    }
+
+    for (p = host; p < last; p++) {
+        if (*p == '/' || *p == '?' || *p == '#') {
+            return "proxy must be http://host:port, with no path";
+        }
+    }
+
+    at = ngx_strlchr(host, last, '@');
+    if (at) {
+        colon = ngx_strlchr(host, at, ':');
+
+        if (ngx_http_postback_unescape(cf, host, colon ? colon : at,
+                                       &cb->proxy_user)
+            != NGX_OK
+            || (colon && ngx_http_postback_unescape(cf, colon + 1, at,
+                                                    &cb->proxy_password)
+                         != NGX_OK))
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        host = at + 1;
+    }
+
+    if (host == last) {
+        return "proxy has no host";
+    }
+
+    if (ngx_strlchr(host, last, '$')) {
+        return "variables are not allowed in the proxy's host and port";
+    }
+
+    rv = ngx_http_postback_check_port(cf, "proxy", host, last, &port);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (port == 0) {
+        /* curl's default, 1080, is no HTTP proxy's */
+        return "proxy has no port: write proxy=http://host:port";
+    }
+
+    cb->proxy.len = sizeof("http://") - 1 + (last - host);
+    cb->proxy.data = ngx_pnalloc(cf->pool, cb->proxy.len + 1);
+    if (cb->proxy.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(cb->proxy.data, "http://", sizeof("http://") - 1);
+    p = ngx_cpymem(p, host, last - host);
+    *p = '\0';
+
+    return NGX_CONF_OK;
+}
+
+
+/* user info: percent-encoded in a url (RFC 3986), plain where it is used */
+
+static ngx_int_t
+ngx_http_postback_unescape(ngx_conf_t *cf, u_char *start, u_char *end,
+    ngx_str_t *out)
+{
+    u_char  *p;
+
+    out->data = ngx_pnalloc(cf->pool, end - start + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+    ngx_unescape_uri(&p, &start, end - start, 0);
+    *p = '\0';
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The port of "host:port" or "[v6]:port" of the url or the proxy, when
+ * given: 1 to 65535; into *port when asked, 0 when not given.
+ */
+
+static char *
+ngx_http_postback_check_port(ngx_conf_t *cf, const char *what, u_char *host,
+    u_char *last, ngx_uint_t *port)
 {
     u_char     *colon;
     ngx_int_t   n;
-    ngx_str_t   port;
+    ngx_str_t   digits;
 
     if (*host == '[') {
         colon = ngx_strlchr(host, last, ']');
@@ -1514,21 +1627,26 @@ ngx_http_postback_check_port(ngx_conf_t *cf, u_char *host, u_char *last)
         colon = ngx_strlchr(host, last, ':');
     }
 
-    if (colon == NULL) {
-        return NGX_CONF_OK;
+    n = 0;
+
+    if (colon) {
+        if (colon == host) {
+            return ngx_http_postback_message(cf, "%s has no host", what);
+        }
+
+        digits.data = colon + 1;
+        digits.len = last - digits.data;
+
+        n = ngx_atoi(digits.data, digits.len);
+        if (n == NGX_ERROR || n == 0 || n > 65535) {
+            return ngx_http_postback_message(cf, "the %s's port \"%V\" is "
+                                             "not a number from 1 to 65535",
+                                             what, &digits);
+        }
     }
 
-    if (colon == host) {
-        return "url has no host";
-    }
-
-    port.data = colon + 1;
-    port.len = last - port.data;
-
-    n = ngx_atoi(port.data, port.len);
-    if (n == NGX_ERROR || n == 0 || n > 65535) {
-        return ngx_http_postback_message(cf, "the url's port \"%V\" is not "
-                                         "a number from 1 to 65535", &port);
+    if (port) {
+        *port = n;
     }
 
     return NGX_CONF_OK;

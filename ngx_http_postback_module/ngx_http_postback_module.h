@@ -147,6 +147,13 @@ typedef struct {
     ngx_http_postback_tpl_t      *body;     /* NULL: the default body */
     ngx_str_t                     authorization;    /* header value */
     ngx_str_t                     ca_file;  /* NUL-terminated, or empty */
+    ngx_str_t                     proxy;    /* http://host:port, NUL-
+                                               terminated, or empty: curl
+                                               sends through it */
+    ngx_str_t                     proxy_user;       /* decoded, NUL-
+                                                       terminated; data
+                                                       NULL: none */
+    ngx_str_t                     proxy_password;
     ngx_str_t                     secret;   /* signing key, or empty */
     ngx_msec_t                    timeout;
     ngx_uint_t                    max_conns;

@@ -1959,6 +1959,10 @@ ngx_http_postback_callback_json(ngx_http_postback_cb_state_t *cs,
                               cb->engine == NGX_HTTP_POSTBACK_ENGINE_NGINX
                               ? "nginx" : "curl")
                            : json_null());
+    json_object_set_new(o, "proxy",
+                        cb && cb->proxy.len
+                        ? json_stringn((char *) cb->proxy.data, cb->proxy.len)
+                        : json_null());
     json_object_set_new(o, "event_names", names);
     json_object_set_new(o, "events", json_integer(cs->events));
     json_object_set_new(o, "delivered", json_integer(cs->delivered));

@@ -33,7 +33,8 @@ postback_callback a url=http://127.0.0.1:9/x/$postback_status events=A,B
 postback_callback b url=https://u:p@127.0.0.1:9/ events=* method=get
     if=$postback_first disable_after=off disable_on_error=off;
 postback_callback c url=http://127.0.0.1:9/j 'body={"s":"$postback_status","d":$postback_data}'
-    auth=bearer:tok disable_after=50 disable_on_error=30m;
+    auth=bearer:tok disable_after=50 disable_on_error=30m
+    proxy=http://u:p%40$s@proxy.example:3128/;
 server {
     listen 127.0.0.1:%%PORT_front%%;
     location / {
@@ -143,6 +144,22 @@ my @bad = (
       qr/"ca_file=\/nonexistent.pem" of callback "a": ca_file cannot be read/ ],
     [ "$cb secret=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw;",
       qr/callback "a": secret must be whsec_ and the key in base64/ ],
+    [ "$cb proxy=https://p:3128;",
+      qr/"proxy=https:\/\/p:3128" of callback "a": proxy must be http:\/\/host:port \(an HTTP proxy\)/ ],
+    [ "$cb proxy=socks5://p:1080;", qr/of callback "a": proxy must be http:\/\/host:port/ ],
+    [ "$cb proxy=p:3128;", qr/"proxy=p:3128" of callback "a": proxy must be http:\/\/host:port/ ],
+    [ "$cb proxy=http://p;",
+      qr/"proxy=http:\/\/p" of callback "a": proxy has no port: write proxy=http:\/\/host:port/ ],
+    [ "$cb proxy=http://p:0;",
+      qr/"proxy=http:\/\/p:0" of callback "a": the proxy's port "0" is not a number from 1 to 65535/ ],
+    [ "$cb proxy=http://u:pw\@p:65536;",
+      qr/of callback "a": the proxy's port "65536" is not a number from 1 to 65535/ ],
+    [ "$cb proxy=http://p:3128/x;",
+      qr/"proxy=http:\/\/p:3128\/x" of callback "a": proxy must be http:\/\/host:port, with no path/ ],
+    [ "$cb proxy=http://\$host:3128;",
+      qr/of callback "a": variables are not allowed in the proxy's host and port/ ],
+    [ "$cb proxy=http://:3128;", qr/"proxy=http:\/\/:3128" of callback "a": proxy has no host/ ],
+    [ "$cb proxy=http://u:pw\@;", qr/of callback "a": proxy has no host/ ],
     [ "$cb attempts=0;", qr/"attempts=0" of callback "a": attempts must be 1 to 100/ ],
     [ "$cb disable_on_error=soon;",
       qr/"disable_on_error=soon" of callback "a": must be a time up to 30d, or off/ ],

@@ -55,11 +55,8 @@ my $dir = $t->dir;
 # Self-signed certificates for the TLS receivers (extra servers of the
 # nginx under test), signed by no trusted CA: one valid for 127.0.0.1 and
 # localhost, one for another host.
-for (['', 'IP:127.0.0.1,DNS:localhost'], ['other-', 'DNS:other.example']) {
-    my ($prefix, $names) = @$_;
-    my $openssl = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/${prefix}key.pem -out $dir/${prefix}cert.pem -days 2 -subj /CN=test -addext subjectAltName=$names 2>&1};
-    die "openssl failed:\n$openssl" if $?;
-}
+$t->self_signed_cert;
+$t->self_signed_cert(prefix => 'other-', names => 'DNS:other.example');
 
 # ---------------------------------------------------------------- servers
 

@@ -2,9 +2,10 @@
 # filters, q= search, the page, one delivery, retry, test send,
 # enable/disable), the answers to wrong methods, unknown names and unknown
 # query arguments, mutations recorded (a manual retry shows in the
-# attempts, each one is logged), a cross-site POST refused, and secrets
-# (bearer token, secret=, secret_header= values, URL user info) in no
-# answer and not in the error log.
+# attempts, each one is logged), a cross-site POST refused, each
+# callback's engine and proxy, and secrets (bearer token, secret=,
+# secret_header= values, URL user info, a proxy's password) in no answer
+# and not in the error log.
 
 use strict;
 use warnings;
@@ -17,8 +18,9 @@ my $TOKEN = 'bearer-tok-7Qx';
 my $WHSEC = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 my $APIKEY = 'apikey-s3cr3t';
 my $PASSWORD = 'pw-in-url-9Zk';
+my $PROXY_PASSWORD = 'pw-of-proxy-3Jd';
 my @SECRETS = ($TOKEN, 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', $APIKEY,
-               $PASSWORD);
+               $PASSWORD, $PROXY_PASSWORD);
 
 my $t = PBTest->new;
 
@@ -42,6 +44,9 @@ $t->nginx_conf($t->checkout_conf(
                 url=http://tracker:$PASSWORD\@127.0.0.1:%%PORT_tracker%%/pb
                 events=APPROVED method=get param=tx=\$postback_tx
                 attempts=2 retry=1s;
+            postback_callback proxied
+                url=http://127.0.0.1:%%PORT_members%%/proxied
+                proxy=http://pb:$PROXY_PASSWORD\@127.0.0.1:9 events=NONE;
 EOF
 $t->start;
 
@@ -106,6 +111,11 @@ is_deeply $cb{members}{outcomes},
 is $cb{tracker}{outcomes}{'5xx'}, 2, 'tracker: two 5xx attempts';
 is $cb{tracker}{url}, 'http://127.0.0.1:' . $t->port('tracker'),
     'url shown without its user info';
+is_deeply [ @{ $cb{tracker} }{qw(engine proxy)} ], [ 'nginx', undef ],
+    'tracker: engine nginx, no proxy';
+is_deeply [ @{ $cb{proxied} }{qw(engine proxy)} ],
+    [ 'curl', 'http://127.0.0.1:9' ],
+    'proxied: engine curl, the proxy shown without its user info';
 is scalar @{ $s->{deliveries} }, 3, 'three deliveries';
 is $s->{deliveries}[0]{event}, 'REFUNDED', 'newest first';
 ok !$s->{deliveries}[0]{test}, 'not a test';

@@ -282,6 +282,18 @@ sub _subst {
     return $text;
 }
 
+# A self-signed certificate for a TLS server of the nginx under test, signed
+# by no trusted CA: %%DIR%%/<prefix>cert.pem and %%DIR%%/<prefix>key.pem,
+# valid for names => (subjectAltName's syntax; 127.0.0.1 and localhost).
+sub self_signed_cert {
+    my ($self, %opt) = @_;
+    my $dir = $self->{dir};
+    my $prefix = $opt{prefix} // '';
+    my $names = $opt{names} // 'IP:127.0.0.1,DNS:localhost';
+    my $out = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/${prefix}key.pem -out $dir/${prefix}cert.pem -days 2 -subj /CN=test -addext subjectAltName=$names 2>&1};
+    die "openssl failed:\n$out" if $?;
+}
+
 # ---------------------------------------------------------------- nginx
 
 # (exit code, output) of `nginx -t`.
