@@ -17,7 +17,7 @@
 
 
 /* changes whenever the layout below changes: a reload keeps the zone */
-#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000c
+#define NGX_HTTP_POSTBACK_ZONE_MAGIC  0x7062000d
 
 /* a claim outlives its transfer's timeout by this much, in ms */
 #define NGX_HTTP_POSTBACK_LEASE_MARGIN  5000
@@ -206,6 +206,10 @@ static ngx_http_postback_record_t *ngx_http_postback_zone_lookup(
     ngx_http_postback_shctx_t *sh, u_char *id);
 static ngx_http_postback_record_t *ngx_http_postback_zone_held(
     ngx_http_postback_shctx_t *sh, ngx_http_postback_jref_t *ref);
+static ngx_uint_t ngx_http_postback_zone_rooms(ngx_array_t *callbacks);
+static ngx_rbtree_key_t ngx_http_postback_id_key(u_char *id);
+static ngx_flag_t ngx_http_postback_zone_still(ngx_http_postback_record_t *d,
+    u_char *id);
 static ngx_http_postback_record_t *ngx_http_postback_zone_claimed(
     ngx_http_postback_shctx_t *sh, ngx_http_postback_claim_t *claim);
 static ngx_http_postback_cb_conf_t *ngx_http_postback_zone_conf(
@@ -1095,7 +1099,7 @@ ngx_http_postback_zone_insert(ngx_slab_pool_t *shpool,
     p = ngx_cpymem(p, req->headers.data, req->headers.len);
     ngx_memcpy(p, req->body.data, req->body.len);
 
-    d->node.key = ngx_crc32_short(id, NGX_HTTP_POSTBACK_ID_LEN);
+    d->node.key = ngx_http_postback_id_key(id);
     ngx_rbtree_insert(&sh->ids, &d->node);
     ngx_queue_insert_tail(&sh->records, &d->queue);
     sh->nrecords++;
@@ -1203,18 +1207,38 @@ ngx_http_postback_zone_lease(ngx_http_postback_record_t *d, uint64_t now,
 
 
 /*
- * Under the lock: the record of an id, or NULL.  Records are keyed by the
- * id's hash: the first of the equal keys is found, then those after it.
+ * A record's key in the ids tree: its id's sequence number, so that new
+ * records go down the tree's rightmost path, which stays in the cache.
+ * Ids of other boots (restored) may share it; an id that is not one of
+ * ours gets a key no record has.
+ */
+
+static ngx_rbtree_key_t
+ngx_http_postback_id_key(u_char *id)
+{
+    ngx_int_t  seq;
+
+    seq = ngx_hextoi(id + NGX_HTTP_POSTBACK_ID_LEN - 12, 12);
+
+    return (seq == NGX_ERROR) ? (ngx_rbtree_key_t) -1
+                              : (ngx_rbtree_key_t) seq;
+}
+
+
+/*
+ * Under the lock: the record of an id, or NULL.  Records are keyed by
+ * ngx_http_postback_id_key(): the first of the equal keys is found, then
+ * those after it.
  */
 
 static ngx_http_postback_record_t *
 ngx_http_postback_zone_lookup(ngx_http_postback_shctx_t *sh, u_char *id)
 {
-    uint32_t                     hash;
+    ngx_rbtree_key_t             hash;
     ngx_rbtree_node_t           *node, *first, *sentinel;
     ngx_http_postback_record_t  *d;
 
-    hash = ngx_crc32_short(id, NGX_HTTP_POSTBACK_ID_LEN);
+    hash = ngx_http_postback_id_key(id);
 
     node = sh->ids.root;
     sentinel = sh->ids.sentinel;
@@ -1253,9 +1277,25 @@ ngx_http_postback_zone_held(ngx_http_postback_shctx_t *sh,
 {
     ngx_http_postback_record_t  *d;
 
-    d = ngx_http_postback_zone_lookup(sh, ref->id);
+    d = ref->record;
 
-    return (d && d == ref->record && d->jclaims == ref->claim) ? d : NULL;
+    /* no record: a delivery the zone had no room for */
+    return (d && ngx_http_postback_zone_still(d, ref->id)
+            && d->jclaims == ref->claim)
+           ? d : NULL;
+}
+
+
+/*
+ * Under the lock: whether the record a worker kept a pointer to is still
+ * the one of that id.  Its memory stays in the zone whatever became of it
+ * (ended, evicted, reused): its id says, no lookup needed.
+ */
+
+static ngx_flag_t
+ngx_http_postback_zone_still(ngx_http_postback_record_t *d, u_char *id)
+{
+    return ngx_memcmp(d->id, id, NGX_HTTP_POSTBACK_ID_LEN) == 0;
 }
 
 
@@ -1267,9 +1307,9 @@ ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
 {
     ngx_http_postback_record_t  *d;
 
-    d = ngx_http_postback_zone_lookup(sh, claim->id);
+    d = claim->record;
 
-    if (d != claim->record
+    if (!ngx_http_postback_zone_still(d, claim->id)
         || d->state != NGX_HTTP_POSTBACK_SENDING
         || d->owner != ngx_pid
         || d->claims != claim->claim)
@@ -1278,6 +1318,31 @@ ngx_http_postback_zone_claimed(ngx_http_postback_shctx_t *sh,
     }
 
     return d;
+}
+
+
+/*
+ * Under the lock: the callbacks a walk of the due records can do something
+ * for, those with a free slot of this worker's and the disabled ones (their
+ * due records are paused).  None: the walk is not worth its cost.
+ */
+
+static ngx_uint_t
+ngx_http_postback_zone_rooms(ngx_array_t *callbacks)
+{
+    ngx_uint_t                     i, rooms;
+    ngx_http_postback_cb_conf_t  **cbp;
+
+    cbp = callbacks->elts;
+    rooms = 0;
+
+    for (i = 0; i < callbacks->nelts; i++) {
+        if (cbp[i]->active < cbp[i]->max_conns || cbp[i]->state->disabled) {
+            rooms++;
+        }
+    }
+
+    return rooms;
 }
 
 
@@ -1316,7 +1381,7 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
     uint64_t *next_due)
 {
     uint64_t                      now;
-    ngx_uint_t                    n, skipped;
+    ngx_uint_t                    n, skipped, rooms;
     ngx_slab_pool_t              *shpool;
     ngx_rbtree_node_t            *node, *next, *root, *sentinel;
     ngx_http_postback_shctx_t    *sh;
@@ -1333,15 +1398,16 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
 
     ngx_shmtx_lock(&shpool->mutex);
 
+    rooms = ngx_http_postback_zone_rooms(callbacks);
+
     root = sh->due.root;
     sentinel = sh->due.sentinel;
 
     for (node = (root == sentinel) ? NULL : ngx_rbtree_min(root, sentinel);
-         node;
+         node && rooms && n < max;
          node = next)
     {
         if (node->key > now) {
-            *next_due = node->key;
             break;
         }
 
@@ -1371,7 +1437,7 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
             continue;
         }
 
-        if (cb->active >= cb->max_conns || n == max) {
+        if (cb->active >= cb->max_conns) {
             *backlog = 1;
 
             /* a long backlog of full callbacks: not all of it each time */
@@ -1383,6 +1449,18 @@ ngx_http_postback_zone_claim(ngx_shm_zone_t *shm_zone, ngx_array_t *callbacks,
         }
 
         ngx_http_postback_zone_take(sh, cb, d, now, &out[n++]);
+
+        if (cb->active == cb->max_conns && !d->cb->disabled) {
+            rooms--;
+        }
+    }
+
+    /* where the walk stopped: due records left, or when the next is */
+    if (node && node->key <= now) {
+        *backlog = 1;
+
+    } else if (node) {
+        *next_due = node->key;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
