@@ -2,8 +2,9 @@
 /*
  * Copyright (C) The ngx_http_postback_module authors
  *
- * The nginx engine: http:// receivers given as literal addresses are sent
- * to over nginx's own connections, as its upstream module does: the peer
+ * The nginx engine: receivers given as literal addresses, or as names
+ * that the resolver of the callback's level looks up, are sent to over
+ * nginx's own connections, as its upstream module does: the peer
  * connected with ngx_event_connect_peer, the request written as one
  * buffer, the answer read by pb_http, and the connection kept for the
  * next delivery to the same address.  One timer bounds an attempt.  It
@@ -181,9 +182,16 @@ ngx_http_postback_http_engine(ngx_conf_t *cf, ngx_http_postback_cb_conf_t *cb)
     if (u.naddrs) {
         cb->peer = &u.addrs[0];
 
-    } else if (cb->clcf->resolver->connections.nelts) {
+    } else if (cb->clcf->resolver && cb->clcf->resolver->connections.nelts) {
         cb->resolver = cb->clcf->resolver;
         cb->resolver_timeout = cb->clcf->resolver_timeout;
+
+        /*
+         * the http level is the one nginx never merges: its resolver is
+         * NULL when there is no server, its resolver_timeout unset unless
+         * written there
+         */
+        ngx_conf_init_msec_value(cb->resolver_timeout, 30000);
 
     } else {
         /* a name, and no resolver: curl resolves it */

@@ -31,6 +31,9 @@ $t->receiver(flaky => respond => sub {
     return { status => $n == 1 ? 503 : 200, body => "answer $n" };
 });
 $t->receiver(slow => delay => 0.3);
+$t->receiver('named');
+$t->dns(dns => names => { 'named.test' => '127.0.0.1' });
+$t->dns(mute => silent => 1);
 
 my $common = $t->http_common;
 my $conf = <<"EOF";
@@ -44,10 +47,21 @@ $common
     }
     server {
         listen 127.0.0.1:%%PORT_front%%;
+        resolver 127.0.0.1:%%PORT_dns%%;
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+        }
+        # a variable in proxy_pass: the name is looked up at each request
+        location /dns/ {
+            proxy_pass http://\$arg_host:%%PORT_named%%;
+        }
+        location /mute/ {
+            resolver 127.0.0.1:%%PORT_mute%%;
+            resolver_timeout 500ms;
+            set \$host_name named.test;
+            proxy_pass http://\$host_name:%%PORT_named%%;
         }
     }
 }
@@ -105,6 +119,24 @@ subtest 'receiver records requests' => sub {
     $r = $t->get('/slow', port => 'slow');
     cmp_ok $r->{elapsed}, '>=', 0.3, 'delay';
     is scalar @{ $t->received('slow') }, 1, 'recorded';
+};
+
+subtest 'dns server' => sub {
+    my $r = $t->get('/dns/?host=named.test');
+    is $r->{status}, 200, 'a known name: nginx reached its address';
+    is scalar @{ $t->received('named') }, 1, '... the receiver got the request';
+    is_deeply [ sort map { "$_->{name} $_->{type} $_->{rcode}" } @{ $t->dns_queries('dns') } ],
+        [ 'named.test A 0', 'named.test AAAA 0' ], 'queries recorded: A, and AAAA (answered empty)';
+
+    is $t->get('/dns/?host=nowhere.test')->{status}, 502, 'an unknown name: 502';
+    is_deeply [ map { $_->{rcode} } @{ $t->dns_queries(dns => 'nowhere.test', 'A') } ],
+        [ 3 ], '... NXDOMAIN';
+
+    $r = $t->get('/mute/');
+    is $r->{status}, 502, 'a silent server: 502';
+    cmp_ok $r->{elapsed}, '>=', 0.4, '... after resolver_timeout';
+    my ($q) = @{ $t->dns_queries(mute => 'named.test', 'A') };
+    ok $q && !defined $q->{rcode}, '... the query recorded, unanswered';
 };
 
 subtest 'keep-alive connection serial' => sub {

@@ -105,6 +105,13 @@ like $out, qr/\[warn\] the callbacks of server "other.example" \("s"\) hide the 
 is scalar(() = $out =~ /\[warn\]/g), 3, '... and only these three warnings'
     or diag $out;
 
+# A host name in an http block without servers: the http level has no
+# resolver at all then (nginx makes its empty one while merging servers).
+$t->nginx_conf(conf_with('postback_zone pb:1m;'
+                         . ' postback_callback a url=http://hook.example/;'));
+($rc, $out) = $t->test_conf;
+is $rc, 0, 'a host name, and no server: accepted' or diag $out;
+
 # Each bad configuration and a piece of the message it must give.
 my $cb = 'postback_zone pb:1m; postback_callback a url=http://h/';
 my @bad = (

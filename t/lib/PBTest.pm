@@ -7,6 +7,7 @@ package PBTest;
 #   my $t = PBTest->new;
 #   $t->upstream(app => sub { my ($req) = @_; { body => '{"ok":1}' } });
 #   $t->receiver('hook');
+#   $t->dns(dns => names => { 'hook.test' => '127.0.0.1' });  # resolver
 #   $t->nginx_conf("... listen 127.0.0.1:%%PORT_front%%; ...");
 #   $t->start;
 #   my $r = $t->get('/x');
@@ -35,6 +36,7 @@ use Exporter qw(import);
 # helpers for test files: use PBTest qw(url eventually derived_id);
 our @EXPORT_OK = qw(url eventually derived_id);
 
+use PBTest::DNS;
 use PBTest::HTTP;
 use PBTest::Server;
 
@@ -119,7 +121,9 @@ sub upstream {
 # A callback receiver: answers 200 "ok" unless told otherwise by respond =>
 # sub { my ($req, $n) = @_; ... }, status => CODE, delay => seconds, or
 # fail_first => N (500 to its first N requests, then 200; the body says
-# "<name> says <n>").
+# "<name> says <n>").  addr => '127.0.0.2' listens there instead of on
+# 127.0.0.1, with port => the port of another server's (a name that moves
+# from one address to the other keeps its url).
 sub receiver {
     my ($self, $name, %opt) = @_;
     my $status = $opt{status} // 200;
@@ -131,20 +135,57 @@ sub receiver {
                      body => "$name says $n" };
         };
     }
-    return $self->_serve($name, $respond, $opt{delay});
+    $self->{ports}{$name} //= $opt{port} if $opt{port};
+    return $self->_serve($name, $respond, $opt{delay}, $opt{addr});
 }
 
 sub _serve {
-    my ($self, $name, $respond, $delay) = @_;
+    my ($self, $name, $respond, $delay, $addr) = @_;
     die "server '$name' is already running\n" if $self->{servers}{$name};
     $self->{servers}{$name} = PBTest::Server::start(
         name    => $name,
+        addr    => $addr,
         port    => $self->port($name),
         record  => $self->_record_file($name),
         respond => $respond,
         delay   => $delay,
     );
     return $self->port($name);
+}
+
+# A DNS server on 127.0.0.1, UDP (PBTest::DNS): names => { name => IPv4
+# address } answered, NXDOMAIN for other names; silent => 1 answers
+# nothing.  Returns its port.  Stopped with stop_server, as the others.
+sub dns {
+    my ($self, $name, %opt) = @_;
+    die "server '$name' is already running\n" if $self->{servers}{$name};
+    my $map = "$self->{dir}/dns.$name.json";
+    # restarted without names: the names it had
+    PBTest::DNS::set_map($map, $opt{names} // {}) if $opt{names} || !-e $map;
+    $self->{servers}{$name} = PBTest::DNS::start(
+        name   => $name,
+        port   => $self->port($name),
+        map    => $map,
+        record => $self->_record_file($name),
+        silent => $opt{silent},
+    );
+    return $self->port($name);
+}
+
+# Gives a DNS server's names new addresses (or a new set of names), from
+# its next query on.
+sub dns_names {
+    my ($self, $name, $names) = @_;
+    PBTest::DNS::set_map("$self->{dir}/dns.$name.json", $names);
+}
+
+# The queries a DNS server saw, in arrival order, of the name $qname and
+# type $type ("A", "AAAA") when given: records of name, type, rcode, time.
+sub dns_queries {
+    my ($self, $name, $qname, $type) = @_;
+    return [ grep { (!defined $qname || $_->{name} eq lc $qname)
+                    && (!defined $type || $_->{type} eq $type) }
+             @{ PBTest::DNS::records($self->_record_file($name)) } ];
 }
 
 # Kills a server (e.g. a receiver going down); its records stay, and starting

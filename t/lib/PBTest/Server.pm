@@ -39,17 +39,19 @@ my %REASON = (
 );
 
 # Starts a server; returns the acceptor's pid (also its process group id).
-# %a: name, port, record (file path), respond (sub), delay (default seconds).
+# %a: name, addr (127.0.0.1 unless given), port, record (file path),
+# respond (sub), delay (default seconds).
 sub start {
     my (%a) = @_;
+    my $addr = $a{addr} // '127.0.0.1';
     # Listening before the fork: the port accepts connections once we return.
     my $listen = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1',
+        LocalAddr => $addr,
         LocalPort => $a{port},
         Proto     => 'tcp',
         Listen    => 1024,
         ReuseAddr => 1,
-    ) or die "server '$a{name}': cannot listen on 127.0.0.1:$a{port}: $!\n";
+    ) or die "server '$a{name}': cannot listen on $addr:$a{port}: $!\n";
     my $owner = $$;
     my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
