@@ -87,6 +87,8 @@ static ngx_flag_t ngx_http_postback_http_named(ngx_str_t *line,
 static ngx_int_t ngx_http_postback_http_resolve(
     ngx_http_postback_http_transfer_t *tr);
 static void ngx_http_postback_http_resolved(ngx_resolver_ctx_t *ctx);
+static void ngx_http_postback_http_fail_later(
+    ngx_http_postback_http_transfer_t *tr);
 static ngx_int_t ngx_http_postback_http_connect(
     ngx_http_postback_http_transfer_t *tr);
 static ngx_int_t ngx_http_postback_http_test_connect(ngx_connection_t *c);
@@ -402,8 +404,7 @@ ngx_http_postback_http_start(ngx_http_postback_send_t *send)
     }
 
     if (rc != NGX_OK) {
-        /* reported from the event loop, as every other outcome */
-        ngx_post_event(&tr->timer, &ngx_posted_events);
+        ngx_http_postback_http_fail_later(tr);
     }
 
     return NGX_OK;
@@ -634,7 +635,7 @@ ngx_http_postback_http_resolved(ngx_resolver_ctx_t *ctx)
         tr->wrong_url = (ctx->state == NGX_RESOLVE_NXDOMAIN);
 
         ngx_resolve_name_done(ctx);
-        ngx_http_postback_http_end(tr);
+        ngx_http_postback_http_fail_later(tr);
         return;
     }
 
@@ -647,8 +648,21 @@ ngx_http_postback_http_resolved(ngx_resolver_ctx_t *ctx)
     ngx_resolve_name_done(ctx);
 
     if (ngx_http_postback_http_connect(tr) != NGX_OK) {
-        ngx_http_postback_http_end(tr);
+        ngx_http_postback_http_fail_later(tr);
     }
+}
+
+
+/*
+ * An attempt that failed before it began is reported from the event loop,
+ * as every other outcome: the resolver may answer from its cache while
+ * the attempt is being started
+ */
+
+static void
+ngx_http_postback_http_fail_later(ngx_http_postback_http_transfer_t *tr)
+{
+    ngx_post_event(&tr->timer, &ngx_posted_events);
 }
 
 
