@@ -32,6 +32,11 @@ use Time::Local qw(timegm);
 
 use PBTest;
 
+# where the receivers are: an address (nginx's connections send) or, from
+# the -curl.t twin of this file, a name (libcurl sends)
+my $HOST = $ENV{PB_RECEIVER_HOST} // '127.0.0.1';
+my $ENGINE = $HOST eq '127.0.0.1' ? 'nginx' : 'curl';
+
 my $t = PBTest->new;
 
 # ---------------------------------------------------------------- the document
@@ -115,36 +120,36 @@ $fields
         location /get/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
             postback_callback get_q method=get $params
-                url=http://127.0.0.1:%%PORT_get%%/cb/\$postback_path/end?fixed=1&u=\$postback_amp;
+                url=http://$HOST:%%PORT_get%%/cb/\$postback_path/end?fixed=1&u=\$postback_amp;
             postback_callback get_plain method=get param=plus=\$postback_plus
-                url=http://127.0.0.1:%%PORT_get%%/plain;
+                url=http://$HOST:%%PORT_get%%/plain;
         }
 
         location /form/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
             postback_callback form method=post_form $params
-                url=http://127.0.0.1:%%PORT_form%%/form;
+                url=http://$HOST:%%PORT_form%%/form;
         }
 
         location /json/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
-            postback_callback json_plain url=http://127.0.0.1:%%PORT_json%%/plain;
-            postback_callback json_params url=http://127.0.0.1:%%PORT_json%%/params
+            postback_callback json_plain url=http://$HOST:%%PORT_json%%/plain;
+            postback_callback json_params url=http://$HOST:%%PORT_json%%/params
                 param=a=\$postback_plus param=b=literal param=c=\$postback_raw;
         }
 
         location /tpl/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
-            postback_callback tpl_json url=http://127.0.0.1:%%PORT_tpl%%/json
+            postback_callback tpl_json url=http://$HOST:%%PORT_tpl%%/json
                 'body={"kind":"\$postback_kind","brace":"\$postback_brace","raw":"\$postback_raw","doc":\$postback_data}';
-            postback_callback tpl_form url=http://127.0.0.1:%%PORT_tpl%%/form
+            postback_callback tpl_form url=http://$HOST:%%PORT_tpl%%/form
                 method=post_form
                 'body=kind=\$postback_kind&amp=\$postback_amp&utf8=\$postback_utf8&lit=a+b&doc=\$postback_data';
         }
 
         location /hdr/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
-            postback_callback hdr url=http://127.0.0.1:%%PORT_hdr%%/hdr
+            postback_callback hdr url=http://$HOST:%%PORT_hdr%%/hdr
                 "header=X-Kind: \$postback_kind"
                 "header=X-Mixed: at=\$postback_at; q=\$postback_quote"
                 "header=X-Utf8: \$postback_utf8"
@@ -154,19 +159,19 @@ $fields
                 "header=X-Colon: \$postback_colon"
                 "header=X-Static: fixed value";
             # a header the module sets itself, given again by the config
-            postback_callback hdr_type url=http://127.0.0.1:%%PORT_hdr%%/type
+            postback_callback hdr_type url=http://$HOST:%%PORT_hdr%%/type
                 "header=Content-Type: application/vnd.shop+json";
         }
 
         location /auth/ {
             proxy_pass http://127.0.0.1:%%PORT_app%%;
-            postback_callback basic url=http://127.0.0.1:%%PORT_auth%%/basic
+            postback_callback basic url=http://$HOST:%%PORT_auth%%/basic
                 auth=basic:alice:open:sesame;
-            postback_callback bearer url=http://127.0.0.1:%%PORT_auth%%/bearer
+            postback_callback bearer url=http://$HOST:%%PORT_auth%%/bearer
                 auth=bearer:tok_123.abc-XYZ;
-            postback_callback userinfo url=http://bob:hunter2\@127.0.0.1:%%PORT_auth%%/userinfo;
+            postback_callback userinfo url=http://bob:hunter2\@$HOST:%%PORT_auth%%/userinfo;
             postback_callback userinfo_enc
-                url=http://ana%40example.com:p%3Ass%40\@127.0.0.1:%%PORT_auth%%/userinfo-enc;
+                url=http://ana%40example.com:p%3Ass%40\@$HOST:%%PORT_auth%%/userinfo-enc;
         }
 
         location /status { postback_status; }
@@ -174,6 +179,8 @@ $fields
 }
 EOF
 $t->start;
+
+is_deeply $t->engines('/status'), [ $ENGINE ], "every callback sent by $ENGINE";
 
 # ---------------------------------------------------------------- helpers
 
@@ -415,13 +422,13 @@ subtest 'authentication' => sub {
     is $auth{'/userinfo-enc'}, 'Basic ' . encode_base64('ana@example.com:p:ss@', ''),
         'percent-encoded user:pass@ is decoded';
     my ($plain) = grep { $_->{path} eq '/userinfo' } @$recs;
-    is $plain->{headers}{host}, '127.0.0.1:' . $t->port('auth'), 'Host without the userinfo';
+    is $plain->{headers}{host}, "$HOST:" . $t->port('auth'), 'Host without the userinfo';
 
     my $st = wait_finished(1, qw(basic bearer userinfo userinfo_enc));
-    is callback_status($st, 'userinfo')->{url}, 'http://127.0.0.1:' . $t->port('auth'),
+    is callback_status($st, 'userinfo')->{url}, "http://$HOST:" . $t->port('auth'),
         'status page: callback url without user:pass';
     my ($d) = grep { $_->{callback} eq 'userinfo' } @{ $st->{deliveries} };
-    is $d->{url}, 'http://127.0.0.1:' . $t->port('auth') . '/userinfo',
+    is $d->{url}, "http://$HOST:" . $t->port('auth') . '/userinfo',
         'status page: delivery url without user:pass';
     my $page = $t->get('/status?limit=1000')->{body};
     for my $secret (qw(hunter2 sesame tok_123 p%3Ass)) {

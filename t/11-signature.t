@@ -16,6 +16,11 @@ use PBTest qw(eventually);
 my $SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 my $KEY = decode_base64(substr $SECRET, 6);
 
+# where the receivers are: an address (nginx's connections send) or, from
+# the -curl.t twin of this file, a name (libcurl sends)
+my $HOST = $ENV{PB_RECEIVER_HOST} // '127.0.0.1';
+my $ENGINE = $HOST eq '127.0.0.1' ? 'nginx' : 'curl';
+
 my $t = PBTest->new;
 
 $t->receiver(signed => respond => sub {
@@ -25,12 +30,14 @@ $t->receiver(signed => respond => sub {
 $t->receiver('get');
 
 $t->nginx_conf($t->checkout_conf(callbacks => <<"EOF"));
-            postback_callback signed url=http://127.0.0.1:%%PORT_signed%%/
+            postback_callback signed url=http://$HOST:%%PORT_signed%%/
                 secret=$SECRET retry=2s;
-            postback_callback get url=http://127.0.0.1:%%PORT_get%%/
+            postback_callback get url=http://$HOST:%%PORT_get%%/
                 method=get param=tx=\$postback_tx secret=$SECRET;
 EOF
 $t->start;
+
+is_deeply $t->engines('/status/'), [ $ENGINE ], "every callback sent by $ENGINE";
 
 # what a receiver using the Standard Webhooks libraries checks
 sub verifies {

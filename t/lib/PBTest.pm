@@ -576,6 +576,18 @@ END {
 
 # ---------------------------------------------------------------- helpers
 
+# The engines sending the callbacks, from the status JSON at $path: the
+# distinct ones, sorted ("curl", "nginx").
+sub engines {
+    my ($self, $path) = @_;
+    my $r = $self->get($path);
+    die "status $path: " . ($r->{status} // $r->{error}) . "\n"
+        unless ($r->{status} // 0) == 200;
+    my %seen = map { $_->{engine} => 1 }
+               @{ JSON::PP->new->decode($r->{body})->{callbacks} };
+    return [ sort keys %seen ];
+}
+
 # "/path?k=v&..." with the arguments percent-encoded, in a fixed order.
 sub url {
     my ($path, %a) = @_;
