@@ -108,7 +108,11 @@ sub _free_port {
 #     body => 'bytes', chunked => 1, chunk_size => 1000, delay => seconds
 #     before answering, body_delay => seconds between pieces of chunk_size
 #     bytes (chunked or not), close_after => N (close after N body bytes,
-#     the header still announcing all), gzip => 1 }
+#     the header still announcing all), close => 1 (close the connection
+#     after this answer; 'tcp': without TLS's close_notify; 'reset': with a
+#     RST), gzip => 1 }, or { raw => 'bytes' } (written as is, the
+#     connection then kept for the next request unless close => is given;
+#     no_tls => 1: on the TCP connection under TLS, as no TLS record)
 # Content-Length (or Transfer-Encoding) is added unless given in headers.
 # undef answers 200 "ok"; a handler that dies answers 500.
 sub upstream {
@@ -119,7 +123,8 @@ sub upstream {
 # A callback receiver: answers 200 "ok" unless told otherwise by respond =>
 # sub { my ($req, $n) = @_; ... }, status => CODE, delay => seconds, or
 # fail_first => N (500 to its first N requests, then 200; the body says
-# "<name> says <n>").
+# "<name> says <n>").  tls => { cert => PATH, key => PATH } makes it an
+# https:// receiver (see self_signed_cert).
 sub receiver {
     my ($self, $name, %opt) = @_;
     my $status = $opt{status} // 200;
@@ -131,11 +136,11 @@ sub receiver {
                      body => "$name says $n" };
         };
     }
-    return $self->_serve($name, $respond, $opt{delay});
+    return $self->_serve($name, $respond, $opt{delay}, $opt{tls});
 }
 
 sub _serve {
-    my ($self, $name, $respond, $delay) = @_;
+    my ($self, $name, $respond, $delay, $tls) = @_;
     die "server '$name' is already running\n" if $self->{servers}{$name};
     $self->{servers}{$name} = PBTest::Server::start(
         name    => $name,
@@ -143,6 +148,7 @@ sub _serve {
         record  => $self->_record_file($name),
         respond => $respond,
         delay   => $delay,
+        tls     => $tls,
     );
     return $self->port($name);
 }
@@ -282,9 +288,10 @@ sub _subst {
     return $text;
 }
 
-# A self-signed certificate for a TLS server of the nginx under test, signed
-# by no trusted CA: %%DIR%%/<prefix>cert.pem and %%DIR%%/<prefix>key.pem,
-# valid for names => (subjectAltName's syntax; 127.0.0.1 and localhost).
+# A self-signed certificate for a TLS server (of the nginx under test, or a
+# receiver's tls =>), signed by no trusted CA: %%DIR%%/<prefix>cert.pem and
+# %%DIR%%/<prefix>key.pem, valid for names => (subjectAltName's syntax;
+# 127.0.0.1 and localhost).  Returns { cert => PATH, key => PATH }.
 sub self_signed_cert {
     my ($self, %opt) = @_;
     my $dir = $self->{dir};
@@ -292,6 +299,7 @@ sub self_signed_cert {
     my $names = $opt{names} // 'IP:127.0.0.1,DNS:localhost';
     my $out = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/${prefix}key.pem -out $dir/${prefix}cert.pem -days 2 -subj /CN=test -addext subjectAltName=$names 2>&1};
     die "openssl failed:\n$out" if $?;
+    return { cert => "$dir/${prefix}cert.pem", key => "$dir/${prefix}key.pem" };
 }
 
 # ---------------------------------------------------------------- nginx
