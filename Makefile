@@ -43,8 +43,9 @@ DEB_DIR   := $(BUILD)/deb
 
 # the status page is tested in a real browser, proxy= through a real
 # forward proxy (t/27 runs its own tinyproxy instances: tinyproxy-bin,
-# the program without the service that the tinyproxy package starts)
-TEST_PACKAGES := chromium chromium-driver tinyproxy-bin
+# the program without the service that the tinyproxy package starts),
+# https:// receivers with IO::Socket::SSL (the harness's TLS servers)
+TEST_PACKAGES := chromium chromium-driver tinyproxy-bin libio-socket-ssl-perl
 
 # `make build-nginx` / `make test-nginx`: nginx.org's nginx, built from
 # $(VENDOR)/nginx-$(NGINX_VERSION).tar.gz into build/nginx-VERSION/ with the

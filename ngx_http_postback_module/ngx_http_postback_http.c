@@ -66,6 +66,9 @@ typedef struct {
     ngx_event_t                     timer;      /* the attempt's deadline;
                                                    posted: it failed */
     ngx_connection_t                timer_conn; /* for the timer's log */
+    ngx_log_t                       ssl_log;    /* of a TLS connection */
+    ngx_str_t                       ssl_error;  /* what TLS said last */
+    u_char                          ssl_error_text[NGX_HTTP_POSTBACK_ERROR_MAX];
     ngx_str_t                       error;
     u_char                          error_text[NGX_HTTP_POSTBACK_ERROR_MAX];
 } ngx_http_postback_http_transfer_t;
@@ -92,6 +95,8 @@ static void ngx_http_postback_http_fail_later(
 static ngx_int_t ngx_http_postback_http_connect(
     ngx_http_postback_http_transfer_t *tr);
 static ngx_int_t ngx_http_postback_http_test_connect(ngx_connection_t *c);
+static void ngx_http_postback_http_set_log(ngx_connection_t *c,
+    ngx_log_t *log);
 static void ngx_http_postback_http_handler(ngx_event_t *ev);
 #if (NGX_HTTP_SSL)
 static void ngx_http_postback_http_ssl_start(
@@ -100,6 +105,8 @@ static void ngx_http_postback_http_ssl_handshaked(ngx_connection_t *c);
 static ngx_int_t ngx_http_postback_http_ssl_verify(
     ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
 static void ngx_http_postback_http_ssl_save_session(ngx_connection_t *c);
+static void ngx_http_postback_http_ssl_log(ngx_log_t *log, ngx_uint_t level,
+    u_char *buf, size_t len);
 #endif
 static void ngx_http_postback_http_write(
     ngx_http_postback_http_transfer_t *tr, ngx_connection_t *c);
@@ -390,6 +397,16 @@ ngx_http_postback_http_start(ngx_http_postback_send_t *send)
                                  ngx_http_postback_http_timer_handler,
                                  &tr->timer_conn, send->log, 1);
     tr->timer_conn.data = tr;
+
+#if (NGX_HTTP_SSL)
+    /* info and worse reach ssl_log(), whatever error_log's level */
+    tr->ssl_log = *send->log;
+    tr->ssl_log.log_level = NGX_LOG_INFO
+                            | (send->log->log_level & NGX_LOG_DEBUG_ALL);
+    tr->ssl_log.writer = ngx_http_postback_http_ssl_log;
+    tr->ssl_log.wdata = tr;
+    tr->ssl_log.next = NULL;
+#endif
 
     ngx_add_timer(&tr->timer, send->cb->timeout);
 
@@ -725,10 +742,11 @@ ngx_http_postback_http_connect(ngx_http_postback_http_transfer_t *tr)
     pc->connection = c;
 
     c->data = tr;
-    c->log = send->log;
-    c->read->log = send->log;
-    c->write->log = send->log;
     c->log_error = NGX_ERROR_INFO;
+
+    ngx_http_postback_http_set_log(c, ngx_http_postback_http_tls(send->cb)
+                                      ? &tr->ssl_log : send->log);
+
     c->read->handler = ngx_http_postback_http_handler;
     c->write->handler = ngx_http_postback_http_handler;
 
@@ -759,6 +777,15 @@ ngx_http_postback_http_test_connect(ngx_connection_t *c)
     ngx_set_socket_errno(err);
 
     return err ? NGX_ERROR : NGX_OK;
+}
+
+
+static void
+ngx_http_postback_http_set_log(ngx_connection_t *c, ngx_log_t *log)
+{
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
 }
 
 
@@ -953,6 +980,49 @@ ngx_http_postback_http_ssl_save_session(ngx_connection_t *c)
     cb->ssl_session = session;
 }
 
+
+/*
+ * What ngx_ssl says on a TLS connection of a transfer.  Of the receiver's
+ * TLS (nginx says [crit] of alerts it does not know, as "unrecognized
+ * name"), the last thing it said is the attempt's error, not a line of
+ * its own; the worker's own trouble, alert and worse, and debugging lines
+ * go to the log as usual.
+ */
+
+static void
+ngx_http_postback_http_ssl_log(ngx_log_t *log, ngx_uint_t level, u_char *buf,
+    size_t len)
+{
+    u_char                             *p, *last;
+    ngx_http_postback_http_transfer_t  *tr;
+
+    tr = log->wdata;
+    last = buf + len - NGX_LINEFEED_SIZE;
+
+    /* the message follows "time [level] pid#tid: " */
+    p = ngx_strlchr(buf, last, ']');
+
+    if (p) {
+        p = ngx_strlchr(p, last, ':');
+    }
+
+    if (p == NULL || last - p < 2) {
+        return;
+    }
+
+    p += 2;
+
+    if (level < NGX_LOG_CRIT || level == NGX_LOG_DEBUG) {
+        ngx_log_error(level, tr->send->log, 0, "%*s", (size_t) (last - p), p);
+        return;
+    }
+
+    tr->ssl_error.data = tr->ssl_error_text;
+    tr->ssl_error.len = ngx_min((size_t) (last - p),
+                                sizeof(tr->ssl_error_text));
+    ngx_memcpy(tr->ssl_error_text, p, tr->ssl_error.len);
+}
+
 #endif
 
 
@@ -1076,7 +1146,10 @@ ngx_http_postback_http_failed(ngx_http_postback_http_transfer_t *tr,
 }
 
 
-/* the error text: what failed, and why, the parser's or the system's */
+/*
+ * the error text: what failed, and why, the parser's, the TLS layer's or
+ * the system's
+ */
 
 static void
 ngx_http_postback_http_error(ngx_http_postback_http_transfer_t *tr,
@@ -1091,6 +1164,9 @@ ngx_http_postback_http_error(ngx_http_postback_http_transfer_t *tr,
 
     if (tr->answer.error) {
         p = ngx_slprintf(p, last, ": %s", tr->answer.error);
+
+    } else if (tr->ssl_error.len) {
+        p = ngx_slprintf(p, last, ": %V", &tr->ssl_error);
 
     } else if (err && p < last - 2) {
         p = ngx_slprintf(p, last, ": ");
@@ -1198,6 +1274,9 @@ ngx_http_postback_http_close(ngx_http_postback_http_transfer_t *tr)
         ngx_http_postback_http_close_connection(tr->peer.connection);
         tr->peer.connection = NULL;
     }
+
+    /* it was said of that connection */
+    tr->ssl_error.len = 0;
 }
 
 
@@ -1296,9 +1375,7 @@ ngx_http_postback_http_keep(ngx_http_postback_http_transfer_t *tr,
     /* graceful shutdown closes idle connections: see the handler */
     c->idle = 1;
     c->data = item;
-    c->log = h->log;
-    c->read->log = h->log;
-    c->write->log = h->log;
+    ngx_http_postback_http_set_log(c, h->log);
     c->read->handler = ngx_http_postback_http_idle_handler;
     c->write->handler = ngx_http_postback_http_idle_write;
 
@@ -1310,7 +1387,9 @@ ngx_http_postback_http_keep(ngx_http_postback_http_transfer_t *tr,
 
 /*
  * An idle connection is closed when the receiver closes it or sends
- * anything, or when the worker leaves (c->close).
+ * anything, or when the worker leaves (c->close).  What TLS read already
+ * (the rest of a record whose start ended an answer) the socket no longer
+ * shows: it is asked first.
  */
 
 static void
@@ -1322,17 +1401,27 @@ ngx_http_postback_http_idle_handler(ngx_event_t *ev)
 
     c = ev->data;
 
-    if (!c->close) {
-        n = recv(c->fd, buf, 1, MSG_PEEK);
+    if (c->close) {
+        goto close;
+    }
 
-        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
-            ev->ready = 0;
+#if (NGX_HTTP_SSL)
+    if (c->ssl && SSL_pending(c->ssl->connection)) {
+        goto close;
+    }
+#endif
 
-            if (ngx_handle_read_event(c->read, 0) == NGX_OK) {
-                return;
-            }
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+        ev->ready = 0;
+
+        if (ngx_handle_read_event(c->read, 0) == NGX_OK) {
+            return;
         }
     }
+
+close:
 
     ngx_http_postback_http_idle_close(c->data);
 }

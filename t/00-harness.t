@@ -34,6 +34,14 @@ $t->receiver(slow => delay => 0.3);
 $t->receiver('named');
 $t->dns(dns => names => { 'named.test' => '127.0.0.1' });
 $t->dns(mute => silent => 1);
+$t->receiver(rst => respond => sub { { body => 'reset', close => 'reset' } });
+# over TLS: answers by path, the last two ending the connection
+my $cert = $t->self_signed_cert;
+$t->receiver(tls => tls => $cert, respond => sub {
+    my ($req) = @_;
+    my %close = ('/reset' => 'reset', '/tcp' => 'tcp');
+    return { body => 'x' x 40000, close => $close{ $req->{path} } };
+});
 
 my $common = $t->http_common;
 my $conf = <<"EOF";
@@ -119,6 +127,11 @@ subtest 'receiver records requests' => sub {
     $r = $t->get('/slow', port => 'slow');
     cmp_ok $r->{elapsed}, '>=', 0.3, 'delay';
     is scalar @{ $t->received('slow') }, 1, 'recorded';
+
+    # the answer may arrive before the RST or be lost with it
+    $t->get("/rst$_", port => 'rst') for 1 .. 2;
+    is_deeply [ map { [ $_->{path}, $_->{conn} ] } @{ $t->received('rst') } ],
+        [ [ '/rst1', 1 ], [ '/rst2', 2 ] ], "close => 'reset': each connection reset, the server still up";
 };
 
 subtest 'dns server' => sub {
@@ -155,6 +168,39 @@ subtest 'keep-alive connection serial' => sub {
     is $ka[0]{conn}, $ka[1]{conn}, 'same connection serial';
     is_deeply [ map { $_->{conn_req} } @ka ], [ 1, 2 ], 'index on the connection';
     isnt $ka[0]{conn}, $t->received('hook')->[0]{conn}, 'new connection, new serial';
+};
+
+subtest 'a TLS receiver' => sub {
+    require IO::Socket::SSL;
+    my $sock = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $t->port('tls'),
+        SSL_ca_file => $cert->{cert}, SSL_verifycn_name => 'localhost')
+        or die "TLS connect: " . IO::Socket::SSL::errstr();
+    my $reader = PBTest::HTTP->new($sock, timeout => 5);
+    my $ask = sub {
+        PBTest::HTTP::write_all($sock, "GET $_[0] HTTP/1.1\r\nHost: x\r\n\r\n");
+        my %res;
+        eval { $reader->read_response('GET', \%res); 1 } or chomp($res{error} = $@);
+        return \%res;
+    };
+    # 40000 bytes: three TLS records, each read whole or in part
+    is_deeply [ map { length $ask->('/keep')->{body} } 1 .. 2 ], [ 40000, 40000 ],
+        'two answers on one connection';
+    is $ask->('/tcp')->{error}, undef, "close => 'tcp': the answer whole";
+    my $rest = eval { $reader->read_response('GET') } ? 'an answer' : $@;
+    like $rest, qr/closed before a response/, '... then the connection closed';
+
+    my @recs = @{ $t->wait_received(tls => 3) };
+    is_deeply [ map { [ $_->{conn}, $_->{conn_req} ] } @recs ], [ [ 1, 1 ], [ 1, 2 ], [ 1, 3 ] ],
+        'one connection, three requests';
+
+    $sock = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $t->port('tls'),
+        SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE())
+        or die "TLS connect: " . IO::Socket::SSL::errstr();
+    PBTest::HTTP::write_all($sock, "GET /reset HTTP/1.1\r\nHost: x\r\n\r\n");
+    my ($n, $got) = (0, 0);
+    $got += $n while $n = sysread($sock, my $buf, 100000);
+    ok !defined $n && $!{ECONNRESET}, "close => 'reset': a RST"
+        or diag "read: " . ($n // "undef, $!") . " after $got bytes";
 };
 
 subtest 'reload' => sub {

@@ -110,7 +110,11 @@ sub _free_port {
 #     body => 'bytes', chunked => 1, chunk_size => 1000, delay => seconds
 #     before answering, body_delay => seconds between pieces of chunk_size
 #     bytes (chunked or not), close_after => N (close after N body bytes,
-#     the header still announcing all), gzip => 1 }
+#     the header still announcing all), close => 1 (close the connection
+#     after this answer; 'tcp': without TLS's close_notify; 'reset': with a
+#     RST), gzip => 1 }, or { raw => 'bytes' } (written as is, the
+#     connection then kept for the next request unless close => is given;
+#     no_tls => 1: on the TCP connection under TLS, as no TLS record)
 # Content-Length (or Transfer-Encoding) is added unless given in headers.
 # undef answers 200 "ok"; a handler that dies answers 500.
 sub upstream {
@@ -123,7 +127,8 @@ sub upstream {
 # fail_first => N (500 to its first N requests, then 200; the body says
 # "<name> says <n>").  addr => '127.0.0.2' listens there instead of on
 # 127.0.0.1, with port => the port of another server's (a name that moves
-# from one address to the other keeps its url).
+# from one address to the other keeps its url).  tls => { cert => PATH,
+# key => PATH } makes it an https:// receiver (see self_signed_cert).
 sub receiver {
     my ($self, $name, %opt) = @_;
     my $status = $opt{status} // 200;
@@ -136,11 +141,11 @@ sub receiver {
         };
     }
     $self->{ports}{$name} //= $opt{port} if $opt{port};
-    return $self->_serve($name, $respond, $opt{delay}, $opt{addr});
+    return $self->_serve($name, $respond, $opt{delay}, $opt{addr}, $opt{tls});
 }
 
 sub _serve {
-    my ($self, $name, $respond, $delay, $addr) = @_;
+    my ($self, $name, $respond, $delay, $addr, $tls) = @_;
     die "server '$name' is already running\n" if $self->{servers}{$name};
     $self->{servers}{$name} = PBTest::Server::start(
         name    => $name,
@@ -149,6 +154,7 @@ sub _serve {
         record  => $self->_record_file($name),
         respond => $respond,
         delay   => $delay,
+        tls     => $tls,
     );
     return $self->port($name);
 }
@@ -323,9 +329,10 @@ sub _subst {
     return $text;
 }
 
-# A self-signed certificate for a TLS server of the nginx under test, signed
-# by no trusted CA: %%DIR%%/<prefix>cert.pem and %%DIR%%/<prefix>key.pem,
-# valid for names => (subjectAltName's syntax; 127.0.0.1 and localhost).
+# A self-signed certificate for a TLS server (of the nginx under test, or a
+# receiver's tls =>), signed by no trusted CA: %%DIR%%/<prefix>cert.pem and
+# %%DIR%%/<prefix>key.pem, valid for names => (subjectAltName's syntax;
+# 127.0.0.1 and localhost).  Returns { cert => PATH, key => PATH }.
 sub self_signed_cert {
     my ($self, %opt) = @_;
     my $dir = $self->{dir};
@@ -333,6 +340,7 @@ sub self_signed_cert {
     my $names = $opt{names} // 'IP:127.0.0.1,DNS:localhost';
     my $out = qx{openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $dir/${prefix}key.pem -out $dir/${prefix}cert.pem -days 2 -subj /CN=test -addext subjectAltName=$names 2>&1};
     die "openssl failed:\n$out" if $?;
+    return { cert => "$dir/${prefix}cert.pem", key => "$dir/${prefix}key.pem" };
 }
 
 # ---------------------------------------------------------------- nginx

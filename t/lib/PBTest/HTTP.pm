@@ -89,8 +89,10 @@ sub read_response {
 sub _fill {
     my ($self) = @_;
     my $sel = IO::Select->new($self->{sock});
-    # can_read also returns nothing when a signal interrupts it: re-check the clock
-    until ($sel->can_read(_max(0, $self->{deadline} - time))) {
+    # can_read also returns nothing when a signal interrupts it: re-check the
+    # clock.  A TLS socket (IO::Socket::SSL) may hold bytes it has read from
+    # the socket already, which select() cannot see.
+    until (_pending($self->{sock}) || $sel->can_read(_max(0, $self->{deadline} - time))) {
         die "timeout\n" if time >= $self->{deadline};
     }
     my $n = sysread($self->{sock}, my $data, 65536);
@@ -102,6 +104,11 @@ sub _fill {
     $self->{buf} .= $data;
     $self->{raw} .= $data if $self->{keep_raw};
     return $n;
+}
+
+sub _pending {
+    my ($sock) = @_;
+    return $sock->can('pending') && $sock->pending;
 }
 
 sub _take {

@@ -6,7 +6,9 @@ package PBTest::Server;
 # child per connection, so slow answers never block other connections and
 # keep-alive works naturally.  Every request is appended as one JSON line to a
 # record file (flock'ed, since connection children write concurrently); a
-# counter file next to it numbers requests across connections.
+# counter file next to it numbers requests across connections.  With TLS the
+# child upgrades its connection (IO::Socket::SSL) before reading requests, so
+# every answer, a hostile one too, can be sent over TLS as over plain TCP.
 
 use strict;
 use warnings;
@@ -14,7 +16,7 @@ use warnings;
 use Fcntl qw(:flock O_RDWR O_CREAT SEEK_SET);
 use IO::Select;
 use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Socket qw(IPPROTO_TCP SOL_SOCKET SO_LINGER TCP_NODELAY);
 use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -40,10 +42,21 @@ my %REASON = (
 
 # Starts a server; returns the acceptor's pid (also its process group id).
 # %a: name, addr (127.0.0.1 unless given), port, record (file path),
-# respond (sub), delay (default seconds).
+# respond (sub), delay (default seconds), tls ({ cert => PEM file, key =>
+# PEM file }: a TLS server).
 sub start {
     my (%a) = @_;
     my $addr = $a{addr} // '127.0.0.1';
+    # One context for all connections: read once, its session tickets valid
+    # on every connection.  Loaded here only: plain servers need no TLS.
+    if ($a{tls}) {
+        require IO::Socket::SSL;
+        $a{tls} = IO::Socket::SSL::SSL_Context->new(
+            SSL_server    => 1,
+            SSL_cert_file => $a{tls}{cert},
+            SSL_key_file  => $a{tls}{key},
+        ) or die "server '$a{name}': TLS: " . IO::Socket::SSL::errstr() . "\n";
+    }
     # Listening before the fork: the port accepts connections once we return.
     my $listen = IO::Socket::INET->new(
         LocalAddr => $addr,
@@ -122,9 +135,15 @@ sub _serve_connection {
     # every proxied request look 40 ms slow.
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1)
         or warn "PBTest server '$a->{name}': TCP_NODELAY: $!\n";
-    my $reader = PBTest::HTTP->new($sock, timeout => $IDLE_TIMEOUT);
     my $peer_port = $sock->peerport;
+    # a failed handshake is the client's doing (a test of it): no answer
+    if ($a->{tls}) {
+        IO::Socket::SSL->start_SSL($sock, SSL_server => 1,
+            SSL_reuse_ctx => $a->{tls}, Timeout => 10) or return;
+    }
+    my $reader = PBTest::HTTP->new($sock, timeout => $IDLE_TIMEOUT);
     my $on_conn = 0;
+    my $close;    # how the last answer wants the connection closed
     while (1) {
         $reader->timeout($IDLE_TIMEOUT);
         # undef: closed, timed out or malformed; any of them ends the connection
@@ -142,17 +161,32 @@ sub _serve_connection {
                 $resp = { status => 200, body => 'ok' };
             }
         }
-        $req->{status} = ref $resp ? $resp->{status} // 200
-                       : $resp =~ m{^HTTP/\d\.\d (\d{3})} ? $1 : undef;
+        my $raw = ref $resp ? $resp->{raw} : $resp;
+        $req->{status} = !defined $raw ? $resp->{status} // 200
+                       : $raw =~ m{^HTTP/\d\.\d (\d{3})} ? $1 : undef;
         # Recorded before any delay, so that tests see arrivals at once even
         # when the answer is slow (or never read: the client timed out).
         _append($a->{record}, $req);
 
+        $close = $resp->{close} if ref $resp;
         my $delay = ref $resp && defined $resp->{delay} ? $resp->{delay} : $a->{delay};
         sleep $delay if $delay;
         eval { _write_response($sock, $resp, $req) } or last;
     }
-    close $sock;
+    _hang_up($sock, $close);
+}
+
+# Closes the connection as close => asks: 'tcp' without TLS's close_notify
+# (as a server that just closes its socket), 'reset' with a RST (SO_LINGER
+# 0, no close_notify either), anything else as a TLS server should.
+sub _hang_up {
+    my ($sock, $how) = @_;
+    $how //= '';
+    setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $how eq 'reset';
+    # IO::Socket::SSL's close says close_notify unless told not to
+    my @quiet = $sock->isa('IO::Socket::SSL') && $how =~ /^(?:tcp|reset)$/
+              ? (SSL_no_shutdown => 1) : ();
+    $sock->close(@quiet);
 }
 
 sub _wants_keepalive {
@@ -162,14 +196,25 @@ sub _wants_keepalive {
                                     : $connection =~ /keep-alive/i;
 }
 
-# Sends $resp; returns true if the connection may serve another request.
+# Sends $resp; returns true if the connection may serve another request
+# (not after close => ...).
 sub _write_response {
     my ($sock, $resp, $req) = @_;
     if (!ref $resp) {
         PBTest::HTTP::write_all($sock, $resp);
         return 0;
     }
-    my $keep = _wants_keepalive($req);
+    if (defined $resp->{raw}) {
+        my $out = $sock;
+        if ($resp->{no_tls}) {
+            # a copy of the descriptor: the TCP connection under TLS
+            open my $tcp, '>&', fileno $sock or die "dup: $!\n";
+            $out = $tcp;
+        }
+        PBTest::HTTP::write_all($out, $resp->{raw});
+        return !$resp->{close};
+    }
+    my $keep = _wants_keepalive($req) && !$resp->{close};
     my $status = $resp->{status} // 200;
     my $body = $resp->{body} // '';
     my @headers = @{ $resp->{headers} // [] };
