@@ -133,11 +133,15 @@ fuzz-smoke: deps
 fuzz: deps
 	$(MAKE) -s -C fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 
+# test files run three at a time: they mostly wait on nginx, receivers and
+# timers (90 s of CPU in 350 s one at a time); PROVE_JOBS=1 for one
+PROVE_JOBS ?= 3
+
 # t/16-deb.t installs the package built by `make deb`, when there is one
 prove: $(MODULE) test-deps deb
 	PB_MODULE=$(MODULE) PB_PROMTOOL=$(PROMTOOL) \
 	    PB_DEB="$$(ls $(DEB_DIR)/libnginx-mod-http-postback_*.deb 2>/dev/null)" \
-	    prove --timer -I t/lib t/
+	    prove -j$(PROVE_JOBS) --timer -I t/lib t/
 
 # the t/ suite against the module built with AddressSanitizer, loaded into
 # Debian's nginx with the ASan runtime preloaded
@@ -150,7 +154,7 @@ test-asan: deps test-deps
 	chmod +x $(ASAN_BUILD)/nginx.sh
 	PB_MODULE=$(ASAN_BUILD)/ngx_http_postback_module.so \
 	    PB_NGINX=$(ASAN_BUILD)/nginx.sh PB_PROMTOOL=$(PROMTOOL) \
-	    prove --timer -I t/lib t/
+	    prove -j$(PROVE_JOBS) --timer -I t/lib t/
 
 build-nginx: $(NGINX_MODULE)
 
@@ -181,7 +185,7 @@ $(NGINX_MODULE): $(NGINX_OBJS)/Makefile $(SOURCES)
 # t/16-deb.t skips: the package is built for Debian's nginx
 test-nginx: $(NGINX_MODULE) test-deps
 	PB_NGINX=$(NGINX_BIN) PB_MODULE=$(NGINX_MODULE) PB_PROMTOOL=$(PROMTOOL) \
-	    PB_DEB= prove --timer -I t/lib t/
+	    PB_DEB= prove -j$(PROVE_JOBS) --timer -I t/lib t/
 
 # side by side on loopback: plain proxy, mirror, Lua postback, this module;
 # ratios of the same run (see bench/ratios.pl and the README)
