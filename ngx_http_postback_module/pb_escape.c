@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <string.h>
+
 #include "pb_escape.h"
 
 
@@ -154,6 +156,25 @@ pb_json_short_escape(unsigned char c)
 }
 
 
+/*
+ * The bytes at p that JSON takes as they are (printable ASCII but the quote
+ * and the backslash): most of any text, copied in runs.
+ */
+static size_t
+pb_json_plain_run(const unsigned char *p, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '"' || p[i] == '\\') {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
 static size_t
 pb_json_escaped_ascii_len(unsigned char c)
 {
@@ -174,6 +195,13 @@ pb_escape_json_len(const unsigned char *src, size_t len)
     n = 0;
 
     for (i = 0; i < len; i += seq) {
+        seq = pb_json_plain_run(&src[i], len - i);
+
+        if (seq) {
+            n += seq;
+            continue;
+        }
+
         seq = pb_utf8_next(&src[i], len - i, &valid);
 
         if (!valid) {
@@ -227,6 +255,14 @@ pb_escape_json(unsigned char *dst, const unsigned char *src, size_t len)
     size_t  i, k, seq;
 
     for (i = 0; i < len; i += seq) {
+        seq = pb_json_plain_run(&src[i], len - i);
+
+        if (seq) {
+            memcpy(dst, &src[i], seq);
+            dst += seq;
+            continue;
+        }
+
         seq = pb_utf8_next(&src[i], len - i, &valid);
 
         if (!valid) {
