@@ -192,21 +192,9 @@ EOF
 $t->nginx_conf(conf(1));
 $t->start;
 
-sub status {
-    return decode_json($t->get('/status/?limit=1000')->{body});
-}
-
-sub callback {
-    my ($name) = @_;
-    my ($cb) = grep { $_->{name} eq $name } @{ status()->{callbacks} };
-    return $cb // {};
-}
-
-# the callback's deliveries, oldest first
-sub deliveries {
-    my ($name) = @_;
-    return reverse grep { $_->{callback} eq $name } @{ status()->{deliveries} };
-}
+sub status { $t->status_json }
+sub callback { $t->callback_status(@_) }
+sub deliveries { $t->callback_deliveries(@_) }
 
 sub finished {
     my ($cb) = @_;

@@ -584,6 +584,29 @@ END {
 
 # ---------------------------------------------------------------- helpers
 
+# The status JSON at $path (/status/ unless given), every delivery in it.
+sub status_json {
+    my ($self, $path) = @_;
+    my $r = $self->get(($path // '/status/') . '?limit=1000');
+    die "status: " . ($r->{status} // $r->{error}) . "\n"
+        unless ($r->{status} // 0) == 200;
+    return JSON::PP->new->utf8->decode($r->{body});
+}
+
+# A callback's entry in the status JSON ({} when it has none).
+sub callback_status {
+    my ($self, $name, $path) = @_;
+    my ($cb) = grep { $_->{name} eq $name } @{ $self->status_json($path)->{callbacks} };
+    return $cb // {};
+}
+
+# A callback's deliveries in the status JSON, oldest first.
+sub callback_deliveries {
+    my ($self, $name, $path) = @_;
+    return reverse grep { $_->{callback} eq $name }
+                   @{ $self->status_json($path)->{deliveries} };
+}
+
 # The engines sending the callbacks, from the status JSON at $path: the
 # distinct ones, sorted ("curl", "nginx").
 sub engines {

@@ -21,6 +21,8 @@ use POSIX ();
 use Socket qw(inet_aton);
 use Time::HiRes qw(time);
 
+use PBTest::Server;
+
 my $JSON = JSON::PP->new->utf8->canonical;
 
 my %TYPE = (1 => 'A', 28 => 'AAAA');
@@ -63,11 +65,7 @@ sub set_map {
 # All queries a server saw, in arrival order.
 sub records {
     my ($path) = @_;
-    open my $fh, '<', $path or return [];
-    flock $fh, LOCK_SH;
-    my @records = map { $JSON->decode($_) } grep { /\S/ } <$fh>;
-    close $fh;
-    return \@records;
+    return PBTest::Server::json_lines($path);
 }
 
 sub _serve {

@@ -92,11 +92,17 @@ sub kill_group {
 # All records of a file, in arrival order.
 sub records {
     my ($path) = @_;
+    return [ sort { $a->{n} <=> $b->{n} } @{ json_lines($path) } ];
+}
+
+# The JSON lines of a record file, as written (flock'ed against writers).
+sub json_lines {
+    my ($path) = @_;
     open my $fh, '<', $path or return [];
     flock $fh, LOCK_SH;
     my @records = map { $JSON->decode($_) } grep { /\S/ } <$fh>;
     close $fh;
-    return [ sort { $a->{n} <=> $b->{n} } @records ];
+    return \@records;
 }
 
 sub _accept_loop {
