@@ -52,6 +52,8 @@ enum {
 #define PB_HTTP_T_ENCODED     4
 
 
+static size_t pb_http_plain_run(const unsigned char *p, size_t len,
+    size_t max);
 static int pb_http_byte(pb_http_response_t *r, unsigned char c);
 static int pb_http_status_line(pb_http_response_t *r, unsigned char c);
 static int pb_http_header_line(pb_http_response_t *r, unsigned char c);
@@ -116,6 +118,20 @@ pb_http_response_feed(pb_http_response_t *r, const unsigned char *buf,
             continue;
         }
 
+        /* the value of a header not looked at, in bulk to its line's end */
+        if (r->state == PB_HTTP_S_VALUE && r->header == PB_HTTP_H_OTHER
+            && !r->cr)
+        {
+            n = pb_http_plain_run(buf + i, len - i,
+                                  PB_HTTP_HEADERS_MAX - r->header_bytes);
+
+            if (n) {
+                r->header_bytes += n;
+                i += n - 1;
+                continue;
+            }
+        }
+
         rc = pb_http_byte(r, buf[i]);
 
         if (rc == PB_HTTP_ERROR) {
@@ -145,6 +161,30 @@ pb_http_response_eof(pb_http_response_t *r)
                            ? "the connection closed before the headers "
                              "ended"
                            : "the connection closed before the body ended");
+}
+
+
+/*
+ * Of the next len bytes, at most max, how many a header value takes with
+ * nothing to do: neither a line's end nor a control character
+ */
+
+static size_t
+pb_http_plain_run(const unsigned char *p, size_t len, size_t max)
+{
+    size_t  i;
+
+    if (len > max) {
+        len = max;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
+            break;
+        }
+    }
+
+    return i;
 }
 
 
