@@ -196,7 +196,6 @@ static int pb_jscan_step_out(pb_jscan_t *js, pb_jscan_match_t *m, size_t v,
     const char *at);
 static void pb_jscan_key_start(pb_jscan_t *js);
 static void pb_jscan_key_bytes(pb_jscan_t *js, const char *s, size_t n);
-static void pb_jscan_key_end(pb_jscan_t *js);
 static void pb_jscan_open_value(pb_jscan_t *js, pb_jscan_match_t *m,
     const char *at);
 static int pb_jscan_close_value(pb_jscan_t *js, pb_jscan_match_t *m,
@@ -897,10 +896,6 @@ pb_jscan_string_end(pb_jscan_t *js, const char *p)
         return pb_jscan_scalar_end(js, p + 1);
     }
 
-    if (js->compare) {
-        pb_jscan_key_end(js);
-    }
-
     js->state = PB_JS_COLON;
 
     return p + 1;
@@ -1145,8 +1140,10 @@ pb_jscan_begin(pb_jscan_t *js, const char *at)
 
         step = &m->steps[v - 2];
 
+        /* in an object, the member's key was compared as it was read */
         if (array ? (step->key == NULL && step->index == index)
-                  : (step->key != NULL && !m->key_differs))
+                  : (step->key != NULL && !m->key_differs
+                     && m->key_at == step->key_len))
         {
             pb_jscan_step_in(js, m, v, at);
         }
@@ -1305,26 +1302,6 @@ pb_jscan_key_bytes(pb_jscan_t *js, const char *s, size_t n)
         }
 
         m->key_at += n;
-    }
-}
-
-
-static void
-pb_jscan_key_end(pb_jscan_t *js)
-{
-    size_t             i, v;
-    pb_jscan_match_t  *m;
-
-    v = js->depth + 1;
-
-    for (i = 0; i < js->npaths; i++) {
-        m = &js->match[i];
-
-        if (pb_jscan_candidate(m, v)
-            && m->key_at != m->steps[v - 2].key_len)
-        {
-            m->key_differs = 1;
-        }
     }
 }
 
