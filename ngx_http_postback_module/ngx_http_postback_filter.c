@@ -6,11 +6,20 @@
  * body filter copies its bytes (never holding or changing a buffer) and,
  * on the last buffer, extracts the fields, decides the event, renders the
  * requests of the matching callbacks and hands them to the zone.
+ *
+ * A JSON body is read by pb_jscan as its buffers pass (inflated first, if
+ * encoded): the JSONPath fields' values and whether it is JSON at all are
+ * known when the last buffer comes, with no tree, and a body refused on
+ * the way is given up at once.  A jansson tree of it is made only when
+ * something needs the document as a whole, at the first need (see
+ * ngx_http_postback_doc_tree): $postback_data, a post_form body of the
+ * whole document, a default body whose document has a \u0000.  A form
+ * body is read into a tree (pb_form) at the end, as its fields need one;
+ * so are the documents given to the status API as trees (test sends).
  */
 
 
 #include "ngx_http_postback_module.h"
-#include "pb_escape.h"
 #include "pb_fields.h"
 #include "pb_form.h"
 #include "pb_inflate.h"
@@ -38,8 +47,10 @@ typedef struct {
     unsigned                        done:1;
     unsigned                        skipped:1;
     unsigned                        evaluated:1;
+    unsigned                        parsed:1;   /* the body is a document */
 
-    json_t                         *doc;
+    pb_jscan_t                     *scan;   /* a JSON body's reading */
+    json_t                         *doc;    /* its tree, once needed */
     ngx_str_t                       data;   /* doc as compact JSON */
     ngx_str_t                       event;  /* decided, or given */
     ngx_str_t                       key;    /* postback_key's value */
@@ -68,6 +79,15 @@ static void ngx_http_postback_skip(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_counter_e reason);
 static void ngx_http_postback_copy(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, u_char *pos, size_t size);
+static ngx_int_t ngx_http_postback_scan_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_postback_scan_start(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static void ngx_http_postback_scan(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, u_char *pos, size_t size);
+static ngx_int_t ngx_http_postback_scan_end(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static void ngx_http_postback_scan_refused(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, int rc);
 static void ngx_http_postback_examine(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_parse(ngx_http_request_t *r,
@@ -85,9 +105,13 @@ static ngx_http_postback_ctx_t *ngx_http_postback_ctx_given(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_postback_evaluate(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
+static void ngx_http_postback_scan_value(pb_jscan_t *scan, ngx_uint_t n,
+    ngx_str_t *value);
 static ngx_int_t ngx_http_postback_matches(ngx_http_request_t *r,
     ngx_http_postback_cb_conf_t *cb, ngx_str_t *event);
 static pb_kv_t *ngx_http_postback_fields(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx);
+static ngx_int_t ngx_http_postback_doc_tree(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx);
 static ngx_int_t ngx_http_postback_doc_text(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_str_t *text);
@@ -139,6 +163,46 @@ ngx_http_postback_filter_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_postback_log_handler;
+
+    return ngx_http_postback_scan_init(cf);
+}
+
+
+/* the scanner of the JSONPath fields, made once: each JSON body copies it */
+
+static ngx_int_t
+ngx_http_postback_scan_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                      i, n;
+    pb_jscan_path_t                *paths;
+    ngx_http_postback_field_t      *field;
+    ngx_http_postback_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_postback_module);
+    field = pmcf->fields.elts;
+
+    paths = ngx_palloc(cf->temp_pool,
+                       (pmcf->fields.nelts + 1) * sizeof(pb_jscan_path_t));
+    if (paths == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < pmcf->fields.nelts; i++) {
+        if (field[i].value == NULL) {
+            paths[n].steps = field[i].steps;
+            paths[n++].nsteps = field[i].nsteps;
+        }
+    }
+
+    pmcf->scan_size = pb_jscan_size(n);
+    pmcf->scan = ngx_palloc(cf->pool, pmcf->scan_size);
+    if (pmcf->scan == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) pb_jscan_init(pmcf->scan, paths, n);
 
     return NGX_OK;
 }
@@ -255,6 +319,12 @@ ngx_http_postback_response_examined(ngx_http_request_t *r,
     }
 
     ctx->kind = kind;
+
+    if (kind == NGX_HTTP_POSTBACK_DOC_JSON
+        && ngx_http_postback_scan_start(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_POSTBACK_SKIP_TOO_LARGE;
+    }
 
     if (encoding) {
         ctx->inflate = pb_inflate_create();
@@ -458,6 +528,15 @@ ngx_http_postback_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         ctx->request = 1;
+
+        if (r->headers_in.content_type
+            && ngx_http_postback_doc_kind(&r->headers_in.content_type->value)
+               == NGX_HTTP_POSTBACK_DOC_JSON
+            && ngx_http_postback_scan_start(r, ctx) != NGX_OK)
+        {
+            /* out of memory: the request goes on, unexamined */
+            ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_TOO_LARGE);
+        }
     }
 
     for (cl = in; cl; cl = cl->next) {
@@ -536,7 +615,7 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
     u_char *pos, size_t size)
 {
     u_char  *buf;
-    size_t   cap;
+    size_t   cap, len;
 
     if (size == 0) {
         return;
@@ -559,6 +638,7 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
             return;
         }
 
+        len = ctx->len;
         ctx->inflate_rc = pb_inflate_feed(ctx->inflate, pos, size, ctx->buf,
                                           ctx->cap, &ctx->len);
 
@@ -574,6 +654,9 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
                           "postback: response does not decode as gzip, "
                           "not examined");
             ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+
+        } else {
+            ngx_http_postback_scan(r, ctx, ctx->buf + len, ctx->len - len);
         }
 
         return;
@@ -618,6 +701,101 @@ ngx_http_postback_copy(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
 
     ngx_memcpy(ctx->buf + ctx->len, pos, size);
     ctx->len += size;
+
+    ngx_http_postback_scan(r, ctx, pos, size);
+}
+
+
+/* a scanner for a JSON body: a copy of the configuration's fresh one */
+
+static ngx_int_t
+ngx_http_postback_scan_start(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx)
+{
+    ctx->scan = ngx_palloc(r->pool, ctx->pmcf->scan_size);
+    if (ctx->scan == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->scan, ctx->pmcf->scan, ctx->pmcf->scan_size);
+
+    return NGX_OK;
+}
+
+
+/* a JSON body's bytes, read as they pass; one refused is given up at once */
+
+static void
+ngx_http_postback_scan(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx,
+    u_char *pos, size_t size)
+{
+    int  rc;
+
+    if (ctx->scan == NULL) {
+        return;
+    }
+
+    rc = pb_jscan_feed(ctx->scan, (char *) pos, size);
+
+    if (rc != PB_JSCAN_OK) {
+        ngx_http_postback_scan_refused(r, ctx, rc);
+        ngx_http_postback_skip(r, ctx, NGX_HTTP_POSTBACK_SKIP_MALFORMED);
+    }
+}
+
+
+/*
+ * The end of a JSON body: the scan's verdict, and the fields' values
+ * written.  A body given whole (the status API's) is scanned now.
+ */
+
+static ngx_int_t
+ngx_http_postback_scan_end(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx)
+{
+    int  rc;
+
+    if (ctx->scan == NULL) {
+        if (ngx_http_postback_scan_start(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        (void) pb_jscan_feed(ctx->scan, (char *) ctx->buf, ctx->len);
+    }
+
+    rc = pb_jscan_finish(ctx->scan);
+
+    if (rc != PB_JSCAN_OK) {
+        ngx_http_postback_scan_refused(r, ctx, rc);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* why the scan gave a JSON body up: where it is not JSON, or no memory */
+
+static void
+ngx_http_postback_scan_refused(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx, int rc)
+{
+    size_t       offset;
+    const char  *what, *why;
+
+    what = ctx->request ? "request body" : "response";
+    why = pb_jscan_error(ctx->scan, &offset);
+
+    if (rc == PB_JSCAN_NOMEM) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: %s not examined: no memory for its fields",
+                      what);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "postback: %s is not valid JSON: %s at byte %uz",
+                  what, why, offset);
 }
 
 
@@ -889,40 +1067,35 @@ ngx_http_postback_event_value(ngx_http_request_t *r, ngx_str_t *value)
 }
 
 
-/* ctx->doc: the body read as its kind says; logs why not */
+/*
+ * The body read as its kind says: a JSON body's scan ended, a form read
+ * into ctx->doc; logs why not.
+ */
 
 static ngx_int_t
 ngx_http_postback_parse(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
-    const char    *msg;
-    json_error_t   err;
+    const char  *msg;
 
-    if (ctx->kind == NGX_HTTP_POSTBACK_DOC_FORM) {
-        ctx->doc = pb_form_parse((char *) ctx->buf, ctx->len, &msg);
-
-        if (ctx->doc == NULL) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "postback: %s is not a valid form: %s",
-                          ctx->request ? "request body" : "response", msg);
+    if (ctx->kind == NGX_HTTP_POSTBACK_DOC_JSON) {
+        if (ngx_http_postback_scan_end(r, ctx) != NGX_OK) {
             return NGX_ERROR;
         }
 
+        ctx->parsed = 1;
         return NGX_OK;
     }
 
-    ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
+    ctx->doc = pb_form_parse((char *) ctx->buf, ctx->len, &msg);
 
     if (ctx->doc == NULL) {
-        /* jansson quotes the body near the error: keep it on one line */
-        (void) pb_header_sanitize((u_char *) err.text, ngx_strlen(err.text));
-
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "postback: %s is not valid JSON: %s "
-                      "(line %d, column %d)",
-                      ctx->request ? "request body" : "response", err.text,
-                      err.line, err.column);
+                      "postback: %s is not a valid form: %s",
+                      ctx->request ? "request body" : "response", msg);
         return NGX_ERROR;
     }
+
+    ctx->parsed = 1;
 
     return NGX_OK;
 }
@@ -941,7 +1114,7 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
     ngx_str_t *values, u_char *id)
 {
     pb_kv_t                    *fields;
-    ngx_str_t                   text, packed;
+    ngx_str_t                   packed;
     ngx_uint_t                  i;
     ngx_http_postback_ctx_t    *ctx;
     ngx_http_postback_field_t  *field;
@@ -953,14 +1126,6 @@ ngx_http_postback_test_send(ngx_http_request_t *r,
     }
 
     ctx->doc = doc;
-
-    /* the sample's text, as a captured body's */
-    if (ngx_http_postback_data_value(r, &text) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->buf = text.data;
-    ctx->len = text.len;
 
     if (ngx_http_postback_evaluate(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1061,10 +1226,44 @@ ngx_http_postback_ctx_given(ngx_http_request_t *r)
 
 
 /*
- * The document's text for the default body: as the upstream wrote it (it
- * parsed, so it is JSON), its outer white space left out; but written
- * again from the parse when it has a \u0000, which the parse replaced in
- * keys and which many receivers refuse there, or when it is a form.
+ * ctx->doc: the document as a jansson tree, made from a JSON body at the
+ * first need (the scan took its fields without one).  NGX_DECLINED: there
+ * is no document.
+ */
+
+static ngx_int_t
+ngx_http_postback_doc_tree(ngx_http_request_t *r,
+    ngx_http_postback_ctx_t *ctx)
+{
+    json_error_t  err;
+
+    if (ctx->doc != NULL) {
+        return NGX_OK;
+    }
+
+    if (!ctx->parsed) {
+        return NGX_DECLINED;
+    }
+
+    ctx->doc = pb_json_parse((char *) ctx->buf, ctx->len, &err);
+
+    if (ctx->doc == NULL) {
+        /* the scan accepted it: only memory can be missing */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "postback: no memory for the document's tree");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The document's text for the default body: a JSON body as the upstream
+ * wrote it (the scan found it JSON), its outer white space left out; but
+ * written again from its tree when it has a \u0000, which the parse
+ * replaced in keys and which many receivers refuse there; and a form's,
+ * or a document given as a tree, written from that tree.
  */
 
 static ngx_int_t
@@ -1073,14 +1272,12 @@ ngx_http_postback_doc_text(ngx_http_request_t *r,
 {
     u_char  *p, *last;
 
-    p = ctx->buf;
-    last = ctx->buf + ctx->len;
-
-    if (ctx->kind == NGX_HTTP_POSTBACK_DOC_FORM
-        || ngx_strlcasestrn(p, last, (u_char *) "\\u0000", 6 - 1))
-    {
+    if (ctx->scan == NULL || pb_jscan_has_nul(ctx->scan)) {
         return ngx_http_postback_data_value(r, text);
     }
+
+    p = ctx->buf;
+    last = ctx->buf + ctx->len;
 
     while (p < last && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
     {
@@ -1132,7 +1329,7 @@ ngx_http_postback_fields(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 static ngx_int_t
 ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 {
-    ngx_uint_t                  i;
+    ngx_uint_t                  i, n;
     ngx_http_postback_field_t  *field;
 
     field = ctx->pmcf->fields.elts;
@@ -1145,11 +1342,18 @@ ngx_http_postback_evaluate(ngx_http_request_t *r, ngx_http_postback_ctx_t *ctx)
 
     /* JSONPath fields first: complex values may refer to them */
 
-    for (i = 0; i < ctx->pmcf->fields.nelts; i++) {
-        if (field[i].value == NULL
-            && ngx_http_postback_path_value(r->pool, ctx->doc, &field[i],
-                                            &ctx->values[i])
-               == NGX_ERROR)
+    for (i = 0, n = 0; i < ctx->pmcf->fields.nelts; i++) {
+        if (field[i].value != NULL) {
+            continue;
+        }
+
+        /* the scan's paths are the JSONPath fields, in their order */
+        if (ctx->scan) {
+            ngx_http_postback_scan_value(ctx->scan, n++, &ctx->values[i]);
+
+        } else if (ngx_http_postback_path_value(r->pool, ctx->doc, &field[i],
+                                                &ctx->values[i])
+                   == NGX_ERROR)
         {
             return NGX_ERROR;
         }
@@ -1207,6 +1411,22 @@ ngx_http_postback_path_value(ngx_pool_t *pool, json_t *doc,
 }
 
 
+/* path n's value found by the scan, in its memory; if none, left as is */
+
+static void
+ngx_http_postback_scan_value(pb_jscan_t *scan, ngx_uint_t n,
+    ngx_str_t *value)
+{
+    size_t       len;
+    const char  *text;
+
+    if (pb_jscan_value(scan, n, &text, &len)) {
+        value->data = (u_char *) text;
+        value->len = len;
+    }
+}
+
+
 ngx_int_t
 ngx_http_postback_field_value(ngx_http_request_t *r, ngx_uint_t index,
     ngx_str_t *value)
@@ -1230,15 +1450,21 @@ ngx_http_postback_data_value(ngx_http_request_t *r, ngx_str_t *value)
 {
     char                     *text;
     size_t                    len;
+    ngx_int_t                 rc;
     ngx_http_postback_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_postback_module);
 
-    if (ctx == NULL || ctx->doc == NULL) {
+    if (ctx == NULL) {
         return NGX_DECLINED;
     }
 
     if (ctx->data.data == NULL) {
+        rc = ngx_http_postback_doc_tree(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         text = pb_json_value_text(ctx->doc, &len);
         if (text == NULL) {
             return NGX_ERROR;
@@ -1460,6 +1686,7 @@ ngx_http_postback_render_body(ngx_http_request_t *r,
     ngx_http_postback_ctx_t *ctx, ngx_http_postback_cb_conf_t *cb,
     pb_payload_t *payload, ngx_str_t *body, ngx_uint_t *sanitized)
 {
+    ngx_int_t  rc;
     ngx_str_t  text;
 
     if (cb->body) {
@@ -1469,7 +1696,13 @@ ngx_http_postback_render_body(ngx_http_request_t *r,
     switch (cb->method) {
 
     case NGX_HTTP_POSTBACK_POST_FORM:
-        if (payload->nparams == 0 && ctx->doc) {
+        rc = (payload->nparams == 0) ? ngx_http_postback_doc_tree(r, ctx)
+                                     : NGX_DECLINED;
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_OK) {
             /* no param=: the whole document, as the platforms post it */
             body->len = pb_form_write_len(ctx->doc);
             body->data = ngx_pnalloc(r->pool, body->len + 1);
@@ -1616,6 +1849,10 @@ ngx_http_postback_cleanup(void *data)
 
     if (ctx->inflate) {
         pb_inflate_destroy(ctx->inflate);
+    }
+
+    if (ctx->scan) {
+        pb_jscan_free(ctx->scan);
     }
 
     if (ctx->doc) {

@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 #include <jansson.h>
 
+#include "pb_jscan.h"
 #include "pb_jsonpath.h"
 #include "pb_minutes.h"
 #include "pb_policy.h"
@@ -197,6 +198,10 @@ typedef struct {
     ngx_cycle_t                  *cycle;    /* the one configured */
     ngx_uint_t                    generation;   /* the zone's, at init */
     ngx_array_t                   fields;   /* ngx_http_postback_field_t */
+    pb_jscan_t                   *scan;     /* of the JSONPath fields, in
+                                               their order, fresh: copied
+                                               for each JSON body */
+    size_t                        scan_size;
     ngx_http_complex_value_t     *event;
     ngx_http_complex_value_t     *key;      /* postback_key */
     ngx_array_t                  *timeouts; /* ngx_http_postback_timeout_t */

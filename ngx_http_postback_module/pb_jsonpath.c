@@ -329,16 +329,35 @@ pb_json_value_text(json_t *value, size_t *len)
 }
 
 
-/*
- * A copy of buf where every \u0000 escape is \ufffd: jansson refuses NUL
- * in object keys, which JSON allows.
- */
+void
+pb_json_nul_to_fffd(char *text, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (text[i] != '\\') {
+            continue;
+        }
+
+        /* the escaped byte is skipped: "\\u0000" is no \u0000 */
+        i++;
+
+        if (text[i] == 'u' && len - i > 4 && memcmp(&text[i + 1], "0000", 4)
+                                             == 0)
+        {
+            memcpy(&text[i + 1], "fffd", 4);
+            i += 4;
+        }
+    }
+}
+
+
+/* a copy of buf without \u0000: jansson refuses NUL in object keys */
 
 static char *
 pb_json_without_nul(const char *buf, size_t len)
 {
-    char    *copy;
-    size_t   i;
+    char  *copy;
 
     copy = malloc(len + 1);
     if (copy == NULL) {
@@ -346,22 +365,7 @@ pb_json_without_nul(const char *buf, size_t len)
     }
 
     memcpy(copy, buf, len);
-
-    for (i = 0; i + 1 < len; i++) {
-        if (copy[i] != '\\') {
-            continue;
-        }
-
-        /* the escaped byte is skipped: "\\u0000" is no \u0000 */
-        i++;
-
-        if (copy[i] == 'u' && len - i > 4 && memcmp(&copy[i + 1], "0000", 4)
-                                             == 0)
-        {
-            memcpy(&copy[i + 1], "fffd", 4);
-            i += 4;
-        }
-    }
+    pb_json_nul_to_fffd(copy, len);
 
     return copy;
 }

@@ -37,6 +37,12 @@ int pb_path_parse(const char *src, size_t len, pb_path_step_t *steps,
  */
 json_t *pb_json_parse(const char *buf, size_t len, json_error_t *err);
 
+/*
+ * Every \u0000 escape of JSON text (len bytes) made \ufffd, in place: as
+ * pb_json_parse reads a document with one in a key.
+ */
+void pb_json_nul_to_fffd(char *text, size_t len);
+
 /* Borrowed reference to the value at the path, or NULL. */
 json_t *pb_path_eval(json_t *root, const pb_path_step_t *steps, size_t n);
 

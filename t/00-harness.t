@@ -19,6 +19,8 @@ my %routes = (
     '/chunked'   => { body => $json, chunked => 1, chunk_size => 700 },
     '/gzip'      => { body => $json, gzip => 1 },
     '/truncated' => { body => $json, close_after => 100 },
+    '/held'      => { body => $json, chunked => 1, chunk_size => 700,
+                      hold_after => 1400, hold_until => $t->dir . '/go' },
 );
 $t->upstream(app => sub {
     my ($req) = @_;
@@ -97,8 +99,18 @@ subtest 'bodies pass the proxy byte for byte' => sub {
     like $r->{error}, qr/closed/, 'truncated: reported';
     is $r->{body}, substr($json, 0, 100), 'truncated: the bytes sent';
 
+    my $held;
+    $r = $t->get('/held', after_send => sub {
+        # the upstream has the request, and holds the body's rest
+        $held = PBTest::eventually(sub { @{ $t->received('app') } == 5 }, 5)
+                && !-e $t->dir . '/go';
+        $t->write_file('go', '');
+    });
+    ok $held, 'held: the request sent before the response is read';
+    ok $r->{body} eq $json, 'held: the whole body once the file is there';
+
     my @paths = map { $_->{path} } @{ $t->received('app') };
-    is_deeply \@paths, [qw(/plain /chunked /gzip /truncated)], 'upstream records';
+    is_deeply \@paths, [qw(/plain /chunked /gzip /truncated /held)], 'upstream records';
 };
 
 subtest 'receiver records requests' => sub {

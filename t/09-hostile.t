@@ -12,7 +12,8 @@
 #   with a log line; 1500 deep with an event: delivered, the deep part
 #   rendered into the callback body;
 # - invalid UTF-8 in strings (0xff, an overlong form, an encoded surrogate,
-#   a lone \ud800 escape): malformed, with jansson's reason in the log;
+#   a lone \ud800 escape): malformed, with the reason and where in the
+#   log, logged as soon as the bytes are read;
 # - valid JSON with \u0000 in a key: examined like any document, the key
 #   sent with U+FFFD in the default body's "data";
 # - a spaced document with a big integer: "data" is its text as sent;
@@ -505,10 +506,10 @@ subtest 'nested 10000 deep' => sub {
 
 subtest 'invalid UTF-8 in strings' => sub {
     my %reason = (
-        utf8_ff        => qr/unable to decode byte 0xff/,
-        utf8_overlong  => qr/unable to decode byte 0xc0/,
-        utf8_surrogate => qr/unable to decode byte 0xed/,
-        utf8_escape    => qr/invalid Unicode '\\uD800'/,
+        utf8_ff        => qr/invalid UTF-8 at byte 44/,
+        utf8_overlong  => qr/invalid UTF-8 at byte 43/,
+        utf8_surrogate => qr/invalid UTF-8 at byte 45/,
+        utf8_escape    => qr/invalid Unicode surrogate at byte 50/,
     );
     for my $doc (sort keys %reason) {
         my $from = length $t->error_log;
@@ -545,15 +546,14 @@ subtest 'the document as sent' => sub {
     still_fine('spaced', $from, \@workers);
 };
 
-# jansson quotes the bytes near a parse error; the log must not get a line
-# break from them.
+# A parse error's log line stays one line, whatever bytes are near it.
 subtest 'parse error text with a newline' => sub {
     my $from = length $t->error_log;
     my $delta = get_doc('parse error', 'log_forge');
     is_deeply $delta, { examined => 1, malformed => 1 }, 'counted malformed';
     my $log = log_since($from);
     like $log, qr/postback: response is not valid JSON: invalid escape/, 'log line';
-    like $log, qr/postback: response is not valid JSON: [^\n]*\(line \d+, column \d+\)/,
+    like $log, qr/postback: response is not valid JSON: [^\n]* at byte \d+/,
         'the whole message on one line' or diag $log;
     still_fine('parse error', $from, \@workers);
 };

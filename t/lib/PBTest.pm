@@ -110,11 +110,13 @@ sub _free_port {
 #     body => 'bytes', chunked => 1, chunk_size => 1000, delay => seconds
 #     before answering, body_delay => seconds between pieces of chunk_size
 #     bytes (chunked or not), close_after => N (close after N body bytes,
-#     the header still announcing all), close => 1 (close the connection
-#     after this answer; 'tcp': without TLS's close_notify; 'reset': with a
-#     RST), gzip => 1 }, or { raw => 'bytes' } (written as is, the
-#     connection then kept for the next request unless close => is given;
-#     no_tls => 1: on the TCP connection under TLS, as no TLS record)
+#     the header still announcing all), hold_after => N, hold_until =>
+#     $path (the pieces after the first N body bytes wait until the file
+#     $path exists, 30 s at most), close => 1 (close the connection after
+#     this answer; 'tcp': without TLS's close_notify; 'reset': with a RST),
+#     gzip => 1 }, or { raw => 'bytes' } (written as is, the connection
+#     then kept for the next request unless close => is given; no_tls => 1:
+#     on the TCP connection under TLS, as no TLS record)
 # Content-Length (or Transfer-Encoding) is added unless given in headers.
 # undef answers 200 "ok"; a handler that dies answers 500.
 sub upstream {
@@ -505,6 +507,8 @@ sub _check_log {
 # One HTTP/1.1 request to $t->port($opt{port} // 'front').  Returns { status,
 # headers, body, raw, elapsed }, plus error (timeout, connection closed...)
 # when the response did not arrive whole; what did arrive is kept.
+# after_send => sub { ... } runs once the request is sent, before any of
+# the response is read.
 sub request {
     my ($self, $method, $path, %opt) = @_;
     my $port = $self->port($opt{port} // 'front');
@@ -532,6 +536,7 @@ sub request {
         PBTest::HTTP::write_all($sock, "$method $path HTTP/1.1\r\n"
             . PBTest::HTTP::format_headers(@headers) . "\r\n" . ($opt{body} // ''));
     };
+    $opt{after_send}->() if $opt{after_send};
     eval { $reader->read_response($method, \%res); 1 } or chomp($res{error} = $@);
     close $sock;
     $res{raw} = $reader->raw;

@@ -37,6 +37,7 @@ static const unit_suite_t  unit_suites[] = {
     { form_tests, &form_ntests },
     { http_tests, &http_ntests },
     { minutes_tests, &minutes_ntests },
+    { jscan_tests, &jscan_ntests },
 };
 
 static const char  *unit_current;

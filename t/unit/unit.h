@@ -74,5 +74,7 @@ extern const unit_test_t  form_tests[];
 extern const size_t       form_ntests;
 extern const unit_test_t  minutes_tests[];
 extern const size_t       minutes_ntests;
+extern const unit_test_t  jscan_tests[];
+extern const size_t       jscan_ntests;
 
 #endif /* UNIT_H */

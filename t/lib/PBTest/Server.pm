@@ -245,8 +245,11 @@ sub _write_response {
     # One write unless pieces are wanted (chunks, or a slow body).
     my $piece = ($resp->{chunked} || $resp->{body_delay}) ? ($resp->{chunk_size} || 1000)
                                                            : ($length || 1);
+    my $held;
     for (my $off = 0; $off < $length; $off += $piece) {
         sleep $resp->{body_delay} if $off && $resp->{body_delay};
+        _hold($resp->{hold_until})
+            if $resp->{hold_after} && $off >= $resp->{hold_after} && !$held++;
         my $data = substr($body, $off, _min($piece, $length - $off));
         PBTest::HTTP::write_all($sock, $resp->{chunked}
             ? sprintf("%x\r\n%s\r\n", length $data, $data) : $data);
@@ -275,6 +278,13 @@ sub _append {
     flock $fh, LOCK_EX;
     print $fh $JSON->encode($record), "\n";
     close $fh;
+}
+
+# Waits until $path exists (the test's signal), 30 s at most.
+sub _hold {
+    my ($path) = @_;
+    my $deadline = time + 30;
+    sleep 0.02 until -e $path || time > $deadline;
 }
 
 sub _min { $_[0] < $_[1] ? $_[0] : $_[1] }
