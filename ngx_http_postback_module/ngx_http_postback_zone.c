@@ -1897,14 +1897,32 @@ ngx_http_postback_zone_free(ngx_slab_pool_t *shpool,
 u_char *
 ngx_http_postback_time_text(u_char *buf, uint64_t ms)
 {
-    ngx_tm_t  tm;
+    ngx_uint_t  milli;
+    ngx_tm_t    tm;
 
-    ngx_gmtime((time_t) (ms / 1000), &tm);
+    /* the second's text, made once a second: each capture writes one */
+    static time_t  second = -1;
+    static u_char  text[sizeof("2026-11-22T18:34:44") - 1];
 
-    return ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
-                       (int) (ms % 1000));
+    if ((time_t) (ms / 1000) != second) {
+        second = (time_t) (ms / 1000);
+        ngx_gmtime(second, &tm);
+
+        (void) ngx_sprintf(text, "%4d-%02d-%02dT%02d:%02d:%02d",
+                           tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                           tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+    }
+
+    milli = (ngx_uint_t) (ms % 1000);
+
+    buf = ngx_cpymem(buf, text, sizeof(text));
+    *buf++ = '.';
+    *buf++ = (u_char) ('0' + milli / 100);
+    *buf++ = (u_char) ('0' + milli / 10 % 10);
+    *buf++ = (u_char) ('0' + milli % 10);
+    *buf++ = 'Z';
+
+    return buf;
 }
 
 
