@@ -271,8 +271,12 @@ pb_jscan_feed(pb_jscan_t *js, const char *buf, size_t len)
 {
     const char  *p, *end;
 
-    if (js->error != NULL || len == 0) {
-        return js->error ? js->rc : PB_JSCAN_OK;
+    if (js->error != NULL) {
+        return js->rc;
+    }
+
+    if (len == 0) {
+        return PB_JSCAN_OK;
     }
 
     js->buf = buf;
