@@ -13,7 +13,6 @@ package PBTest::DNS;
 use strict;
 use warnings;
 
-use Fcntl qw(:flock);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
@@ -77,9 +76,10 @@ sub _serve {
         my $peer = $sock->recv(my $query, 512) // next;
         my $q = _parse($query) or next;
         my $answer = $a->{silent} ? undef : _answer($q, _read_map($a->{map}));
-        _append($a->{record}, { name => $q->{name}, time => time,
-                                type => $TYPE{ $q->{type} } // $q->{type},
-                                rcode => $answer && $answer->{rcode} });
+        PBTest::Server::append_line($a->{record}, {
+            name => $q->{name}, time => time,
+            type => $TYPE{ $q->{type} } // $q->{type},
+            rcode => $answer && $answer->{rcode} });
         send $sock, $answer->{bytes}, 0, $peer if $answer;
     }
 }
@@ -130,12 +130,5 @@ sub _read_map {
     return eval { $JSON->decode(<$fh>) } // {};
 }
 
-sub _append {
-    my ($path, $record) = @_;
-    open my $fh, '>>', $path or die "$path: $!\n";
-    flock $fh, LOCK_EX;
-    print $fh $JSON->encode($record), "\n";
-    close $fh;
-}
 
 1;

@@ -172,7 +172,7 @@ sub _serve_connection {
                        : $raw =~ m{^HTTP/\d\.\d (\d{3})} ? $1 : undef;
         # Recorded before any delay, so that tests see arrivals at once even
         # when the answer is slow (or never read: the client timed out).
-        _append($a->{record}, $req);
+        append_line($a->{record}, $req);
 
         $close = $resp->{close} if ref $resp;
         my $delay = ref $resp && defined $resp->{delay} ? $resp->{delay} : $a->{delay};
@@ -272,7 +272,8 @@ sub _next_number {
     return $n;
 }
 
-sub _append {
+# One record as a JSON line (flock'ed: connection children write at once).
+sub append_line {
     my ($path, $record) = @_;
     open my $fh, '>>', $path or die "$path: $!\n";
     flock $fh, LOCK_EX;
