@@ -607,6 +607,8 @@ static ngx_int_t
 ngx_http_postback_header(ngx_http_postback_transfer_t *t, const char *name,
     u_char *value, size_t len)
 {
+    u_char     *p;
+    size_t      name_len;
     ngx_str_t  *h;
 
     h = ngx_array_push(&t->send.headers);
@@ -614,13 +616,19 @@ ngx_http_postback_header(ngx_http_postback_transfer_t *t, const char *name,
         return NGX_ERROR;
     }
 
-    h->len = ngx_strlen(name) + sizeof(": ") - 1 + len;
+    name_len = ngx_strlen(name);
+
+    h->len = name_len + sizeof(": ") - 1 + len;
     h->data = ngx_pnalloc(t->send.pool, h->len + 1);
     if (h->data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(h->data, "%s: %*s%Z", name, len, value);
+    p = ngx_cpymem(h->data, name, name_len);
+    *p++ = ':';
+    *p++ = ' ';
+    p = ngx_cpymem(p, value, len);
+    *p = '\0';
 
     return NGX_OK;
 }

@@ -509,12 +509,20 @@ ngx_http_postback_http_request(ngx_http_postback_http_transfer_t *tr)
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(tr->request, "%s %s%V HTTP/1.1" CRLF, method,
-                    (target.len && target.data[0] == '/') ? "" : "/",
-                    &target);
+    p = ngx_cpymem(tr->request, method, ngx_strlen(method));
+    *p++ = ' ';
+
+    if (target.len == 0 || target.data[0] != '/') {
+        *p++ = '/';
+    }
+
+    p = ngx_cpymem(p, target.data, target.len);
+    p = ngx_cpymem(p, " HTTP/1.1" CRLF, sizeof(" HTTP/1.1" CRLF) - 1);
 
     if (!has_host) {
-        p = ngx_sprintf(p, "Host: %V" CRLF, &host);
+        p = ngx_cpymem(p, "Host: ", sizeof("Host: ") - 1);
+        p = ngx_cpymem(p, host.data, host.len);
+        *p++ = CR; *p++ = LF;
     }
 
     if (!has_accept) {
@@ -526,7 +534,8 @@ ngx_http_postback_http_request(ngx_http_postback_http_transfer_t *tr)
             continue;
         }
 
-        p = ngx_sprintf(p, "%V" CRLF, &h[i]);
+        p = ngx_cpymem(p, h[i].data, h[i].len);
+        *p++ = CR; *p++ = LF;
     }
 
     if (body) {
