@@ -156,19 +156,27 @@ pb_json_short_escape(unsigned char c)
 }
 
 
-/*
- * The bytes at p that JSON takes as they are (printable ASCII but the quote
- * and the backslash): most of any text, copied in runs.
- */
-static size_t
-pb_json_plain_run(const unsigned char *p, size_t len)
+/* bytes a JSON string holds as they are: see pb_json_plain_len() */
+static const unsigned char  pb_json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /*  !"#$%&'()*+,-./ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* PQRSTUVWXYZ[\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+    /* 0x80 and over: UTF-8, to be checked */
+};
+
+
+size_t
+pb_json_plain_len(const unsigned char *p, size_t len)
 {
     size_t  i;
 
-    for (i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '"' || p[i] == '\\') {
-            break;
-        }
+    for (i = 0; i < len && pb_json_plain[p[i]]; i++) {
+        /* void */
     }
 
     return i;
@@ -195,7 +203,7 @@ pb_escape_json_len(const unsigned char *src, size_t len)
     n = 0;
 
     for (i = 0; i < len; i += seq) {
-        seq = pb_json_plain_run(&src[i], len - i);
+        seq = pb_json_plain_len(&src[i], len - i);
 
         if (seq) {
             n += seq;
@@ -255,7 +263,7 @@ pb_escape_json(unsigned char *dst, const unsigned char *src, size_t len)
     size_t  i, k, seq;
 
     for (i = 0; i < len; i += seq) {
-        seq = pb_json_plain_run(&src[i], len - i);
+        seq = pb_json_plain_len(&src[i], len - i);
 
         if (seq) {
             memcpy(dst, &src[i], seq);

@@ -16,6 +16,12 @@ unsigned char *pb_escape_uri(unsigned char *dst, const unsigned char *src,
     size_t len);
 
 /*
+ * How many of the bytes at p a JSON string holds as they are, unescaped
+ * and needing no UTF-8 check: printable ASCII (and DEL) but '"' and '\\'.
+ */
+size_t pb_json_plain_len(const unsigned char *p, size_t len);
+
+/*
  * Contents of a JSON string, without the quotes: '"', '\\' and control
  * bytes escaped; invalid UTF-8 sequences become \ufffd, so the output is
  * always valid JSON text.

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_escape.h"
 #include "pb_jscan.h"
 
 
@@ -217,20 +218,6 @@ static int pb_jscan_unescaped(char c);
 static int pb_jscan_hex_digit(char c);
 static uint32_t pb_jscan_hex4(const char *p);
 static size_t pb_jscan_utf8(uint32_t code, char *buf);
-
-
-/* bytes a string holds as they are: printable ASCII but '"' and '\' */
-static const unsigned char  pb_jscan_plain[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /*  !"#$%&'()*+,-./ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* PQRSTUVWXYZ[\]^_ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-    /* 0x80 and over: UTF-8, checked */
-};
 
 
 size_t
@@ -852,9 +839,7 @@ pb_jscan_string(pb_jscan_t *js, const char *p, const char *end)
 
         run = p;
 
-        while (p < end && pb_jscan_plain[(unsigned char) *p]) {
-            p++;
-        }
+        p += pb_json_plain_len((const unsigned char *) p, end - p);
 
         if (js->compare && p != run) {
             pb_jscan_key_bytes(js, run, p - run);
