@@ -399,13 +399,15 @@ ngx_http_postback_http_start(ngx_http_postback_send_t *send)
     tr->timer_conn.data = tr;
 
 #if (NGX_HTTP_SSL)
-    /* info and worse reach ssl_log(), whatever error_log's level */
-    tr->ssl_log = *send->log;
-    tr->ssl_log.log_level = NGX_LOG_INFO
-                            | (send->log->log_level & NGX_LOG_DEBUG_ALL);
-    tr->ssl_log.writer = ngx_http_postback_http_ssl_log;
-    tr->ssl_log.wdata = tr;
-    tr->ssl_log.next = NULL;
+    if (send->cb->ssl) {
+        /* info and worse reach ssl_log(), whatever error_log's level */
+        tr->ssl_log = *send->log;
+        tr->ssl_log.log_level = NGX_LOG_INFO
+                                | (send->log->log_level & NGX_LOG_DEBUG_ALL);
+        tr->ssl_log.writer = ngx_http_postback_http_ssl_log;
+        tr->ssl_log.wdata = tr;
+        tr->ssl_log.next = NULL;
+    }
 #endif
 
     ngx_add_timer(&tr->timer, send->cb->timeout);
