@@ -22,7 +22,6 @@
 use strict;
 use warnings;
 
-use JSON::PP;
 use Test::More;
 
 use PBTest qw(eventually);
@@ -61,41 +60,13 @@ my %callbacks = (
     slowish => 'url=http://127.0.0.1:%%PORT_slowish%%/hook',
 );
 
-my $locations = join '', map { <<"EOF" } sort keys %callbacks;
-        location /$_/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
-            postback_callback $_ $callbacks{$_};
-        }
-EOF
-
-$t->nginx_conf($t->module_conf(<<"EOF", workers => 1));
-    postback_zone pb:1m;
-    postback_field status \$.status;
-    postback_field tx \$.tx;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-$locations
-        location /wire/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+$t->nginx_conf($t->checkout_conf(workers => 1,
+    locations => $t->callback_locations(%callbacks, wire => <<'EOF')));
             postback_callback via_nginx url=http://127.0.0.1:%%PORT_wire%%/n
                 header=X-Extra:1;
             postback_callback via_curl url=http://localhost:%%PORT_wire%%/c
                 header=X-Extra:1;
             postback_callback v6 url=http://[::1]:%%PORT_wire%%/ events=NONE;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
 EOF
 $t->start;
 

@@ -20,7 +20,6 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
-use JSON::PP;
 use POSIX ();
 use Test::More;
 
@@ -99,18 +98,7 @@ $t->port($_) for qw(later other);
 
 my $via = 'proxy=http://127.0.0.1:%%PORT_proxy%%';
 
-$t->nginx_conf($t->module_conf(<<"EOF", workers => 1));
-    postback_zone pb:1m;
-    postback_field status \$.status;
-    postback_field tx \$.tx;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
+$t->nginx_conf($t->checkout_conf(workers => 1, callbacks => <<"EOF",
             postback_callback plain
                 url=http://127.0.0.1:%%PORT_plain%%/hook $via;
             postback_callback tls
@@ -137,16 +125,8 @@ $t->nginx_conf($t->module_conf(<<"EOF", workers => 1));
                 ca_file=%%DIR%%/cert.pem attempts=1;
             postback_callback direct
                 url=http://127.0.0.1:%%PORT_plain%%/direct;
-        }
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
-
+EOF
+    servers => <<"EOF"));
     server {
         listen 127.0.0.1:%%PORT_tls%% ssl;
         ssl_certificate %%DIR%%/cert.pem;
@@ -158,17 +138,8 @@ $t->start;
 
 # ---------------------------------------------------------------- helpers
 
-my $JSON = JSON::PP->new;
-
-sub status {
-    return $JSON->decode($t->get('/status/?limit=1000')->{body});
-}
-
-sub callback {
-    my ($name) = @_;
-    my ($cb) = grep { $_->{name} eq $name } @{ status()->{callbacks} };
-    return $cb // {};
-}
+sub status { $t->status_json }
+sub callback { $t->callback_status(@_) }
 
 # the callback's only delivery, once it is $state
 sub delivery {

@@ -146,35 +146,11 @@ my %callbacks = (
         qw(ok keep closer drop liar slowish mass),
 );
 
-my $locations = join '', map { <<"EOF" } sort keys %callbacks;
-        location /$_/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
-            postback_callback $_ $callbacks{$_};
-        }
-EOF
-
 sub conf {
     my ($workers) = @_;
-    return $t->module_conf(<<"EOF", workers => $workers);
-    postback_zone pb:1m;
-    postback_field status \$.status;
-    postback_field tx \$.tx;
-    postback_event \$postback_status;
-
-    server {
-        listen 127.0.0.1:%%PORT_front%%;
-
-$locations
-        location /doc/ {
-            default_type application/json;
-            return 200 '{"status":"\$arg_status","tx":"\$arg_tx"}';
-        }
-        location /status/ {
-            postback_status;
-        }
-    }
-
+    return $t->checkout_conf(workers => $workers,
+        locations => $t->callback_locations(%callbacks),
+        servers => <<"EOF");
     # plain http: the ClientHello gets a 400
     server {
         listen 127.0.0.1:%%PORT_plain%%;

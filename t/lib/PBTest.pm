@@ -271,8 +271,10 @@ sub module_conf {
 # takes it), fields => [ name => JSONPath, ... ] (status $.status and tx
 # $.tx), the event from $postback_status, and one server: /buy/ proxies to
 # /doc/, which answers doc => (a JSON template, by default the query's
-# status and tx), with the callbacks => text given; /status/ holds the
-# status.  workers => as module_conf.
+# status and tx), with the callbacks => text given (no /buy/ without it);
+# locations => more locations of that server (see callback_locations);
+# /status/ holds the status; servers => more servers.  workers => as
+# module_conf.
 sub checkout_conf {
     my ($self, %o) = @_;
     my @fields = @{ $o{fields} // [ status => '$.status', tx => '$.tx' ] };
@@ -281,17 +283,17 @@ sub checkout_conf {
     while (my ($name, $path) = splice @fields, 0, 2) {
         $http .= "    postback_field $name $path;\n";
     }
+    my $buy = defined $o{callbacks}
+        ? $self->callback_locations(buy => $o{callbacks}) : '';
+    my $locations = $o{locations} // '';
+    my $servers = $o{servers} // '';
     $http .= <<"EOF";
     postback_event \$postback_status;
 
     server {
         listen 127.0.0.1:%%PORT_front%%;
 
-        location /buy/ {
-            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
-            postback on;
-$o{callbacks}
-        }
+$buy$locations
         location /doc/ {
             default_type application/json;
             return 200 '$doc';
@@ -300,8 +302,28 @@ $o{callbacks}
             postback_status;
         }
     }
+$servers
 EOF
     return $self->module_conf($http, workers => $o{workers});
+}
+
+# Locations of the checkout server, for checkout_conf's locations =>: for
+# each NAME => TEXT, /NAME/ proxies to /doc/ with TEXT as its callbacks; a
+# TEXT of one callback's parameters (it starts with "url=") is callback
+# NAME's.
+sub callback_locations {
+    my ($self, %callbacks) = @_;
+    return join '', map {
+        my $text = $callbacks{$_} =~ /^url=/
+            ? "            postback_callback $_ $callbacks{$_};"
+            : $callbacks{$_};
+        <<"EOF" } sort keys %callbacks;
+        location /$_/ {
+            proxy_pass http://127.0.0.1:%%PORT_front%%/doc/;
+            postback on;
+$text
+        }
+EOF
 }
 
 sub include_conf_d {
